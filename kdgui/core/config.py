@@ -1,0 +1,204 @@
+"""The experiment config: one schema for the window, the CLI, the Python API and config files.
+
+Every field declares its default, range and help text once; validation errors name the field,
+the value and the allowed range (see :mod:`kdgui.core.config_io`). ``schema_version`` lets later
+releases migrate old files instead of misreading them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kdgui.core.components.distill import AttentionParams, FeatureParams, Temperature
+from kdgui.core.params import param
+from kdgui.core.student_spec import StudentSpec
+
+SCHEMA_VERSION = 1
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    """Which dataset, and how it is split into training and held-out validation data."""
+
+    spec: str = param(
+        "digits",
+        "Dataset: 'digits' (embedded, offline), 'mnist:ROOT', 'fashionmnist:ROOT', "
+        "'kmnist:ROOT', 'cifar10:ROOT', 'cifar100:ROOT', 'svhn:ROOT' or 'folder:PATH'.",
+    )
+    download: bool = param(False, "Download a torchvision dataset if it is missing (needs network).")
+    val_fraction: float = param(
+        0.2, "Fraction of the data held out for validation.", gt=0.0, lt=1.0, step=0.05
+    )
+    split: Literal["random", "ordered"] = param(
+        "random", "'random' shuffles with split_seed; 'ordered' keeps the last part for validation."
+    )
+    split_seed: int = param(0, "Seed of the train/validation split.", ge=0)
+    limit: int | None = param(None, "Use only the first N samples (quick experiments).", ge=1)
+    image_size: int | None = param(None, "Resize images to this size (square).", ge=4, le=1024)
+    augment: bool = param(
+        False, "Random crops and flips for training. Turns teacher-output caching off."
+    )
+    normalize: bool = param(True, "Normalize inputs with the dataset's mean and std.")
+
+
+class ModelRef(Section):
+    """Where a model comes from: a file, an architecture, or both (state_dict + architecture)."""
+
+    path: str | None = param(
+        None,
+        "Model file: TorchScript (.pt/.ts), torch.export (.pt2), a state_dict (.pt/.pth/"
+        ".safetensors, needs arch) or 'demo' for the bundled demo teacher.",
+    )
+    arch: str | None = param(
+        None,
+        "Architecture: 'torchvision:NAME', 'path/to/model.py:ClassName' or 'preset:NAME'.",
+    )
+    num_classes: int | None = param(None, "Classes the architecture outputs.", ge=1)
+    arch_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Extra keyword arguments for the architecture."
+    )
+    trust: bool = param(
+        False,
+        "Allow loading a pickled nn.Module, which can run arbitrary code. Only for files you trust.",
+    )
+    pretrained: bool = param(
+        False, "Download pretrained torchvision weights from the hub (needs network)."
+    )
+    train_epochs: int = param(
+        0, "Train this model from scratch for N epochs first when it has no weights.", ge=0, le=1000
+    )
+
+
+class StudentConfig(Section):
+    """The student: a preset, an architecture reference, a drawn spec, or derived from the teacher."""
+
+    preset: str | None = param("cnn-small", "Student preset (see 'kdgui presets').")
+    width: float = param(
+        1.0, "Width multiplier for the preset or derived student.", gt=0.0, le=4.0, step=0.125
+    )
+    derive_from_teacher: bool = param(
+        False, "Derive the student from the teacher's family (narrower, fewer blocks)."
+    )
+    depth: float = param(
+        1.0, "Fraction of the teacher's blocks kept when deriving.", gt=0.0, le=1.0, step=0.25
+    )
+    spec: StudentSpec | None = Field(
+        None, description="A drawn student (list of layers); overrides the preset."
+    )
+    model: ModelRef | None = Field(
+        None, description="A student from a file or architecture reference instead of a preset."
+    )
+
+
+class DistillConfig(Section):
+    """The weighted loss ``L = (1-a-b-g) L_hard + a L_soft + b L_feat + g L_att``."""
+
+    alpha: float = param(
+        0.7, "Weight a of the soft-target loss.", ge=0.0, le=1.0, step=0.05,
+        formula="a · T² KL(softmax(z_t/T) ‖ softmax(z_s/T))",
+    )
+    beta: float = param(
+        0.0, "Weight b of the feature-hint loss (FitNets).", ge=0.0, le=1.0, step=0.05,
+        formula="b · ‖r(F_s) − F_t‖²",
+    )
+    gamma: float = param(
+        0.0, "Weight g of the attention-transfer loss.", ge=0.0, le=1.0, step=0.05,
+        formula="g · ‖Q_s/‖Q_s‖ − Q_t/‖Q_t‖‖₂",
+    )
+    temperature: Temperature = 4.0
+    label_smoothing: float = param(
+        0.0, "Label smoothing of the hard-label loss.", ge=0.0, le=0.5, step=0.01
+    )
+    feature: FeatureParams = Field(default_factory=FeatureParams)
+    attention: AttentionParams = Field(default_factory=AttentionParams)
+
+    @model_validator(mode="after")
+    def _weights_sum_to_at_most_one(self) -> DistillConfig:
+        total = self.alpha + self.beta + self.gamma
+        if total > 1.0 + 1e-9:
+            raise ValueError(
+                f"alpha + beta + gamma = {total:g} must be ≤ 1 "
+                "(the hard-label weight is 1 - alpha - beta - gamma)"
+            )
+        return self
+
+    @property
+    def hard_weight(self) -> float:
+        return max(0.0, 1.0 - self.alpha - self.beta - self.gamma)
+
+
+class TrainingConfig(Section):
+    """How the student is trained."""
+
+    epochs: int = param(8, "Training epochs.", ge=1, le=10000)
+    batch_size: int = param(64, "Samples per batch.", ge=1, le=65536)
+    optimizer: Literal["sgd", "adam", "adamw"] = param("adam", "Optimizer.")
+    lr: float = param(3e-3, "Learning rate.", gt=0.0, le=10.0, unit="")
+    momentum: float = param(0.9, "SGD momentum.", ge=0.0, lt=1.0, step=0.05)
+    weight_decay: float = param(0.0, "Weight decay (L2).", ge=0.0, le=1.0)
+    schedule: Literal["none", "cosine", "step"] = param("cosine", "Learning-rate schedule.")
+    seed: int = param(0, "Random seed for initialisation and batch order.", ge=0)
+    device: Literal["auto", "cpu", "cuda", "mps"] = param(
+        "auto", "Where to train: 'auto' picks CUDA, then MPS, then CPU."
+    )
+    amp: bool = param(False, "Mixed precision (CUDA only; ignored elsewhere).")
+    cache_teacher: Literal["auto", "on", "off"] = param(
+        "auto",
+        "Compute each sample's teacher outputs once and reuse them. 'auto' caches when "
+        "augmentation is off and no feature or attention loss needs teacher feature maps.",
+    )
+    log_every: int = param(10, "Send a step event every N steps.", ge=1, le=100000)
+    num_threads: int | None = param(None, "CPU threads for torch (default: torch's choice).", ge=1)
+
+
+class CompressionStep(Section):
+    """One step of a compression pipeline: a registered method and its parameters."""
+
+    kind: Literal["prune", "quantize", "lowrank", "finetune"] = param(
+        "prune", "What the step does."
+    )
+    method: str = param("magnitude", "The registered method (see 'kdgui methods').")
+    params: dict[str, Any] = Field(default_factory=dict, description="The method's parameters.")
+    finetune_epochs: int = param(0, "Fine-tune for N epochs after the step.", ge=0, le=1000)
+    name: str | None = param(None, "A label for reports; defaults to kind:method.")
+
+
+class CompressionConfig(Section):
+    """Ordered compression steps applied to the distilled student (empty: none)."""
+
+    steps: list[CompressionStep] = Field(default_factory=list)
+
+
+class ExportConfig(Section):
+    """Files written at the end of a run."""
+
+    formats: list[Literal["state_dict", "safetensors", "pt2", "onnx", "torchscript"]] = Field(
+        default_factory=list, description="Export formats for the final model."
+    )
+    verify: bool = param(True, "Reload each file and compare its outputs with PyTorch.")
+
+
+class ExperimentConfig(Section):
+    """A whole experiment: data, teacher, student, distillation, training, compression, export."""
+
+    schema_version: int = param(SCHEMA_VERSION, "Version of this file's schema.", ge=1, le=1)
+    name: str = param("experiment", "A name for the run.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    teacher: ModelRef = Field(default_factory=lambda: ModelRef(path="demo"))
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    compression: CompressionConfig = Field(default_factory=CompressionConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+
+
+def demo_config() -> ExperimentConfig:
+    """The embedded default: the bundled teacher distilled into a small CNN on scikit-learn digits."""
+    return ExperimentConfig(name="demo")

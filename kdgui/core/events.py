@@ -1,0 +1,211 @@
+"""The events a run emits, and the control object its front end uses to pause or stop it.
+
+Events are plain dataclasses holding numbers, strings, dicts and numpy arrays — never tensors or
+live modules — so the CLI can print them, the window can plot them from another thread, and
+``metrics.jsonl`` can store them, without any of them touching torch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+def _plain(value: Any) -> Any:
+    """Convert numpy values (recursively) into JSON-able Python values."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass
+class Event:
+    """Base of every run event; ``kind`` names it in ``metrics.jsonl``."""
+
+    kind: ClassVar[str] = "event"
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"event": self.kind}
+        out.update({f.name: _plain(getattr(self, f.name)) for f in fields(self)})
+        return out
+
+
+@dataclass
+class RunStarted(Event):
+    kind: ClassVar[str] = "started"
+    run_dir: str
+    config: dict[str, Any]
+    data: dict[str, Any]
+    teacher: dict[str, Any]
+    student: dict[str, Any]
+    pairs: dict[str, list[list[str]]]
+    epochs: int
+    steps_per_epoch: int
+    device: str
+    teacher_cached: bool
+    resumed_from_epoch: int = 0
+
+
+@dataclass
+class StepEvent(Event):
+    """Training progress every ``log_every`` steps: each loss term, lr and throughput."""
+
+    kind: ClassVar[str] = "step"
+    step: int
+    epoch: int
+    losses: dict[str, float]
+    lr: float
+    samples_per_s: float
+    progress: float  # 0..1 over the whole run
+    eta_s: float
+
+
+@dataclass
+class EpochEvent(Event):
+    """End of an epoch: accuracies and per-layer statistics (the sparsity heatmap's column)."""
+
+    kind: ClassVar[str] = "epoch"
+    epoch: int
+    step: int
+    train_loss: float
+    train_accuracy: float
+    val_accuracy: float
+    teacher_accuracy: float | None
+    agreement: float
+    layer_names: list[str]
+    sparsity: np.ndarray
+    duration_s: float
+    stage: str = "distill"
+
+
+@dataclass
+class StageEvent(Event):
+    """A model measured at a stage (teacher, student, each compression step)."""
+
+    kind: ClassVar[str] = "stage"
+    name: str
+    metrics: dict[str, Any]
+    layers: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ArtifactEvent(Event):
+    kind: ClassVar[str] = "artifact"
+    what: str
+    path: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StateEvent(Event):
+    """The run changed state: 'paused', 'resumed', 'stopping'."""
+
+    kind: ClassVar[str] = "state"
+    state: str
+
+
+@dataclass
+class LogEvent(Event):
+    kind: ClassVar[str] = "log"
+    level: str
+    message: str
+
+
+@dataclass
+class RunFinished(Event):
+    kind: ClassVar[str] = "finished"
+    run_dir: str
+    summary: dict[str, Any]
+    stopped: bool = False
+
+
+@dataclass
+class RunFailed(Event):
+    """The run ended with an error; ``error`` holds what, fix and message (see UserError)."""
+
+    kind: ClassVar[str] = "failed"
+    run_dir: str
+    error: dict[str, str]
+    step: int | None = None
+    internal: bool = False
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (RunStarted, StepEvent, EpochEvent, StageEvent, ArtifactEvent, StateEvent,
+                LogEvent, RunFinished, RunFailed)
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from a ``metrics.jsonl`` line (sparsity comes back as an array)."""
+    data = dict(data)
+    cls = EVENT_TYPES[data.pop("event")]
+    if cls is EpochEvent:
+        data["sparsity"] = np.asarray(data.get("sparsity", []), dtype=np.float32)
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class RunControl:
+    """Thread-safe pause / resume / stop requests, checked by the engine between batches.
+
+    The front end (another thread, or the same one between events) calls :meth:`pause`,
+    :meth:`resume` or :meth:`stop`; the engine calls :meth:`checkpoint` after every batch, which
+    blocks while paused and raises nothing itself — the engine reads :attr:`stop_requested`.
+    """
+
+    def __init__(self) -> None:
+        self._running = threading.Event()
+        self._running.set()
+        self._stop = threading.Event()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_while_paused(self, poll_s: float = 0.05) -> None:
+        """Block while paused; returns at once on resume or stop."""
+        while not self._running.wait(poll_s):
+            if self._stop.is_set():
+                return
+
+    def apply(self, command: str | None) -> None:
+        """Apply a command sent into the run generator: 'pause', 'resume' or 'stop'."""
+        if command is None:
+            return
+        actions = {"pause": self.pause, "resume": self.resume, "stop": self.stop}
+        if command not in actions:
+            raise ValueError(f"unknown run command {command!r}; use pause, resume or stop")
+        actions[command]()
+
+
+__all__ = [
+    "Event", "RunStarted", "StepEvent", "EpochEvent", "StageEvent", "ArtifactEvent", "StateEvent",
+    "LogEvent", "RunFinished", "RunFailed", "RunControl", "event_from_dict", "EVENT_TYPES", "asdict",
+]

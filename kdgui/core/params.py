@@ -1,0 +1,146 @@
+"""One declaration of a component's parameters, read by the config, the CLI and the window.
+
+A component's parameters are a pydantic model. Each field states its type, default, range
+(``ge``/``gt``/``le``/``lt``), help text (``description``) and, optionally, a unit and a slider step
+in ``json_schema_extra``. :func:`describe` flattens such a model into :class:`ParamSpec` records,
+which the CLI turns into flags and the window into sliders, so none of the three can drift apart.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
+
+
+class Params(BaseModel):
+    """Base of every parameter model: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def param(
+    default: Any,
+    help: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    unit: str = "",
+    step: float | None = None,
+    formula: str = "",
+) -> Any:
+    """Declare one parameter: default, help text, range, unit and slider step, once."""
+    extra: dict[str, Any] = {}
+    if unit:
+        extra["unit"] = unit
+    if step is not None:
+        extra["step"] = step
+    if formula:
+        extra["formula"] = formula
+    return Field(
+        default, description=help, ge=ge, gt=gt, le=le, lt=lt, json_schema_extra=extra or None
+    )
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A flat, front-end-neutral description of one parameter."""
+
+    name: str
+    kind: str  # "float", "int", "bool", "choice", "str", "list", "object"
+    default: Any
+    help: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_min: bool = False
+    exclusive_max: bool = False
+    choices: tuple[Any, ...] = ()
+    unit: str = ""
+    step: float | None = None
+    formula: str = ""
+    optional: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def range_text(self) -> str:
+        """Human text for the allowed range, e.g. ``0 < T ≤ 100``."""
+        if self.choices:
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        lo = hi = ""
+        if self.minimum is not None:
+            lo = f"{'>' if self.exclusive_min else '≥'} {self.minimum:g}"
+        if self.maximum is not None:
+            hi = f"{'<' if self.exclusive_max else '≤'} {self.maximum:g}"
+        return " and ".join(p for p in (lo, hi) if p)
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    origin = get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1 and len(get_args(annotation)) == 2:
+            return args[0], True
+    return annotation, False
+
+
+def _kind_of(annotation: Any) -> tuple[str, tuple[Any, ...]]:
+    if get_origin(annotation) is Literal:
+        return "choice", get_args(annotation)
+    if annotation is bool:
+        return "bool", ()
+    if annotation is int:
+        return "int", ()
+    if annotation is float:
+        return "float", ()
+    if annotation is str:
+        return "str", ()
+    if get_origin(annotation) in (list, tuple):
+        return "list", ()
+    return "object", ()
+
+
+def _bounds(info: FieldInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for meta in info.metadata:
+        for attr, key, excl in (
+            ("ge", "minimum", False),
+            ("gt", "minimum", True),
+            ("le", "maximum", False),
+            ("lt", "maximum", True),
+        ):
+            value = getattr(meta, attr, None)
+            if value is not None:
+                out[key] = float(value)
+                out["exclusive_min" if key == "minimum" else "exclusive_max"] = excl
+    return out
+
+
+def describe(model: type[BaseModel]) -> list[ParamSpec]:
+    """Flatten a parameter model into :class:`ParamSpec` records, in declaration order."""
+    specs: list[ParamSpec] = []
+    for name, info in model.model_fields.items():
+        annotation, optional = _unwrap_optional(info.annotation)
+        kind, choices = _kind_of(annotation)
+        extra = dict(info.json_schema_extra or {}) if isinstance(info.json_schema_extra, dict) else {}
+        default = info.get_default(call_default_factory=True)
+        specs.append(
+            ParamSpec(
+                name=name,
+                kind=kind,
+                default=default,
+                help=info.description or "",
+                choices=tuple(choices),
+                unit=str(extra.pop("unit", "")),
+                step=extra.pop("step", None),
+                formula=str(extra.pop("formula", "")),
+                optional=optional,
+                extra=extra,
+                **_bounds(info),
+            )
+        )
+    return specs
