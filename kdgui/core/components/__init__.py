@@ -5,3 +5,4 @@ family; the implementations live in ``kdgui.engine`` and are imported only when 
 """
 
 from kdgui.core.components import distill as distill  # noqa: F401
+from kdgui.core.components import compression as compression  # noqa: F401

@@ -1,0 +1,230 @@
+"""The headless subcommands: demo, run, inspect, config, presets, methods (and compress)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from kdgui.cli.flags import add_config_flags, apply_config_flags
+from kdgui.cli.printer import EventPrinter
+from kdgui.core.config import ExperimentConfig, demo_config
+from kdgui.core.errors import ConfigError, UserError
+
+
+def register_all(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="distill the embedded demo end to end (offline)")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<time>-demo)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(p)
+    p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("run", help="run an experiment from a YAML/JSON config")
+    p.add_argument("config", nargs="?", help="config file (YAML or JSON)")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<time>-<name>)")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
+                   help="continue a stopped or killed run from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(p)
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("inspect", help="describe a model file: format, layers, params, MACs")
+    p.add_argument("model", help="model file")
+    p.add_argument("--arch", help="architecture for a state_dict")
+    p.add_argument("--num-classes", type=int)
+    p.add_argument("--trust", action="store_true", help="allow pickled modules (runs code)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_inspect)
+
+    p = sub.add_parser("config", help="print an annotated example config, or check one")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--example", action="store_true", help="print an annotated example")
+    g.add_argument("--check", metavar="FILE", help="validate a config file")
+    p.set_defaults(handler=cmd_config)
+
+    p = sub.add_parser("presets", help="list student presets")
+    p.set_defaults(handler=cmd_presets)
+
+    p = sub.add_parser("methods", help="list losses, pruners, quantizers, decomposers, exporters")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_methods)
+
+    for name in ("compress_cmd",):
+        try:
+            module = importlib.import_module(f"kdgui.cli.{name}")
+        except ImportError:
+            continue
+        module.add_parser(sub)
+
+
+def drive(events: Any, printer: EventPrinter, control: Any) -> dict[str, Any]:
+    """Consume a run, printing events; Ctrl-C asks the run to stop cleanly (twice: abort)."""
+    from kdgui.core.events import RunFailed, RunFinished
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if control.stop_requested:
+            raise KeyboardInterrupt
+        print("\nstopping after this batch (Ctrl-C again to abort)", file=sys.stderr)
+        control.stop()
+
+    if threading_main():
+        signal.signal(signal.SIGINT, on_interrupt)
+    result: dict[str, Any] = {}
+    for event in events:
+        printer(event)
+        if isinstance(event, RunFailed):
+            err = event.error
+            cls = ConfigError if not event.internal else RuntimeError
+            if event.internal:
+                raise RuntimeError(err.get("message", "internal error") + "\n" +
+                                   err.get("traceback", ""))
+            raise _replay_error(err, cls)
+        if isinstance(event, RunFinished):
+            result = event.summary
+    return result
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _replay_error(err: dict[str, str], cls: type[UserError]) -> UserError:
+    exc = cls(err.get("what", "error"), err.get("fix", ""), source=err.get("source") or None)
+    return exc
+
+
+def _execute(config: ExperimentConfig, out: str | None, resume: bool, quiet: bool) -> int:
+    from kdgui.core.events import RunControl
+    from kdgui.engine.session import run
+
+    control = RunControl()
+    summary = drive(run(config, out, control=control, resume=resume),
+                    EventPrinter(quiet=quiet), control)
+    return 0 if summary else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    config = apply_config_flags(demo_config(), args)
+    return _execute(config, args.out, False, args.quiet)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from kdgui.core.config_io import load_config
+
+    resume = args.resume
+    if resume:
+        run_dir = Path(args.out or (resume if isinstance(resume, str) else args.config or ""))
+        if not str(run_dir) or not (run_dir / "config.yaml").is_file():
+            raise ConfigError(
+                f"'{run_dir}' is not a run folder (no config.yaml)",
+                "Pass the folder of an earlier run: kdgui run --resume RUN_DIR.",
+            )
+        config = load_config(run_dir / "config.yaml")
+        return _execute(config, str(run_dir), True, args.quiet)
+    if not args.config:
+        raise ConfigError("no config file given", "Run: kdgui run CONFIG.yaml --out DIR "
+                          "(kdgui config --example prints one).")
+    config = apply_config_flags(load_config(args.config), args)
+    return _execute(config, args.out, False, args.quiet)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from kdgui.engine.models import inspect_file
+
+    info = inspect_file(args.model, arch=args.arch, num_classes=args.num_classes,
+                        trust=args.trust)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(format_inspection(info))
+    return 0
+
+
+def format_inspection(info: dict[str, Any]) -> str:
+    from kdgui.cli.printer import fmt_count
+
+    lines = [f"file: {info.get('path', '')}", f"format: {info.get('format', '?')}"]
+    if info.get("input_shape"):
+        lines.append("input shape: " + "×".join(str(s) for s in info["input_shape"]))
+    if info.get("params") is not None:
+        lines.append(f"params: {info['params']:,}")
+    if info.get("macs") not in (None, -1):
+        lines.append(f"MACs: {fmt_count(info['macs'])}")
+    layers = info.get("layers") or []
+    if layers:
+        lines.append(f"layers ({len(layers)}):")
+        for layer in layers[:200]:
+            shape = layer.get("out_shape") or layer.get("shape") or ""
+            lines.append(f"  {layer.get('name', ''):<32} {layer.get('type', ''):<20} "
+                         f"{str(shape):<22} {layer.get('params', 0):>10,}")
+    tensors = info.get("tensors") or []
+    if tensors and not layers:
+        lines.append(f"tensors ({len(tensors)}):")
+        for t in tensors[:200]:
+            lines.append(f"  {t.get('name', ''):<40} {str(t.get('shape', '')):<20} "
+                         f"{t.get('dtype', '')}")
+    for note in info.get("notes", []) or []:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from kdgui.core.config_io import example_yaml, load_config
+
+    if args.example:
+        sys.stdout.write(example_yaml())
+        return 0
+    load_config(args.check)
+    print(f"{args.check}: valid")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from kdgui.core.presets import PRESETS
+
+    for name, preset in PRESETS.items():
+        print(f"{name:<18} {getattr(preset, 'description', '')}")
+    return 0
+
+
+PLURAL = {"loss": "losses"}
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from kdgui.core.registry import REGISTRIES
+
+    data: dict[str, Any] = {}
+    for kind, registry in REGISTRIES.items():
+        data[kind] = []
+        for comp in registry:
+            data[kind].append({
+                "name": comp.name, "title": comp.title, "summary": comp.summary,
+                "formula": comp.formula, "paper": comp.paper,
+                "params": [
+                    {"name": s.name, "kind": s.kind, "default": s.default, "range": s.range_text(),
+                     "help": s.help}
+                    for s in comp.param_specs()
+                ],
+            })
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    for kind, comps in data.items():
+        if not comps:
+            continue
+        print(f"{PLURAL.get(kind, kind + 's')}:")
+        for c in comps:
+            print(f"  {c['name']:<16} {c['title']}" + (f" — {c['formula']}" if c["formula"] else ""))
+            for prm in c["params"]:
+                rng = f" [{prm['range']}]" if prm["range"] else ""
+                print(f"      {prm['name']} = {prm['default']!r}{rng}: {prm['help']}")
+    return 0
+
+
+__all__ = ["register_all", "UserError"]

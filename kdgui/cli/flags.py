@@ -1,0 +1,93 @@
+"""Command-line flags generated from the config schema's own declarations.
+
+The distillation and training sections' scalar fields become flags (``--alpha``, ``--temperature``,
+``--epochs``, ``--lr``, ...) with their help text and range, so a new config field is a new flag
+without touching the CLI. Each flag only overrides the config when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kdgui.core.config import DistillConfig, ExperimentConfig, TrainingConfig
+from kdgui.core.config_io import apply_overrides
+from kdgui.core.params import ParamSpec, describe
+
+GENERATED_SECTIONS: dict[str, type] = {"distill": DistillConfig, "training": TrainingConfig}
+
+
+def _flag_name(spec: ParamSpec) -> str:
+    return "--" + spec.name.replace("_", "-")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Add hand-named data/model flags and generated distill/training flags."""
+    group = parser.add_argument_group("data and models")
+    group.add_argument("--data", metavar="SPEC", help="dataset spec: digits, mnist:ROOT, "
+                       "fashionmnist:ROOT, cifar10:ROOT, folder:PATH, ...")
+    group.add_argument("--download", action="store_true", default=None,
+                       help="download a torchvision dataset if missing (needs network)")
+    group.add_argument("--teacher", metavar="PATH", help="teacher model file (or 'demo')")
+    group.add_argument("--arch", metavar="ARCH", help="teacher architecture for a state_dict: "
+                       "torchvision:NAME, path/to/model.py:Class or preset:NAME")
+    group.add_argument("--num-classes", type=int, metavar="N", help="classes of --arch")
+    group.add_argument("--trust", action="store_true", default=None,
+                       help="allow loading a pickled module (can run code: trusted files only)")
+    group.add_argument("--student", metavar="PRESET", help="student preset (see 'kdgui presets')")
+    group.add_argument("--width", type=float, metavar="W", help="student width multiplier")
+    group.add_argument("--derive", action="store_true", default=None,
+                       help="derive the student from the teacher's family")
+    for section, model in GENERATED_SECTIONS.items():
+        grp = parser.add_argument_group(f"{section} (from the config schema)")
+        for spec in describe(model):
+            if spec.kind not in ("float", "int", "bool", "choice"):
+                continue
+            help_text = spec.help + (f" [{spec.range_text()}]" if spec.range_text() else "")
+            kwargs: dict[str, Any] = {"dest": f"cfg__{section}__{spec.name}", "default": None,
+                                      "help": help_text.replace("%", "%%")}
+            if spec.kind == "bool":
+                kwargs["action"] = argparse.BooleanOptionalAction
+            elif spec.kind == "choice":
+                kwargs["choices"] = list(spec.choices)
+            else:
+                kwargs["type"] = float if spec.kind == "float" else int
+                kwargs["metavar"] = spec.name.upper()
+            grp.add_argument(_flag_name(spec), **kwargs)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config field, e.g. --set distill.feature.distance=l1")
+
+
+def apply_config_flags(config: ExperimentConfig, args: argparse.Namespace) -> ExperimentConfig:
+    """Return ``config`` with the flags that were given applied (and validated)."""
+    overrides: list[str] = []
+
+    def put(key: str, value: Any) -> None:
+        if value is not None:
+            overrides.append(f"{key}={_yaml_scalar(value)}")
+
+    put("data.spec", args.data)
+    put("data.download", args.download)
+    if args.teacher is not None:
+        put("teacher.path", args.teacher)
+    put("teacher.arch", args.arch)
+    put("teacher.num_classes", args.num_classes)
+    put("teacher.trust", args.trust)
+    if args.student is not None:
+        put("student.preset", args.student)
+    put("student.width", args.width)
+    put("student.derive_from_teacher", args.derive)
+    for key, value in vars(args).items():
+        if key.startswith("cfg__") and value is not None:
+            _, section, name = key.split("__", 2)
+            put(f"{section}.{name}", value)
+    overrides.extend(args.set)
+    return apply_overrides(config, overrides) if overrides else config
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)

@@ -1,0 +1,1 @@
+"""Low-rank units: truncated SVD of Linear layers and convolution decompositions."""

@@ -1,0 +1,1 @@
+"""Pruning units: unstructured magnitude (masked) and structured channels (removed)."""

@@ -1,0 +1,1 @@
+"""Quantization units: dynamic/static int8, QAT, ONNX Runtime int8 and simulated n-bit."""

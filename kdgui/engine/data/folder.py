@@ -1,0 +1,164 @@
+"""Image folders: ``ROOT/<class name>/<image files>``, the torchvision ``ImageFolder`` layout.
+
+Class names are the subfolder names (sorted); file order is class by class, then by path, and
+is the order ``split: ordered`` and ``limit`` refer to (so ``limit`` may keep only the first
+classes: it is meant for quick trials). Images are converted to one mode: grayscale (1
+channel) when every image is grayscale, else RGB (3 channels); and resized to ``image_size`` or
+else to the most common size. RGB folders are treated as natural images (horizontal flips on
+when augmenting); grayscale ones are not, since they are often characters or digits.
+
+Folders that fit in memory as float32 become ``TensorDataset`` splits like every other
+dataset; larger ones decode lazily, with mean/std estimated on a sample of the training split.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from kdgui.core.config import DataConfig
+from kdgui.core.errors import DataError
+from kdgui.engine.data import build
+from kdgui.engine.data.build import RawData, build_bundle, channel_stats, make_augment
+from kdgui.engine.data.bundle import DataBundle
+from kdgui.engine.data.lazy import LazyImageFolderDataset, read_image
+from kdgui.engine.data.split import split_indices
+
+IMAGE_EXTENSIONS = (
+    ".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp", ".gif",
+)
+_GRAY_MODES = {"1", "L", "LA"}
+#: Training images decoded to estimate mean/std when a folder is too large to hold.
+FOLDER_STATS_SAMPLE = 1000
+_FIX_LAYOUT = "Arrange the images as PATH/<class name>/<image>, one subfolder per class."
+
+
+def _fail(what: str, fix: str = _FIX_LAYOUT) -> DataError:
+    return DataError(what, fix, source="data.spec")
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def scan(root: Path) -> tuple[list[str], list[Path], list[int]]:
+    """Class names, image paths and labels in file order; layout problems raise DataError."""
+    if not root.exists():
+        raise _fail(
+            f"The image folder {root} does not exist",
+            "Check the path in 'folder:PATH' (one subfolder per class inside it).",
+        )
+    if not root.is_dir():
+        raise _fail(f"{root} is a file, not a folder")
+    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    if not entries:
+        raise _fail(f"The image folder {root} is empty")
+    class_dirs = sorted((p for p in entries if p.is_dir()), key=lambda p: p.name)
+    if not class_dirs:
+        loose = sum(1 for p in entries if _is_image(p))
+        detail = f" ({loose} images lie directly in it)" if loose else ""
+        raise _fail(f"The image folder {root} has no class subfolders{detail}")
+
+    class_names, paths, labels = [], [], []
+    for label, class_dir in enumerate(class_dirs):
+        files = sorted(
+            p for p in class_dir.rglob("*")
+            if _is_image(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        )
+        if not files:
+            raise _fail(
+                f"The class folder {class_dir} contains no images "
+                f"(extensions: {', '.join(IMAGE_EXTENSIONS)})",
+                "Add images to it or remove the folder.",
+            )
+        class_names.append(class_dir.name)
+        paths += files
+        labels += [label] * len(files)
+    return class_names, paths, labels
+
+
+def probe(paths: list[Path]) -> tuple[str, Counter]:
+    """The common mode ("L" or "RGB") and the size histogram, reading headers only."""
+    from PIL import Image, UnidentifiedImageError
+
+    gray = True
+    sizes: Counter = Counter()
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                sizes[img.size] += 1
+                gray = gray and img.mode in _GRAY_MODES
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise _fail(
+                f"Cannot read image {path}: {exc}",
+                "Remove or replace the file (it is damaged or not an image).",
+            ) from exc
+    return ("L" if gray else "RGB"), sizes
+
+
+def load_folder(path: str | None, cfg: DataConfig) -> DataBundle:
+    """Load ``folder:PATH`` with the config's limit, size, split and normalization."""
+    if not path:
+        raise _fail("'folder' needs a path: write 'folder:PATH'", _FIX_LAYOUT)
+    root = Path(path).expanduser()
+    class_names, paths, labels = scan(root)
+    if cfg.limit is not None:
+        paths, labels = paths[: cfg.limit], labels[: cfg.limit]
+    mode, sizes = probe(paths)
+    if cfg.image_size:
+        size_wh = (cfg.image_size, cfg.image_size)
+    else:
+        size_wh = sizes.most_common(1)[0][0]
+    channels = 1 if mode == "L" else 3
+    width, height = size_wh
+    natural = channels == 3
+    resized = "" if len(sizes) == 1 and size_wh in sizes else f", resized to {width}×{height}"
+    source = (
+        f"image folder {root} ({len(paths):,} images, {len(class_names)} classes, "
+        f"{'grayscale' if channels == 1 else 'RGB'}{resized})"
+    )
+
+    if len(paths) * channels * width * height * 4 <= build.MAX_IN_MEMORY_BYTES:
+        images = np.stack([read_image(p, mode, size_wh) for p in paths])
+        raw = RawData(
+            images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+            labels=torch.as_tensor(labels, dtype=torch.int64),
+            scale=255.0,
+            class_names=class_names,
+            name=root.name or str(root),
+            source=source,
+            natural=natural,
+        )
+        return build_bundle(raw, cfg)
+
+    train_idx, val_idx = split_indices(len(paths), cfg)
+    train_paths = [paths[i] for i in train_idx.tolist()]
+    train: Dataset = LazyImageFolderDataset(
+        train_paths, [labels[i] for i in train_idx.tolist()], mode, size_wh
+    )
+    val: Dataset = LazyImageFolderDataset(
+        [paths[i] for i in val_idx.tolist()], [labels[i] for i in val_idx.tolist()], mode, size_wh
+    )
+    pick = np.linspace(0, len(train_paths) - 1, min(FOLDER_STATS_SAMPLE, len(train_paths)))
+    sample = np.stack([train.raw(int(i)) for i in pick])  # type: ignore[attr-defined]
+    mean, std = channel_stats(torch.from_numpy(sample).permute(0, 3, 1, 2).float().div_(255.0))
+    if cfg.normalize:
+        train.set_normalization(mean, std)  # type: ignore[attr-defined]
+        val.set_normalization(mean, std)  # type: ignore[attr-defined]
+    return DataBundle(
+        train=train,
+        val=val,
+        input_shape=(channels, height, width),
+        num_classes=len(class_names),
+        class_names=class_names,
+        mean=mean,
+        std=std,
+        name=root.name or str(root),
+        source=source,
+        augment=make_augment(cfg, height, natural, mean, std),
+        normalized=cfg.normalize,
+    )

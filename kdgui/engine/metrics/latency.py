@@ -1,0 +1,61 @@
+"""Inference latency: the median of timed forward passes after a warm-up, within a time cap.
+
+The median, not the mean, because a shared machine (or the garbage collector) adds rare long
+outliers. The cap matters for the window and the CLI: a slow teacher gets a few repeats rather than
+minutes of timing; at least one pass is always timed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from kdgui.engine.metrics._modules import eval_mode, on_device
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for queued kernels, so the clock measures the work and not just its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def measure_latency(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    batch_size: int = 1,
+    device: str = "cpu",
+    warmup: int = 5,
+    repeats: int = 20,
+    max_seconds: float = 2.0,
+) -> float:
+    """Median milliseconds per forward pass of a batch of ``batch_size`` samples.
+
+    ``input_shape`` is one sample's shape (no batch dim). Warm-up stops early once half of
+    ``max_seconds`` is spent, timing stops once all of it is; the model is copied rather than
+    moved when it lives on another device, and runs in eval mode under ``inference_mode``.
+    """
+    target = torch.device(device)
+    net = on_device(model, target)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn((batch_size, *input_shape), generator=gen).to(target)
+    times: list[float] = []
+    with eval_mode(net), torch.inference_mode():
+        start = time.perf_counter()
+        for _ in range(max(0, warmup)):
+            net(x)
+            _synchronize(target)
+            if time.perf_counter() - start > max_seconds / 2:
+                break
+        for _ in range(max(1, repeats)):
+            t0 = time.perf_counter()
+            net(x)
+            _synchronize(target)
+            times.append(time.perf_counter() - t0)
+            if time.perf_counter() - start > max_seconds:
+                break
+    return statistics.median(times) * 1000.0

@@ -1,0 +1,128 @@
+"""Pieces of the training loop that are not distillation: batches, optimizers, schedules.
+
+Kept apart from :mod:`kdgui.engine.session` so the session reads as the story of a run
+(prepare → distill → measure → compress → export) and these stay small and testable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from kdgui.core.config import TrainingConfig
+
+
+class _Indexed(Dataset):
+    """Wraps a dataset so each item also carries its index (for the teacher-output cache)."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int):
+        x, y = self.base[i]
+        return x, y, i
+
+
+@dataclass
+class BatchSource:
+    """Yields ``(x, y, idx)`` batches from a tensor dataset, any dataset, or a user DataLoader.
+
+    A ``TensorDataset`` (what the built-in datasets are) is sliced directly with a permutation:
+    no per-sample Python, no collate, which matters for small models on a CPU. ``idx`` is None
+    for a user-provided DataLoader, which therefore cannot use the teacher-output cache.
+    """
+
+    data: Dataset | DataLoader
+    batch_size: int
+    shuffle: bool
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self._generator = torch.Generator().manual_seed(self.seed)
+
+    @property
+    def indexable(self) -> bool:
+        return not isinstance(self.data, DataLoader)
+
+    @property
+    def num_samples(self) -> int:
+        if isinstance(self.data, DataLoader):
+            return len(self.data.dataset)  # type: ignore[arg-type]
+        return len(self.data)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        if isinstance(self.data, DataLoader):
+            return len(self.data)
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        if isinstance(self.data, DataLoader):
+            for batch in self.data:
+                yield batch[0], batch[1], None
+            return
+        n = self.num_samples
+        order = (
+            torch.randperm(n, generator=self._generator) if self.shuffle else torch.arange(n)
+        )
+        tensors = getattr(self.data, "tensors", None)
+        if tensors is not None:
+            x_all, y_all = tensors[0], tensors[1]
+            for start in range(0, n, self.batch_size):
+                idx = order[start : start + self.batch_size]
+                yield x_all[idx], y_all[idx], idx
+            return
+        loader = DataLoader(
+            _Indexed(self.data), batch_size=self.batch_size, sampler=order.tolist(), num_workers=0
+        )
+        for x, y, idx in loader:
+            yield x, y, idx
+
+    def generator_state(self) -> torch.Tensor:
+        return self._generator.get_state()
+
+    def set_generator_state(self, state: torch.Tensor) -> None:
+        self._generator.set_state(state)
+
+
+def make_optimizer(params, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=False
+        )
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainingConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Per-step schedules, so a resumed run continues the same curve."""
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=max(1, total_steps // 3), gamma=0.1
+        )
+    return None
+
+
+@torch.inference_mode()
+def teacher_outputs(
+    teacher: nn.Module, source: BatchSource, device: torch.device, batch_size: int = 512
+) -> torch.Tensor:
+    """The teacher's logits for every training sample, in index order (the cache)."""
+    plain = BatchSource(source.data, batch_size, shuffle=False)
+    chunks: list[torch.Tensor] = []
+    for x, _, _ in plain.epoch():
+        chunks.append(teacher(x.to(device, non_blocking=True)).float())
+    return torch.cat(chunks).detach()

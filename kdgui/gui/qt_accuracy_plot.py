@@ -1,0 +1,87 @@
+"""Train and validation accuracy per epoch, with the teacher's accuracy as a reference line.
+
+Epochs are counted across stages (distillation, then each fine-tune), so a compression stage's
+fine-tuning continues the curve to the right; a vertical line marks where each stage begins.
+"""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
+
+from kdgui.gui.qt_plot_base import SERIES_COLORS, GrowingBuffer, QtLivePlot, foreground
+
+
+def as_percent(value: float) -> float:
+    """Accuracies come as fractions; show them as percent."""
+    return 100.0 * value if value <= 1.0 else value
+
+
+class QtAccuracyPlot(QtLivePlot):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Accuracy vs epoch", parent)
+        self.plot.setLabel("bottom", "epoch")
+        self.plot.setLabel("left", "accuracy", units="%")
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.legend = self.plot.addLegend(offset=(-10, -10), labelTextColor=foreground())
+        self.x = GrowingBuffer()
+        self.train = GrowingBuffer()
+        self.val = GrowingBuffer()
+        self.train_curve = self.plot.plot(
+            name="train", pen=pg.mkPen(SERIES_COLORS[0], width=2), symbol="o", symbolSize=5,
+            symbolBrush=SERIES_COLORS[0],
+        )
+        self.val_curve = self.plot.plot(
+            name="validation", pen=pg.mkPen(SERIES_COLORS[1], width=2), symbol="s", symbolSize=5,
+            symbolBrush=SERIES_COLORS[1],
+        )
+        self.teacher_line = pg.InfiniteLine(
+            angle=0, movable=False,
+            pen=pg.mkPen(SERIES_COLORS[2], width=1.5, style=Qt.PenStyle.DashLine),
+            label="teacher", labelOpts={"position": 0.08, "color": SERIES_COLORS[2]},
+        )
+        self.teacher_line.setVisible(False)
+        self.plot.addItem(self.teacher_line)
+        self.teacher_accuracy: float | None = None
+        self._stage: str | None = None
+        self._stage_lines: list[pg.InfiniteLine] = []
+
+    def set_teacher(self, accuracy: float | None) -> None:
+        if accuracy is None:
+            return
+        self.teacher_accuracy = as_percent(float(accuracy))
+        self.teacher_line.setPos(self.teacher_accuracy)
+        self.teacher_line.label.setFormat(f"teacher {self.teacher_accuracy:.1f}%")
+        self.teacher_line.setVisible(True)
+
+    def add(self, train_accuracy: float, val_accuracy: float, stage: str = "distill") -> None:
+        x = len(self.x) + 1
+        if stage != self._stage and self._stage is not None:
+            line = pg.InfiniteLine(
+                pos=x - 0.5, angle=90, movable=False,
+                pen=pg.mkPen(foreground(), width=1, style=Qt.PenStyle.DotLine),
+                label=stage, labelOpts={"position": 0.1, "color": foreground()},
+            )
+            self.plot.addItem(line)
+            self._stage_lines.append(line)
+        self._stage = stage
+        self.x.append(x)
+        self.train.append(as_percent(float(train_accuracy)))
+        self.val.append(as_percent(float(val_accuracy)))
+        self.mark_dirty()
+
+    def redraw(self) -> None:
+        self.train_curve.setData(self.x.view(), self.train.view())
+        self.val_curve.setData(self.x.view(), self.val.view())
+
+    def clear(self) -> None:
+        for buf in (self.x, self.train, self.val):
+            buf.clear()
+        for line in self._stage_lines:
+            self.plot.removeItem(line)
+        self._stage_lines.clear()
+        self._stage = None
+        self.teacher_line.setVisible(False)
+        self.teacher_accuracy = None
+        self.mark_dirty()

@@ -1,0 +1,125 @@
+"""What every live plot shares: growing buffers and redraws coalesced to at most 30 Hz.
+
+Events can arrive hundreds of times a second from a fast run; replotting on each would starve the
+event loop. A plot only *marks itself dirty* when data arrives; a single-shot timer then redraws
+once per frame (33 ms), so the cost of drawing is bounded whatever the event rate (pyqtgraph's
+``scrollingPlots`` habit: one curve object per line, ``setData`` on a timer).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
+
+#: Minimum milliseconds between two redraws of one plot (≤ 30 Hz).
+FRAME_MS = 33
+
+#: Colours for series, readable on light and dark backgrounds.
+SERIES_COLORS = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+    "#bcbd22", "#7f7f7f",
+]
+
+
+class GrowingBuffer:
+    """An append-only float array that doubles its capacity, so appends are O(1) amortised."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self._data = np.empty(capacity, dtype=np.float64)
+        self._n = 0
+
+    def append(self, value: float) -> None:
+        if self._n == len(self._data):
+            grown = np.empty(2 * len(self._data), dtype=np.float64)
+            grown[: self._n] = self._data[: self._n]
+            self._data = grown
+        self._data[self._n] = value
+        self._n += 1
+
+    def view(self) -> np.ndarray:
+        return self._data[: self._n]
+
+    def __len__(self) -> int:
+        return self._n
+
+    def clear(self) -> None:
+        self._n = 0
+
+
+def foreground() -> str:
+    """The palette's text colour, so plots follow the light or dark theme."""
+    app = QApplication.instance()
+    if app is None:
+        return "#202020"
+    return app.palette().color(QPalette.ColorRole.Text).name()  # type: ignore[attr-defined]
+
+
+def background() -> str:
+    app = QApplication.instance()
+    if app is None:
+        return "#ffffff"
+    return app.palette().color(QPalette.ColorRole.Base).name()  # type: ignore[attr-defined]
+
+
+class QtLivePlot(QWidget):
+    """Base of the live plots: a titled PlotWidget plus the coalescing redraw timer."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.plot_widget = pg.PlotWidget(background=background())
+        self.plot = self.plot_widget.getPlotItem()
+        fg = foreground()
+        self.plot.setTitle(title, color=fg, size="10pt")
+        for name in ("left", "bottom"):
+            axis = self.plot.getAxis(name)
+            axis.setPen(fg)
+            axis.setTextPen(fg)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot_widget)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(FRAME_MS)
+        self._timer.timeout.connect(self._redraw_now)
+        self._dirty = False
+        self.redraw_count = 0
+
+    def mark_dirty(self) -> None:
+        """Ask for a redraw at the next frame; any number of calls per frame cost one redraw."""
+        self._dirty = True
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def flush(self) -> None:
+        """Redraw now if anything is pending (before a screenshot or an export)."""
+        if self._dirty:
+            self._timer.stop()
+            self._redraw_now()
+
+    def _redraw_now(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        self.redraw_count += 1
+        self.redraw()
+
+    def redraw(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def clear(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def export(self, path: str) -> None:
+        """Write the plot to PNG or SVG (by the file's suffix)."""
+        import pyqtgraph.exporters as exporters
+
+        self.flush()
+        if path.lower().endswith(".svg"):
+            exporters.SVGExporter(self.plot).export(path)
+        else:
+            exporter = exporters.ImageExporter(self.plot)
+            exporter.parameters()["width"] = max(800, int(self.plot.width()))
+            exporter.export(path)

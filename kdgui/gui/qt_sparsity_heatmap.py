@@ -1,0 +1,82 @@
+"""Per-layer sparsity over time: layers × epochs, on a fixed 0–1 colour scale.
+
+An ``ImageItem`` with ``axisOrder='row-major'`` (row = layer, column = epoch) and fixed levels, so
+a colour means the same sparsity in every frame and every run; layer names label the rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QWidget
+
+from kdgui.gui.qt_plot_base import QtLivePlot, foreground
+
+#: Longest layer name shown on the axis; longer names keep their tail (the distinctive part).
+NAME_CHARS = 18
+
+
+def short_name(name: str) -> str:
+    return name if len(name) <= NAME_CHARS else "…" + name[-(NAME_CHARS - 1):]
+
+
+class QtSparsityHeatmap(QtLivePlot):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Per-layer sparsity (fraction of zero weights)", parent)
+        self.plot.setLabel("bottom", "epoch")
+        self.plot.invertY(True)
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.cmap = pg.colormap.get("viridis")
+        self.image.setColorMap(self.cmap)
+        self.plot.addItem(self.image)
+        self.colorbar = pg.ColorBarItem(
+            values=(0, 1), colorMap=self.cmap, interactive=False, width=12, label="sparsity"
+        )
+        self.colorbar.setImageItem(self.image, insert_in=self.plot)
+        self.colorbar.getAxis("right").setTextPen(foreground())
+        self.layer_names: list[str] = []
+        self.columns: list[np.ndarray] = []
+        self.stages: list[str] = []
+
+    def add(self, layer_names: list[str], sparsity: np.ndarray, stage: str = "") -> None:
+        values = np.asarray(sparsity, dtype=np.float32).reshape(-1)
+        if list(layer_names) != self.layer_names:
+            # A new set of layers (another model): remap old columns by name, NaN where missing.
+            old = dict(zip(self.layer_names, np.array(self.columns).T)) if self.columns else {}
+            self.layer_names = list(layer_names)
+            n_old = len(self.columns)
+            self.columns = [
+                np.array([old[n][j] if n in old else np.nan for n in self.layer_names])
+                for j in range(n_old)
+            ]
+        self.columns.append(values[: len(self.layer_names)])
+        self.stages.append(stage)
+        self.mark_dirty()
+
+    def matrix(self) -> np.ndarray:
+        """Rows = layers, columns = epochs (what the image shows)."""
+        if not self.columns:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack(self.columns, axis=1).astype(np.float32)
+
+    def redraw(self) -> None:
+        data = self.matrix()
+        if data.size == 0:
+            self.image.clear()
+            return
+        self.image.setImage(np.nan_to_num(data, nan=0.0), levels=(0.0, 1.0), autoLevels=False)
+        self.image.setRect(0.5, 0, data.shape[1], data.shape[0])
+        ticks = [(i + 0.5, short_name(n)) for i, n in enumerate(self.layer_names)]
+        step = max(1, len(ticks) // 24)  # keep labels legible for deep models
+        self.plot.getAxis("left").setTicks([ticks[::step], []])
+        self.plot.setXRange(0.5, data.shape[1] + 0.5, padding=0)
+        self.plot.setYRange(0, data.shape[0], padding=0)
+
+    def clear(self) -> None:
+        self.layer_names = []
+        self.columns = []
+        self.stages = []
+        self.image.clear()
+        self.plot.getAxis("left").setTicks(None)
+        self.mark_dirty()

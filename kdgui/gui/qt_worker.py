@@ -1,0 +1,194 @@
+"""Runs the engine's event generator in a QThread and hands each event to the window.
+
+The design follows superqt's generator workers: the engine is a generator of plain events; the
+worker iterates it on its own thread and emits :attr:`QtRunWorker.event` for each one. Pause and
+stop go through a :class:`kdgui.core.events.RunControl` shared with the engine, which checks it
+between batches — so they take effect within one batch, not at the next event — and the worker
+checks it too between events, so a generator that ignores the control still pauses and stops.
+Any exception becomes :attr:`QtRunWorker.errored` with the same ``what``/``fix`` dict as a
+:class:`kdgui.core.events.RunFailed` event; the window never sees a traceback it did not ask for.
+
+The worker runs on a deep copy of the config: editing the form during a run changes nothing in it.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from kdgui.core.config import ExperimentConfig
+from kdgui.core.errors import UserError
+from kdgui.core.events import Event, RunControl, RunFailed, RunFinished
+
+RunFn = Callable[..., Iterator[Event]]
+
+#: After a stop request, a generator that keeps yielding for this long is closed by force.
+STOP_GRACE_S = 5.0
+
+
+def engine_run_fn() -> RunFn:
+    """The engine's ``run`` generator, imported only now (torch loads on first use)."""
+    from kdgui.engine.session import run
+
+    return run
+
+
+def error_dict(exc: BaseException) -> dict[str, str]:
+    """The ``what``/``fix``/``message`` dict of a RunFailed event for any exception."""
+    if isinstance(exc, UserError):
+        return exc.to_dict()
+    return {
+        "type": type(exc).__name__,
+        "what": f"internal error: {type(exc).__name__}: {exc}",
+        "fix": "This is a bug in KD Studio; please report it with the details below.",
+        "message": "".join(traceback.format_exception(exc)),
+        "internal": "1",
+    }
+
+
+class QtRunWorker(QObject):
+    """Iterates one run generator; lives on a QThread; emits events, errors and the end."""
+
+    event = Signal(object)
+    errored = Signal(dict)
+    done = Signal()
+
+    def __init__(
+        self,
+        run_fn: RunFn,
+        config: ExperimentConfig,
+        out_dir: str | Path | None = None,
+        *,
+        resume: bool = False,
+    ) -> None:
+        super().__init__()
+        self._run_fn = run_fn
+        self._config = config.model_copy(deep=True)
+        self._out_dir = out_dir
+        self._resume = resume
+        self.control = RunControl()
+
+    @Slot()
+    def run(self) -> None:
+        stop_seen: float | None = None
+        ended = False
+        gen: Iterator[Event] | None = None
+        try:
+            gen = self._run_fn(
+                self._config, self._out_dir, control=self.control, resume=self._resume
+            )
+            for ev in gen:
+                self.event.emit(ev)
+                if isinstance(ev, (RunFinished, RunFailed)):
+                    ended = True
+                # Between events: honour pause (engines that block inside return at once here)
+                # and give up on a generator that ignores a stop request.
+                self.control.wait_while_paused()
+                if self.control.stop_requested:
+                    stop_seen = stop_seen or time.monotonic()
+                    if time.monotonic() - stop_seen > STOP_GRACE_S:
+                        break
+            if not ended and self.control.stop_requested:
+                self.event.emit(RunFinished(run_dir=str(self._out_dir or ""), summary={},
+                                            stopped=True))
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the user as a message
+            self.errored.emit(error_dict(exc))
+        finally:
+            close = getattr(gen, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - closing a broken generator must not mask errors
+                    pass
+            self.done.emit()
+
+
+class QtRunner(QObject):
+    """Owns at most one running worker and its thread; the window talks only to this."""
+
+    event = Signal(object)
+    errored = Signal(dict)
+    started = Signal()
+    finished = Signal()
+    paused_changed = Signal(bool)
+
+    def __init__(self, run_fn: RunFn | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._run_fn = run_fn
+        self._thread: QThread | None = None
+        self._worker: QtRunWorker | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def paused(self) -> bool:
+        return self._worker is not None and self._worker.control.paused
+
+    def start(
+        self, config: ExperimentConfig, out_dir: str | Path | None = None, *, resume: bool = False
+    ) -> None:
+        if self.running:
+            raise RuntimeError("a run is already in progress")
+        run_fn = self._run_fn or engine_run_fn
+        thread = QThread()
+        thread.setObjectName("kdgui-run")
+        worker = QtRunWorker(_LazyRun(run_fn) if run_fn is engine_run_fn else run_fn, config,
+                             out_dir, resume=resume)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.event.connect(self.event)
+        worker.errored.connect(self.errored)
+        worker.done.connect(thread.quit)
+        thread.finished.connect(self._on_thread_finished)
+        self._thread, self._worker = thread, worker
+        thread.start()
+        self.started.emit()
+
+    def pause(self) -> None:
+        if self._worker is not None and not self._worker.control.stop_requested:
+            self._worker.control.pause()
+            self.paused_changed.emit(True)
+
+    def resume(self) -> None:
+        if self._worker is not None:
+            self._worker.control.resume()
+            self.paused_changed.emit(False)
+
+    def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.control.stop()
+            self.paused_changed.emit(False)
+
+    def wait(self, timeout_ms: int = 10000) -> bool:
+        """Block until the thread ends (used when the application quits)."""
+        thread = self._thread
+        return True if thread is None else thread.wait(timeout_ms)
+
+    def _on_thread_finished(self) -> None:
+        thread, worker = self._thread, self._worker
+        self._thread, self._worker = None, None
+        if worker is not None:
+            worker.deleteLater()
+        if thread is not None:
+            thread.deleteLater()
+        self.finished.emit()
+
+
+class _LazyRun:
+    """Calls :func:`engine_run_fn` on the worker thread, so importing torch never blocks the UI."""
+
+    def __init__(self, factory: Callable[[], RunFn]) -> None:
+        self._factory = factory
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Iterator[Event]:
+        return self._factory()(*args, **kwargs)
+
+
+__all__ = ["QtRunWorker", "QtRunner", "engine_run_fn", "error_dict"]
