@@ -9,6 +9,7 @@ not modules, so the drawing editor can open one and let the user edit it, and sh
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ LARGE_INPUT = 64  # inputs at least this big get a stride-2 stem
 
 def scale(channels: int, width: float) -> int:
     """``channels × width`` rounded, at least 1."""
-    return max(1, int(round(channels * width)))
+    return max(1, math.floor(channels * width + 0.5))
 
 
 @dataclass(frozen=True)

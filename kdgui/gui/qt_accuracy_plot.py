@@ -39,7 +39,7 @@ class QtAccuracyPlot(QtLivePlot):
         self.teacher_line = pg.InfiniteLine(
             angle=0, movable=False,
             pen=pg.mkPen(SERIES_COLORS[2], width=1.5, style=Qt.PenStyle.DashLine),
-            label="teacher", labelOpts={"position": 0.08, "color": SERIES_COLORS[2]},
+            label="teacher", labelOpts={"position": 0.2, "color": SERIES_COLORS[2], "anchors": [(0.5, 1), (0.5, 1)]},
         )
         self.teacher_line.setVisible(False)
         self.plot.addItem(self.teacher_line)

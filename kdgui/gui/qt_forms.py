@@ -241,7 +241,10 @@ class QtParamField(QWidget):
         spin.setKeyboardTracking(False)
         spin.setMinimumWidth(84)
         spin.setAlignment(Qt.AlignmentFlag.AlignRight)
-        layout.addWidget(spin, 0 if self.slider else 1)
+        layout.addWidget(spin)
+        if self.slider is None:
+            spin.setMinimumWidth(120)
+            layout.addStretch(1)
         self.spin = spin
         self.editor = spin
 

@@ -4,5 +4,6 @@ Imported once by :mod:`kdgui.core.registry` before the first lookup. Each submod
 family; the implementations live in ``kdgui.engine`` and are imported only when used.
 """
 
-from kdgui.core.components import distill as distill  # noqa: F401
-from kdgui.core.components import compression as compression  # noqa: F401
+from kdgui.core.components import compression as compression
+from kdgui.core.components import distill as distill
+from kdgui.core.components import export as export

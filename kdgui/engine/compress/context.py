@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,8 +22,9 @@ from kdgui.core.errors import CompressionError
 from kdgui.core.events import Event, LogEvent
 from kdgui.core.registry import Component, decomposers, pruners, quantizers
 
-FinetuneFn = Callable[[nn.Module, int], Iterator[Event]]
-"""``finetune(model, epochs)`` trains ``model`` in place for ``epochs`` and yields events."""
+FinetuneFn = Callable[..., Iterator[Event]]
+"""``finetune(model, epochs[, on_step])`` trains ``model`` in place for ``epochs`` and yields
+events; if it accepts ``on_step``, it calls ``on_step(t)`` after each optimizer step."""
 
 KIND_REGISTRY = {"prune": pruners, "quantize": quantizers, "lowrank": decomposers}
 
@@ -32,22 +34,28 @@ class CompressionContext:
     """Inputs a compression unit may need, besides the model and its parameters.
 
     ``calibration`` is a dataset of ``(x, y)`` pairs (calibration of int8 ranges, Taylor
-    importance); ``evaluate`` returns accuracy in percent; ``steps_per_epoch`` lets a gradual
-    pruning schedule span the fine-tuning it runs inside. The pipeline sets ``epochs`` to the
-    step's ``finetune_epochs``; a unit that trains *during* the step (gradual pruning, QAT) uses
-    them and sets ``trained`` so the pipeline does not fine-tune again afterwards. Units report notes with :meth:`log`;
-    the pipeline turns them into :class:`LogEvent` s.
+    importance); ``evaluate`` returns accuracy as a fraction (0–1, like
+    :func:`kdgui.engine.metrics.evaluate`) — without it, accuracy is measured on ``validation``
+    when given. ``finetune(model, epochs, on_step=None)`` may accept an ``on_step(t)`` callback
+    that the trainer calls after every optimizer step (gradual pruning uses it); ``steps_per_epoch`` lets a gradual pruning schedule
+    span the fine-tuning it runs inside. The pipeline sets ``epochs`` to the step's
+    ``finetune_epochs``; a unit that trains *during* the step (gradual pruning, QAT) uses them and
+    sets ``trained`` so the pipeline does not fine-tune again afterwards. Units report notes with
+    :meth:`log`; the pipeline turns them into :class:`LogEvent` s. ``work_dir`` is where a unit
+    may write files (the ONNX Runtime quantizer writes its model there).
     """
 
     input_shape: tuple[int, ...]
     example_input: torch.Tensor | None = None
     calibration: Dataset | None = None
+    validation: Dataset | None = None
     device: str = "cpu"
     finetune: FinetuneFn | None = None
     evaluate: Callable[[nn.Module], float] | None = None
     steps_per_epoch: int | None = None
     epochs: int = 0
     trained: bool = False
+    work_dir: Path | None = None
     notes: list[LogEvent] = field(default_factory=list)
 
     def example(self, batch: int = 1) -> torch.Tensor:
@@ -57,6 +65,16 @@ class CompressionContext:
             return x.expand(batch, *x.shape[1:]).contiguous().to(self.device)
         gen = torch.Generator().manual_seed(0)
         return torch.randn(batch, *self.input_shape, generator=gen).to(self.device)
+
+    def accuracy(self, model: nn.Module) -> float | None:
+        """Accuracy (0–1) by ``evaluate``, else on ``validation``, else None."""
+        if self.evaluate is not None:
+            return float(self.evaluate(model))
+        if self.validation is not None and len(self.validation) > 0:  # type: ignore[arg-type]
+            from kdgui.engine.metrics import evaluate
+
+            return float(evaluate(model, self.validation, device=self.device)["accuracy"])
+        return None
 
     def log(self, message: str, level: str = "info") -> None:
         """Record a note for the run's log (the pipeline emits it as a LogEvent)."""
@@ -134,9 +152,15 @@ def apply_unit(
     component = resolve(kind, method)
     values = validate(component, params)
     result = component.load()(model, values, ctx)
-    if inspect.isgenerator(result):
-        result = yield from result
-    return result
+    if not inspect.isgenerator(result):
+        return result
+    while True:  # interleave the unit's notes with its events, in the order they happened
+        try:
+            event = next(result)
+        except StopIteration as stop:
+            return stop.value
+        yield from ctx.drain_notes()
+        yield event
 
 
 def output_layer_name(model: nn.Module) -> str | None:

@@ -6,7 +6,7 @@ through :func:`build_bundle`, so limits, splits and normalization behave the sam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -25,8 +25,8 @@ from kdgui.engine.data.split import split_indices
 MAX_IN_MEMORY_BYTES = 2 * 1024**3
 #: How many training samples estimate mean/std when the data are too large to hold.
 STATS_SAMPLE = 10_000
-# Samples converted per chunk: bounds the temporary memory of resizing.
-_CHUNK = 4096
+# Bytes of float32 converted per chunk: bounds the temporary memory of resizing.
+_CHUNK_BYTES = 64 * 1024**2
 
 
 @dataclass
@@ -54,14 +54,43 @@ def to_unit_float(
     n, c, h, w = len(indices), *images.shape[1:]
     out_h, out_w = size if size is not None else (h, w)
     out = torch.empty((n, c, out_h, out_w), dtype=torch.float32)
-    for start in range(0, n, _CHUNK):
-        part = images[indices[start : start + _CHUNK]].float().div_(scale)
-        if (out_h, out_w) != (h, w):
-            part = F.interpolate(
-                part, size=(out_h, out_w), mode="bilinear", align_corners=False, antialias=True
-            ).clamp_(0.0, 1.0)
+    for start, part in _float_chunks(images, indices, scale, (out_h, out_w)):
         out[start : start + len(part)] = part
     return out
+
+
+def _float_chunks(
+    images: Tensor, indices: Tensor, scale: float, size: tuple[int, int]
+) -> Iterator[tuple[int, Tensor]]:
+    """``(start, chunk)`` pairs of ``images[indices]`` as resized 0..1 floats, ~64 MB each."""
+    c, h, w = images.shape[1:]
+    per_sample = 4 * c * max(h * w, size[0] * size[1])
+    step = max(1, _CHUNK_BYTES // per_sample)
+    for start in range(0, len(indices), step):
+        part = images[indices[start : start + step]].float().div_(scale)
+        if tuple(size) != (h, w):
+            part = F.interpolate(
+                part, size=size, mode="bilinear", align_corners=False, antialias=True
+            ).clamp_(0.0, 1.0)
+        yield start, part
+
+
+def streamed_channel_stats(
+    images: Tensor, indices: Tensor, scale: float, size: tuple[int, int]
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """:func:`channel_stats` of ``images[indices]`` without holding them all as floats."""
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    count = 0
+    for _, part in _float_chunks(images, indices, scale, size):
+        part64 = part.double()
+        total += part64.sum(dim=(0, 2, 3))
+        squares += part64.square().sum(dim=(0, 2, 3))
+        count += part.numel() // part.shape[1]
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(0.0).sqrt()
+    stds = tuple(float(s) if float(s) > 1e-6 else 1.0 for s in std)
+    return tuple(float(m) for m in mean), stds
 
 
 def channel_stats(x: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -130,7 +159,7 @@ def build_bundle(raw: RawData, cfg: DataConfig) -> DataBundle:
         # Too big as float32 (usually an upscaling image_size): keep the raw array, convert
         # per item, and estimate the statistics on an evenly spaced sample of the train split.
         pick = torch.linspace(0, len(train_idx) - 1, min(STATS_SAMPLE, len(train_idx))).long()
-        mean, std = channel_stats(to_unit_float(images, train_idx[pick], raw.scale, size))
+        mean, std = streamed_channel_stats(images, train_idx[pick], raw.scale, size)
         norm = (mean, std) if cfg.normalize else (None, None)
         train = LazyArrayDataset(images, labels, train_idx, raw.scale, size, *norm)
         val = LazyArrayDataset(images, labels, val_idx, raw.scale, size, *norm)

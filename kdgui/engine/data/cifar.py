@@ -43,18 +43,43 @@ class CifarLayout:
 
 LAYOUTS: dict[str, CifarLayout] = {
     "cifar10": CifarLayout(
-        "cifar10", "CIFAR-10", "cifar-10-batches-py", "cifar-10-python.tar.gz",
-        tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",),
-        "batches.meta", "label_names", "labels", "CIFAR10",
+        "cifar10",
+        "CIFAR-10",
+        "cifar-10-batches-py",
+        "cifar-10-python.tar.gz",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        "batches.meta",
+        "label_names",
+        "labels",
+        "CIFAR10",
     ),
     "cifar100": CifarLayout(
-        "cifar100", "CIFAR-100", "cifar-100-python", "cifar-100-python.tar.gz",
-        ("train",), ("test",), "meta", "fine_label_names", "fine_labels", "CIFAR100",
+        "cifar100",
+        "CIFAR-100",
+        "cifar-100-python",
+        "cifar-100-python.tar.gz",
+        ("train",),
+        ("test",),
+        "meta",
+        "fine_label_names",
+        "fine_labels",
+        "CIFAR100",
     ),
 }
 
-_CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
-                  "dog", "frog", "horse", "ship", "truck"]
+_CIFAR10_NAMES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 
 
 def _unpickle(path: Path) -> dict:
@@ -78,7 +103,10 @@ def _folder_with(root: Path, layout: CifarLayout) -> tuple[Path, tuple[str, ...]
 
 
 def _missing_error(root: Path, layout: CifarLayout) -> DataError:
-    expected = ", ".join((*layout.train_files, *layout.test_files))
+    expected = (
+        f"{', '.join(layout.train_files)} (training split) and/or "
+        f"{', '.join(layout.test_files)} (test split)"
+    )
     archive_hint = ""
     for place in (root, root.parent):
         if (place / layout.archive).is_file():
@@ -87,7 +115,7 @@ def _missing_error(root: Path, layout: CifarLayout) -> DataError:
         f"No {layout.title} files in {root} (looked in {layout.folder}/ and the folder itself): "
         f"expected {expected}{archive_hint}",
         f"Pass --download (needs network) or point to a folder containing "
-        f"{layout.folder}/ with {expected}.",
+        f"{layout.folder}/{layout.test_files[0]} (or the training batches).",
         source="data.spec",
     )
 

@@ -18,18 +18,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from kdgui.core.config import DataConfig
 from kdgui.core.errors import DataError
 from kdgui.engine.data import build
-from kdgui.engine.data.build import RawData, build_bundle, channel_stats, make_augment
+from kdgui.engine.data.build import RawData, build_bundle, make_augment
 from kdgui.engine.data.bundle import DataBundle
 from kdgui.engine.data.lazy import LazyImageFolderDataset, read_image
 from kdgui.engine.data.split import split_indices
 
 IMAGE_EXTENSIONS = (
-    ".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp", ".gif",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".gif",
 )
 _GRAY_MODES = {"1", "L", "LA"}
 #: Training images decoded to estimate mean/std when a folder is too large to hold.
@@ -66,7 +75,8 @@ def scan(root: Path) -> tuple[list[str], list[Path], list[int]]:
     class_names, paths, labels = [], [], []
     for label, class_dir in enumerate(class_dirs):
         files = sorted(
-            p for p in class_dir.rglob("*")
+            p
+            for p in class_dir.rglob("*")
             if _is_image(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
         )
         if not files:
@@ -98,6 +108,24 @@ def probe(paths: list[Path]) -> tuple[str, Counter]:
                 "Remove or replace the file (it is damaged or not an image).",
             ) from exc
     return ("L" if gray else "RGB"), sizes
+
+
+def _sampled_stats(
+    ds: LazyImageFolderDataset, picks: np.ndarray
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean/std over the picked images, one image in memory at a time."""
+    total = squares = None
+    count = 0
+    for i in picks:
+        arr = ds.raw(int(i))
+        pixels = arr.reshape(-1, arr.shape[-1]).astype(np.float64) / 255.0
+        total = pixels.sum(0) if total is None else total + pixels.sum(0)
+        squares = (pixels**2).sum(0) if squares is None else squares + (pixels**2).sum(0)
+        count += len(pixels)
+    assert total is not None and squares is not None
+    mean = total / count
+    std = np.sqrt(np.clip(squares / count - mean**2, 0.0, None))
+    return tuple(float(m) for m in mean), tuple(float(s) if s > 1e-6 else 1.0 for s in std)
 
 
 def load_folder(path: str | None, cfg: DataConfig) -> DataBundle:
@@ -137,18 +165,17 @@ def load_folder(path: str | None, cfg: DataConfig) -> DataBundle:
 
     train_idx, val_idx = split_indices(len(paths), cfg)
     train_paths = [paths[i] for i in train_idx.tolist()]
-    train: Dataset = LazyImageFolderDataset(
+    train = LazyImageFolderDataset(
         train_paths, [labels[i] for i in train_idx.tolist()], mode, size_wh
     )
-    val: Dataset = LazyImageFolderDataset(
+    val = LazyImageFolderDataset(
         [paths[i] for i in val_idx.tolist()], [labels[i] for i in val_idx.tolist()], mode, size_wh
     )
     pick = np.linspace(0, len(train_paths) - 1, min(FOLDER_STATS_SAMPLE, len(train_paths)))
-    sample = np.stack([train.raw(int(i)) for i in pick])  # type: ignore[attr-defined]
-    mean, std = channel_stats(torch.from_numpy(sample).permute(0, 3, 1, 2).float().div_(255.0))
+    mean, std = _sampled_stats(train, pick)
     if cfg.normalize:
-        train.set_normalization(mean, std)  # type: ignore[attr-defined]
-        val.set_normalization(mean, std)  # type: ignore[attr-defined]
+        train.set_normalization(mean, std)
+        val.set_normalization(mean, std)
     return DataBundle(
         train=train,
         val=val,

@@ -111,7 +111,7 @@ def read_image(path: Path, mode: str, size_wh: tuple[int, int]) -> np.ndarray:
             img = img.convert(mode)
             if img.size != size_wh:
                 img = img.resize(size_wh, Image.Resampling.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
+            arr = np.array(img, dtype=np.uint8)  # a writable copy
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise DataError(
             f"Cannot read image {path}: {exc}",

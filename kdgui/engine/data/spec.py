@@ -37,8 +37,10 @@ _ALIASES: dict[str, str] = {
 
 def known_kinds_text() -> str:
     """The known kinds as users write them, for error messages and help."""
-    forms = [k if k in EMBEDDED_KINDS else f"{k}:{'PATH' if k == 'folder' else 'ROOT'}"
-             for k in KNOWN_KINDS]
+    forms = [
+        k if k in EMBEDDED_KINDS else f"{k}:{'PATH' if k == 'folder' else 'ROOT'}"
+        for k in KNOWN_KINDS
+    ]
     return ", ".join(forms)
 
 

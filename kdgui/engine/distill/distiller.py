@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from kdgui.core.config import DistillConfig
-from kdgui.core.errors import ConfigError
+from kdgui.core.errors import CompatibilityError, ConfigError
 from kdgui.core.registry import losses
 from kdgui.engine.distill.losses import (
     AttentionTransferLoss,
@@ -83,6 +83,12 @@ class Distiller(nn.Module):
         input_shape: tuple[int, int, int],
         device: torch.device | str = "cpu",
     ) -> None:
+        """Build the losses (weight-0 terms are not built), pair layers, add adapters and taps.
+
+        ``teacher`` is changed in place: moved to ``device``, set to eval mode and given
+        ``requires_grad=False``. ``input_shape`` is one sample's ``(C, H, W)``, used for one probe
+        forward pass that finds the layers' output shapes when a feature or attention loss is on.
+        """
         super().__init__()
         self.cfg = cfg
         self.device = torch.device(device)
@@ -197,6 +203,17 @@ class Distiller(nn.Module):
     def _feature_terms(self, terms: dict[str, Tensor]) -> None:
         assert self._t_tap is not None and self._s_tap is not None
         t_out, s_out = self._t_tap.outputs, self._s_tap.outputs
+        missing = [n for n in self._t_tap.layer_names if n not in t_out] + [
+            n for n in self._s_tap.layer_names if n not in s_out
+        ]
+        if missing:
+            self._t_tap.clear()
+            self._s_tap.clear()
+            raise CompatibilityError(
+                f"layer '{missing[0]}' produced no output in this forward pass",
+                "Pair layers that run on every forward pass (see distill.feature.pairs and "
+                "distill.attention.pairs).",
+            )
         try:
             if self.feature is not None:
                 pairs = self.pairs["feature"]
@@ -212,6 +229,19 @@ class Distiller(nn.Module):
             # Drop the batch's activations now rather than at the next step.
             self._t_tap.clear()
             self._s_tap.clear()
+
+    def describe(self) -> dict[str, Any]:
+        """Plain data for the run summary: weights, layer pairs and adapters."""
+        adapters = [] if self.feature is None else [repr(a) for a in self.feature.adapters]
+        return {
+            "weights": dict(self.weights),
+            "temperature": self.cfg.temperature,
+            "pairs": {k: [list(p) for p in v] for k, v in self.pairs.items()},
+            "adapters": adapters,
+            "adapter_parameters": 0
+            if self.feature is None
+            else sum(p.numel() for p in self.feature.parameters()),
+        }
 
     def extra_repr(self) -> str:
         weights = ", ".join(f"{k}={w:g}" for k, w in self.weights.items())

@@ -159,7 +159,7 @@ class FeatureHintLoss(nn.Module):
                 f"teacher features ({len(teacher_feats)}), at least one"
             )
         total: Tensor | None = None
-        for i, (s, t) in enumerate(zip(student_feats, teacher_feats)):
+        for i, (s, t) in enumerate(zip(student_feats, teacher_feats, strict=True)):
             t = t.detach()
             term = self._distance(self._adapt(i, s, t).float(), t.float())
             total = term if total is None else total + term
@@ -189,7 +189,7 @@ class AttentionTransferLoss(nn.Module):
                 f"as teacher features ({len(teacher_feats)}), at least one"
             )
         total: Tensor | None = None
-        for s, t in zip(student_feats, teacher_feats):
+        for s, t in zip(student_feats, teacher_feats, strict=True):
             q_s = attention_map(s, self.p)
             q_t = attention_map(t.detach(), self.p)
             if q_s.shape[-2:] != q_t.shape[-2:]:

@@ -51,7 +51,7 @@ def match_stages(
     k = min(len(teacher_ends), len(student_ends))
     if k == 0:
         return []
-    return [(t, s) for (t, _), (s, _) in zip(teacher_ends[-k:], student_ends[-k:])]
+    return [(t, s) for (t, _), (s, _) in zip(teacher_ends[-k:], student_ends[-k:], strict=True)]
 
 
 def _describe(candidates: Sequence[tuple[str, Shape]]) -> str:

@@ -65,7 +65,9 @@ def _quantized_macs(module: nn.Module, out: torch.Tensor) -> int:
     return 0
 
 
-def sample_input(model: nn.Module, input_shape: tuple[int, ...], batch_size: int = 1) -> torch.Tensor:
+def sample_input(
+    model: nn.Module, input_shape: tuple[int, ...], batch_size: int = 1
+) -> torch.Tensor:
     """A deterministic random input on the model's device (the global RNG is left alone)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn((batch_size, *input_shape), generator=gen)
@@ -95,7 +97,7 @@ def trace_macs(model: nn.Module, input_shape: tuple[int, ...]) -> MacTrace:
     try:
         with eval_mode(model), torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(sample_input(model, input_shape))
-    except Exception as exc:  # noqa: BLE001 - any failure of user code means "cannot count"
+    except Exception as exc:  # any failure of user code means "cannot count"
         note = f"MACs not counted: the forward pass on shape {(1, *input_shape)} failed ({exc})"
         log.warning(note)
         return MacTrace(total=-1, out_shapes=shapes, note=note)

@@ -17,6 +17,9 @@ zip-compressed file but not the latency; the pipeline measures and says so.
 
 from __future__ import annotations
 
+import inspect
+import itertools
+import math
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 
@@ -55,7 +58,7 @@ def check_sparsity(sparsity: float, what: str = "sparsity") -> None:
 def _keep_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
     """Keep the ``(1 - sparsity)`` share of largest scores; exact count, ties broken by index."""
     n = scores.numel()
-    k = int(round(sparsity * n))
+    k = round(sparsity * n)
     mask = torch.ones(n, dtype=torch.bool, device=scores.device)
     if k > 0:
         mask[torch.argsort(scores.flatten(), stable=True)[:k]] = False
@@ -113,7 +116,7 @@ class MaskKeeper:
         apply_masks(self.model, self.masks)
         return self
 
-    def _hook(self, name: str):  # noqa: ANN202 - a torch hook
+    def _hook(self, name: str):
         def hook(module: nn.Module, _inputs: tuple) -> None:
             with torch.no_grad():
                 module.weight.mul_(self.masks[name].to(module.weight.dtype))
@@ -246,22 +249,40 @@ def _gradual(
             "Set finetune_epochs ≥ 1 on the step (CLI: --gradual --finetune-epochs N), or use "
             "schedule 'oneshot'.",
         )
-    if not ctx.steps_per_epoch:
-        raise CompressionError(
-            "gradual magnitude pruning needs the number of training steps per epoch",
-            "Give the compression context steps_per_epoch (the session does this).",
+    steps_per_epoch = ctx.steps_per_epoch
+    if not steps_per_epoch:
+        size = len(ctx.calibration) if ctx.calibration is not None else 0  # type: ignore[arg-type]
+        steps_per_epoch = max(1, math.ceil(size / 64))
+        ctx.log(
+            f"gradual pruning: steps per epoch not given, assuming {steps_per_epoch} "
+            "(batch 64); the final sparsity is enforced at the end either way", "warning"
         )
-    total = ctx.epochs * ctx.steps_per_epoch
+    total = ctx.epochs * steps_per_epoch
     pruner = GradualPruner(model, params, total)
     ctx.log(
         f"gradual pruning {params.initial_sparsity:.0%} → {params.sparsity:.0%} over {total} "
         f"steps (t0={pruner.t0}, n={pruner.n}, Δt={pruner.dt})"
     )
-    pruner.attach()
-    try:
-        yield from ctx.finetune(model, ctx.epochs)
-    finally:
-        pruner.detach()
+    if "on_step" in inspect.signature(ctx.finetune).parameters:
+        # the trainer calls on_step after each optimizer step: masks follow every update
+        counter = itertools.count(1)
+        keeper = MaskKeeper(model, pruner.masks).open()  # zeros kept in forward passes too
+
+        def on_step(_t: int) -> None:
+            pruner.step(next(counter))
+            keeper.masks = pruner.masks
+
+        try:
+            yield from ctx.finetune(model, ctx.epochs, on_step=on_step)
+        finally:
+            keeper.close()
+            pruner.detach()
+    else:
+        pruner.attach()
+        try:
+            yield from ctx.finetune(model, ctx.epochs)
+        finally:
+            pruner.detach()
     ctx.trained = True
     mark_masked(model)
     return model

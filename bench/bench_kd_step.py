@@ -1,0 +1,182 @@
+"""Time the engine's KD step against a plain hand-written KD loop, in one process.
+
+Three variants, each with its own copy of the same student and its own SGD optimizer:
+
+(a) ``plain``:  a hand-written KD step, teacher run every step (the baseline);
+(b) ``engine``: :class:`kdgui.engine.distill.Distiller` with the teacher online;
+(c) ``cached``: the Distiller given the teacher's logits, precomputed once per batch;
+(d) ``plain-cached``: the hand-written step on the same cached logits (a diagnostic, no bar: it
+    tells the engine's overhead apart from what the machine gives a student-only step).
+
+CNN teacher of width 64 → student of width 8 on 1×28×28 inputs, batch 256, SGD. Repetitions are
+interleaved (the order rotates every round) so that a neighbour's load on this shared machine hits
+all variants alike, and medians are reported; the cheap cached steps run 4× as many batches per
+round so that their timing windows are not too short to measure. Rounds stop early once
+``--budget`` seconds are spent (at least 3 rounds), which keeps a run under about a minute.
+Bars: b/a ≥ 0.95 and c/a ≥ 2.5; with ``--check`` a failed bar exits 1.
+
+    .venv/bin/python bench/bench_kd_step.py [--check] [--rounds 9] [--steps 2] [--budget 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdgui.core.config import DistillConfig
+from kdgui.engine.distill import Distiller
+
+BATCH = 256
+INPUT = (1, 28, 28)
+ALPHA, T = 0.7, 4.0
+BARS = {"engine": 0.95, "cached": 2.5}
+
+
+def cnn(width: int, classes: int = 10) -> nn.Module:
+    """A small VGG-style CNN: two stages at 28×28 and 14×14, then pooling and a linear head."""
+    w = width
+    return nn.Sequential(
+        nn.Conv2d(1, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+        nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * w, classes),
+    )  # fmt: skip
+
+
+def plain_step(
+    teacher: nn.Module,
+    student: nn.Module,
+    opt: torch.optim.Optimizer,
+    cache: dict[int, torch.Tensor] | None = None,
+) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """The hand-written KD step that the engine must keep up with."""
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        if cache is not None:
+            t_logits = cache[id(x)]
+        else:
+            with torch.no_grad():
+                t_logits = teacher(x)
+        s_logits = student(x)
+        soft = F.kl_div(
+            F.log_softmax(s_logits / T, dim=1), F.softmax(t_logits / T, dim=1),
+            reduction="batchmean",
+        ) * (T * T)  # fmt: skip
+        loss = (1 - ALPHA) * F.cross_entropy(s_logits, y) + ALPHA * soft
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def engine_step(
+    distiller: Distiller, opt: torch.optim.Optimizer, cache: dict[int, torch.Tensor] | None
+) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """The engine's step; with ``cache`` the teacher's logits come from the cache."""
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        cached = cache[id(x)] if cache is not None else None
+        terms, _ = distiller(x, y, cached)
+        opt.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        opt.step()
+
+    return step
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 when a bar fails")
+    ap.add_argument("--rounds", type=int, default=9, help="interleaved rounds (median taken)")
+    ap.add_argument("--steps", type=int, default=2, help="steps per variant per round")
+    ap.add_argument("--budget", type=float, default=40.0, help="seconds of timed rounds, at most")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    torch.manual_seed(0)
+    teacher = cnn(64).eval().requires_grad_(False)
+    student0 = cnn(8)
+    batches = [
+        (torch.randn(BATCH, *INPUT), torch.randint(0, 10, (BATCH,))) for _ in range(args.steps)
+    ]
+    cfg = DistillConfig(alpha=ALPHA, temperature=T)
+
+    s_plain, s_engine, s_cached, s_plain_cached = (copy.deepcopy(student0) for _ in range(4))
+    d_engine = Distiller(teacher, s_engine, cfg, INPUT)
+    d_cached = Distiller(teacher, s_cached, cfg, INPUT)
+    cache = {id(x): d_cached.teacher_logits(x) for x, _ in batches}
+
+    def sgd(params: object) -> torch.optim.Optimizer:
+        return torch.optim.SGD(params, lr=0.01, momentum=0.9)  # type: ignore[arg-type]
+
+    steps = {
+        "plain": plain_step(teacher, s_plain, sgd(s_plain.parameters())),
+        "engine": engine_step(d_engine, sgd(d_engine.trainable_parameters()), None),
+        "cached": engine_step(d_cached, sgd(d_cached.trainable_parameters()), cache),
+        "plain-cached": plain_step(
+            teacher, s_plain_cached, sgd(s_plain_cached.parameters()), cache
+        ),
+    }
+    repeat = {"plain": 1, "engine": 1, "cached": 4, "plain-cached": 4}
+    for model in (s_plain, d_engine, d_cached, s_plain_cached):
+        model.train()
+
+    for fn in steps.values():  # warm-up: allocator, kernels, optimizer state
+        fn(*batches[0])
+
+    rates: dict[str, list[float]] = {k: [] for k in steps}
+    names = list(steps)
+    t_start = time.perf_counter()
+    rounds = 0
+    for r in range(args.rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            fn, work = steps[name], batches * repeat[name]
+            t0 = time.perf_counter()
+            for x, y in work:
+                fn(x, y)
+            rates[name].append(len(work) * BATCH / (time.perf_counter() - t0))
+        rounds += 1
+        if rounds >= 3 and time.perf_counter() - t_start > args.budget:
+            break
+    elapsed = time.perf_counter() - t_start
+
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    print(
+        f"KD step, teacher cnn(64) -> student cnn(8), {INPUT}, batch {BATCH}, SGD, "
+        f"{torch.get_num_threads()} threads, {rounds} rounds x {args.steps} steps "
+        f"({elapsed:.1f} s timed)"
+    )
+    for k in names:
+        lo, hi = min(rates[k]), max(rates[k])
+        tag = "abcd"[names.index(k)]
+        print(f"  ({tag}) {k:12s} {med[k]:9.0f} samples/s  [{lo:.0f} .. {hi:.0f}]")
+    failed = False
+    for k, bar in BARS.items():
+        ratio = med[k] / med["plain"]
+        ok = ratio >= bar
+        failed |= not ok
+        label = "b/a" if k == "engine" else "c/a"
+        print(f"  {label} = {ratio:.3f}  (bar >= {bar})  {'ok' if ok else 'FAIL'}")
+    print(
+        f"  diagnostics: c/d = {med['cached'] / med['plain-cached']:.3f} (engine vs plain, "
+        f"cached), d/a = {med['plain-cached'] / med['plain']:.3f} (what caching gives here)"
+    )
+    return 1 if (failed and args.check) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

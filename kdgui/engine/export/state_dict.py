@@ -1,0 +1,63 @@
+"""``torch.save(model.state_dict())`` plus a ``<name>.json`` sidecar with the metadata.
+
+The weights are loaded back with ``weights_only=True``, which cannot execute code, so a state_dict
+is safe to share; the price is that loading needs the architecture. The sidecar records what is
+needed to rebuild it (the student spec, when the model carries one) and to use it (input shape,
+class names, normalization).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kdgui.core.errors import ExportError
+from kdgui.engine.export.base import Exporter, LoadedModel, rebuild_with_weights
+
+
+def needs_architecture(path: Path, fmt: str) -> ExportError:
+    """The error for loading a weights-only file without the model it belongs to."""
+    return ExportError(
+        f"{path} holds only the weights ({fmt}); loading it needs the architecture",
+        "Pass model=<an instance of the architecture> (its spec is in the file's metadata), or "
+        "export to pt2, onnx or torchscript for a self-contained file.",
+    )
+
+
+class StateDictExporter(Exporter):
+    name = "state_dict"
+    suffix = ".pt"
+
+    def write(
+        self, model: nn.Module, path: Path, example: torch.Tensor, metadata: dict[str, Any]
+    ) -> list[str]:
+        torch.save(model.state_dict(), path)
+        return []
+
+    def sidecar(self, metadata: dict[str, Any]) -> dict[str, Any] | None:
+        return metadata
+
+    @classmethod
+    def load(cls, path: Path, model: nn.Module | None = None) -> LoadedModel:
+        if model is None:
+            raise needs_architecture(path, "state_dict")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ExportError(
+                f"{path} is not a readable state_dict file: {exc}",
+                "Check that the file is complete and was written by torch.save(state_dict).",
+            ) from None
+        net = rebuild_with_weights(model, state, path)
+        return LoadedModel(cls.name, path, net, net, cls.read_metadata(path))
+
+    @classmethod
+    def read_metadata(cls, path: Path) -> dict[str, Any]:
+        sidecar = Path(path).with_suffix(".json")
+        if not sidecar.is_file():
+            return {}
+        return json.loads(sidecar.read_text(encoding="utf-8"))

@@ -1,0 +1,31 @@
+"""Models: safe loading of teachers, students from specs/presets/teachers, compatibility checks.
+
+The public names live here; the modules are named after what they hold (``loading``, ``sniff``,
+``arch``, ``spec_build``, ``derive``, ``student``, ``compat``, ``demo``, ``inspect_file``).
+"""
+
+from kdgui.engine.models.compat import check_compatibility
+from kdgui.engine.models.demo import load_demo_teacher
+from kdgui.engine.models.derive import derive_spec, derive_student
+from kdgui.engine.models.inspect_file import describe_module, inspect_file
+from kdgui.engine.models.loading import LoadedModel, load_model, load_weights, set_mode
+from kdgui.engine.models.spec_build import SpecNet, build_from_spec, count_params, spec_of
+from kdgui.engine.models.student import make_student
+
+__all__ = [
+    "LoadedModel",
+    "SpecNet",
+    "build_from_spec",
+    "check_compatibility",
+    "count_params",
+    "derive_spec",
+    "derive_student",
+    "describe_module",
+    "inspect_file",
+    "load_demo_teacher",
+    "load_model",
+    "load_weights",
+    "make_student",
+    "set_mode",
+    "spec_of",
+]

@@ -1,0 +1,114 @@
+"""``inspect_file``: what a model file holds, for ``kdgui inspect`` and the window's file picker.
+
+It never unpickles code without ``trust`` (same rules as :func:`load_model`), and for a bare
+state_dict it lists the tensors and says an architecture is needed, instead of failing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from kdgui.core.config import ModelRef
+from kdgui.core.errors import ModelLoadError
+from kdgui.engine.models import sniff
+from kdgui.engine.models.arch import ARCH_FORMS
+from kdgui.engine.models.loading import (
+    find_state_dict,
+    load_model,
+    load_pickle,
+    read_safetensors,
+)
+
+MAX_LAYERS = 500
+
+
+def inspect_file(path: str | Path, arch: str | None = None, num_classes: int | None = None,
+                 trust: bool = False, input_shape: tuple[int, ...] | None = None
+                 ) -> dict[str, Any]:
+    """Plain facts about a model file (``'demo'`` for the bundled teacher).
+
+    Keys: ``path``, ``format``, ``format_title``; for weights-only files ``tensors``
+    (name/shape/dtype), ``num_tensors``, ``tensor_params`` and a ``note``; for loadable models
+    ``layers`` (name/type/params), ``params``, ``input_shape``, ``num_classes``, ``macs`` (when
+    the input shape is known) and ``metadata``.
+    """
+    text = str(path)
+    info: dict[str, Any] = {"path": text}
+    if text != "demo":
+        fmt = sniff.sniff(Path(text).expanduser())
+        info["format"] = fmt
+        info["format_title"] = sniff.TITLES[fmt]
+        state = _bare_state(Path(text).expanduser(), fmt, trust)
+        if state is not None:
+            info.update(_tensor_table(state))
+            if not arch:
+                info["note"] = (f"this file holds only weights ({len(state)} tensors); an "
+                                f"architecture ({ARCH_FORMS}) is needed to run it")
+                return info
+    ref = ModelRef(path=text, arch=arch, num_classes=num_classes, trust=trust)
+    loaded = load_model(ref, num_classes=num_classes, input_shape=input_shape)
+    info.setdefault("format", loaded.format)
+    info.setdefault("format_title", sniff.TITLES.get(loaded.format, loaded.format))
+    info.update(describe_module(loaded.module, loaded.input_shape))
+    info["num_classes"] = loaded.num_classes
+    info["metadata"] = {k: v for k, v in loaded.metadata.items() if k != "spec"}
+    if "spec" in loaded.metadata:
+        info["spec"] = loaded.metadata["spec"]
+    return info
+
+
+def _bare_state(path: Path, fmt: str, trust: bool) -> dict[str, Tensor] | None:
+    if fmt == sniff.SAFETENSORS:
+        return read_safetensors(path)
+    if fmt == sniff.TORCH_SAVE:
+        obj = load_pickle(path, trust=trust)
+        if isinstance(obj, nn.Module):
+            return None
+        state = find_state_dict(obj)
+        if state is None:
+            raise ModelLoadError(
+                f"the file holds a {type(obj).__name__}, neither a model nor a state_dict",
+                "Save the model's state_dict() (or the model with torch.jit/torch.export)",
+                source=str(path))
+        return state
+    return None
+
+
+def _tensor_table(state: dict[str, Tensor]) -> dict[str, Any]:
+    return {
+        "tensors": [{"name": k, "shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", "")}
+                    for k, v in state.items()],
+        "num_tensors": len(state),
+        "tensor_params": sum(int(v.numel()) for v in state.values()),
+    }
+
+
+def describe_module(module: nn.Module, input_shape: tuple[int, ...] | None) -> dict[str, Any]:
+    """Layers (leaf modules with their own parameter counts), totals and MACs when computable."""
+    layers = []
+    for name, sub in module.named_modules():
+        if not name or any(True for _ in sub.children()):
+            continue
+        own = sum(p.numel() for p in sub.parameters(recurse=False))
+        kind = getattr(sub, "original_name", None) or type(sub).__name__
+        layers.append({"name": name, "type": kind, "params": int(own)})
+        if len(layers) >= MAX_LAYERS:
+            break
+    out: dict[str, Any] = {
+        "layers": layers,
+        "params": int(sum(p.numel() for p in module.parameters())),
+        "input_shape": list(input_shape) if input_shape else None,
+        "macs": None,
+    }
+    if input_shape:
+        try:
+            from kdgui.engine.metrics import count_macs
+
+            macs = count_macs(module, tuple(input_shape))
+            out["macs"] = macs if macs >= 0 else None
+        except Exception:  # MACs are a nicety; an untraceable model still gets inspected
+            out["macs"] = None
+    return out

@@ -1,0 +1,250 @@
+"""Load teachers (and students) from files safely.
+
+Formats are recognised by content (:mod:`.sniff`). Pickles are only ever opened with
+``torch.load(weights_only=True)``, which cannot run code; a file that needs arbitrary Python
+objects (a whole pickled ``nn.Module``) raises :class:`TrustRequired` unless the user passed
+``trust``. Every user-caused failure is a :class:`ModelLoadError` naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from kdgui.core.config import ModelRef
+from kdgui.core.errors import ModelLoadError, TrustRequired
+from kdgui.engine.models import sniff
+from kdgui.engine.models.arch import ARCH_FORMS, BuiltArch, build_arch, load_spec_file
+
+SHOW_KEYS = 3
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model in eval mode, plus what is known about its inputs and outputs."""
+
+    module: nn.Module
+    format: str
+    source: str
+    input_shape: tuple[int, ...] | None
+    num_classes: int | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def load_model(ref: ModelRef, *, input_shape: tuple[int, ...] | None = None,
+               num_classes: int | None = None) -> LoadedModel:
+    """Load the model ``ref`` describes; ``input_shape``/``num_classes`` come from the data.
+
+    ``ref.num_classes`` wins over ``num_classes`` for building an architecture (the checkpoint
+    may have a head of another size; :func:`check_compatibility` reports that clearly).
+    """
+    n_cls = ref.num_classes if ref.num_classes is not None else num_classes
+    if ref.path == "demo":
+        from kdgui.engine.models.demo import load_demo_teacher
+
+        return load_demo_teacher()
+    if ref.path is None:
+        if not ref.arch:
+            raise ModelLoadError("no model given: neither a file nor an architecture",
+                                 f"Set a model file (path) or an architecture ({ARCH_FORMS})")
+        built = build_arch(ref.arch, num_classes=n_cls, input_shape=input_shape,
+                           arch_kwargs=ref.arch_kwargs, pretrained=ref.pretrained)
+        return _loaded(built, "architecture", ref.arch, input_shape)
+
+    path = Path(ref.path).expanduser()
+    src = str(path)
+    fmt = sniff.sniff(path)
+    if fmt == sniff.TORCHSCRIPT:
+        module = _guard(lambda: torch.jit.load(str(path), map_location="cpu"), src, fmt)
+        return _finish(LoadedModel(module, fmt, src, input_shape, n_cls, {}))
+    if fmt == sniff.EXPORT:
+        return _finish(_load_pt2(path, input_shape, n_cls))
+    if fmt == sniff.SAFETENSORS:
+        return _with_arch(read_safetensors(path), ref, fmt, src, input_shape, n_cls)
+    obj = load_pickle(path, trust=ref.trust)
+    if isinstance(obj, nn.Module):
+        return _finish(LoadedModel(obj, "pickled_module", src, input_shape, n_cls,
+                                   {"class": type(obj).__name__}))
+    state = find_state_dict(obj)
+    if state is None:
+        raise ModelLoadError(
+            f"the file holds a {type(obj).__name__}, neither a model nor a state_dict",
+            "Save the model's state_dict() (or the model with torch.jit/torch.export)",
+            source=src)
+    return _with_arch(state, ref, fmt, src, input_shape, n_cls)
+
+
+def _finish(loaded: LoadedModel) -> LoadedModel:
+    set_mode(loaded.module, training=False)
+    return loaded
+
+
+def set_mode(module: nn.Module, *, training: bool) -> None:
+    """``module.train(training)``; torch.export modules refuse it and keep their export mode."""
+    with contextlib.suppress(NotImplementedError):
+        module.train(training)
+
+
+def _loaded(built: BuiltArch, fmt: str, src: str,
+            input_shape: tuple[int, ...] | None) -> LoadedModel:
+    return _finish(LoadedModel(built.module, fmt, src, built.input_shape or input_shape,
+                               built.num_classes, dict(built.metadata)))
+
+
+def _guard(fn: Any, src: str, fmt: str) -> Any:
+    """Run a loader; turn its failures on damaged files into one-line errors."""
+    try:
+        return fn()
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile,
+            pickle.UnpicklingError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"the {sniff.TITLES.get(fmt, fmt)} cannot be read: {first[:200]}",
+            "The file may be truncated or damaged, or written by a newer PyTorch; save it again",
+            source=src) from None
+
+
+def _load_pt2(path: Path, input_shape: tuple[int, ...] | None,
+              n_cls: int | None) -> LoadedModel:
+    src = str(path)
+    program = _guard(lambda: torch.export.load(str(path)), src, sniff.EXPORT)
+    meta: dict[str, Any] = {}
+    shapes = [tuple(n.meta["val"].shape) for n in program.graph.nodes
+              if n.op == "placeholder" and n.name in program.graph_signature.user_inputs
+              and hasattr(n.meta.get("val"), "shape")]
+    if len(shapes) == 1:
+        dims = shapes[0]
+        static = [d if isinstance(d, int) else None for d in dims]
+        if all(d is not None for d in static[1:]):
+            input_shape = input_shape or tuple(static[1:])  # type: ignore[arg-type]
+        if static and static[0] is not None:
+            meta["fixed_batch"] = static[0]
+    return LoadedModel(program.module(), sniff.EXPORT, src, input_shape, n_cls, meta)
+
+
+def load_pickle(path: Path, *, trust: bool) -> Any:
+    """``torch.load`` with ``weights_only=True``; with ``trust``, full unpickling."""
+    src = str(path)
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only load failed" not in str(exc).lower() and "unsupported global" not in str(
+                exc).lower():
+            raise ModelLoadError(f"the torch.save file cannot be read: {_first(exc)}",
+                                 "The file is truncated or damaged; save it again",
+                                 source=src) from None
+        if not trust:
+            raise TrustRequired(
+                "this file is a pickled Python object that can run code when loaded",
+                "Only if you trust its source, pass --trust (or set teacher.trust: true)",
+                source=src) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"the torch.save file cannot be read: {_first(exc)}",
+                             "The file is truncated or damaged; save it again",
+                             source=src) from None
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=False)
+    except (ModuleNotFoundError, AttributeError) as exc:
+        raise ModelLoadError(
+            f"the pickled model needs Python code that is not importable here: {_first(exc)}",
+            "Install or put on PYTHONPATH the package that defines the model's classes, or "
+            "save a state_dict and load it with an architecture",
+            source=src) from None
+    except Exception as exc:
+        raise ModelLoadError(f"the torch.save file cannot be unpickled: {_first(exc)}",
+                             "The file is damaged or needs code from elsewhere", source=src
+                             ) from None
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def read_safetensors(path: Path) -> dict[str, Tensor]:
+    """All tensors of a .safetensors file (no pickle involved)."""
+    from safetensors.torch import load_file
+
+    return _guard(lambda: load_file(str(path), device="cpu"), str(path), sniff.SAFETENSORS)
+
+
+_NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "params")
+
+
+def find_state_dict(obj: Any) -> dict[str, Tensor] | None:
+    """The state_dict in ``obj``: the dict itself, or a common checkpoint key holding one."""
+    if isinstance(obj, Mapping):
+        if obj and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
+            return dict(obj)
+        for key in _NESTED_KEYS:
+            inner = obj.get(key)
+            found = find_state_dict(inner) if isinstance(inner, Mapping) else None
+            if found is not None:
+                return found
+    return None
+
+
+def _with_arch(state: dict[str, Tensor], ref: ModelRef, fmt: str, src: str,
+               input_shape: tuple[int, ...] | None, n_cls: int | None) -> LoadedModel:
+    if not ref.arch:
+        raise ModelLoadError(
+            f"this file holds only weights (a state_dict with {len(state)} tensors)",
+            f"Pass --arch with the architecture they belong to ({ARCH_FORMS})",
+            source=src)
+    built = build_arch(ref.arch, num_classes=n_cls, input_shape=input_shape,
+                       arch_kwargs=ref.arch_kwargs, pretrained=False)
+    load_weights(built.module, state, arch=ref.arch, source=src)
+    loaded = _loaded(built, fmt, src, input_shape)
+    loaded.metadata["arch"] = ref.arch
+    return loaded
+
+
+def load_weights(module: nn.Module, state: dict[str, Tensor], *, arch: str, source: str) -> None:
+    """Load ``state`` strictly; a mismatch names the first differing keys and shapes."""
+    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel
+        state = {k[len("module."):]: v for k, v in state.items()}
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or mismatched:
+        parts = []
+        if mismatched:
+            parts.append(f"{len(mismatched)} shape mismatch(es): " + ", ".join(
+                f"{k} file {_shp(state[k])} vs model {_shp(own[k])}"
+                for k in mismatched[:SHOW_KEYS]))
+        if missing:
+            parts.append(f"{len(missing)} missing: " + ", ".join(
+                f"{k} {_shp(own[k])}" for k in missing[:SHOW_KEYS]))
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected: " + ", ".join(
+                f"{k} {_shp(state[k])}" for k in unexpected[:SHOW_KEYS]))
+        last = next(reversed(own)).rsplit(".", 1)[0] if own else ""
+        head_only = (not missing and not unexpected
+                     and all(k.rsplit(".", 1)[0] == last for k in mismatched))
+        fix = (f"Only the classifier differs: set num_classes to {state[mismatched[0]].shape[0]}"
+               if head_only else
+               "Pick the architecture (and arch_kwargs) the weights were saved from")
+        raise ModelLoadError(f"the architecture {arch} does not match the weights: "
+                             + "; ".join(parts), fix, source=source)
+    module.load_state_dict(state, strict=True)
+
+
+def _shp(t: Tensor) -> str:
+    return "[" + ", ".join(str(s) for s in t.shape) + "]"
+
+
+def load_spec_with_weights(spec_json: Path, weights: Path) -> LoadedModel:
+    """A spec JSON file plus a .safetensors file: kdgui's own pickle-free model format."""
+    built = load_spec_file(spec_json)
+    state = read_safetensors(weights)
+    load_weights(built.module, state, arch=f"spec:{spec_json}", source=str(weights))
+    return _loaded(built, sniff.SAFETENSORS, str(weights), built.input_shape)

@@ -1,0 +1,128 @@
+"""Tell a model file's format from its bytes, not from its name.
+
+People rename files (a TorchScript archive saved as ``.pth``, a state_dict as ``.bin``) and
+download HTML error pages as ``.pt``; reading the content first lets every such case get its own
+clear message instead of an unpickling traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zipfile
+from pathlib import Path
+
+from kdgui.core.errors import ModelLoadError
+
+TORCHSCRIPT = "torchscript"
+EXPORT = "pt2"
+TORCH_SAVE = "torch_save"
+SAFETENSORS = "safetensors"
+
+TITLES = {
+    TORCHSCRIPT: "TorchScript archive",
+    EXPORT: "torch.export program (.pt2)",
+    TORCH_SAVE: "torch.save file",
+    SAFETENSORS: "safetensors weights",
+}
+
+_FIX_FORMAT = (
+    "Give a TorchScript file, a torch.export .pt2 file, a torch.save state_dict "
+    "(.pt/.pth/.bin) or a .safetensors file"
+)
+
+
+def sniff(path: Path) -> str:
+    """The format of ``path`` (one of the constants above) or a :class:`ModelLoadError`."""
+    src = str(path)
+    if not path.exists():
+        raise ModelLoadError(f"the model file '{path}' does not exist",
+                             "Check the path (relative paths start at the current folder)",
+                             source=src)
+    if path.is_dir():
+        raise ModelLoadError(f"'{path}' is a folder, not a model file",
+                             "Give the model file inside it", source=src)
+    size = path.stat().st_size
+    if size == 0:
+        raise ModelLoadError("the file is empty (0 bytes)",
+                             "The download or save did not finish; get the file again",
+                             source=src)
+    with path.open("rb") as fh:
+        head = fh.read(64)
+    if head.startswith(b"PK"):
+        return _sniff_zip(path)
+    if _looks_like_safetensors(path, head, size):
+        return SAFETENSORS
+    if head[:1] == b"\x80" and len(head) > 1 and head[1] in range(2, 6):
+        # A pickle stream: the legacy torch.save format (or a bare pickle).
+        return TORCH_SAVE
+    if _is_text(head):
+        first = head.decode("utf-8", "replace").strip().splitlines()[0][:40] if head.strip() else ""
+        raise ModelLoadError(
+            f"this is a text file (it starts with '{first}'), not a model",
+            "Perhaps a download saved an error page; " + _FIX_FORMAT,
+            source=src,
+        )
+    raise ModelLoadError("the file is not a model format PyTorch can read", _FIX_FORMAT,
+                         source=src)
+
+
+def _sniff_zip(path: Path) -> str:
+    src = str(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        raise ModelLoadError(
+            "the file is a damaged or truncated archive",
+            "The download or save did not finish; get or save the file again",
+            source=src,
+        ) from None
+    leaves = {n.split("/", 1)[1] if "/" in n else n for n in names}
+    if "archive_format" in leaves or any(n.startswith("models/") for n in leaves):
+        return EXPORT
+    if "constants.pkl" in leaves or any(n.startswith("code/") for n in leaves):
+        return TORCHSCRIPT
+    if "data.pkl" in leaves:
+        return TORCH_SAVE
+    shown = ", ".join(sorted(names)[:3]) or "nothing"
+    raise ModelLoadError(
+        f"the file is a zip archive but not a PyTorch file (it holds {shown})",
+        _FIX_FORMAT,
+        source=src,
+    )
+
+
+def _looks_like_safetensors(path: Path, head: bytes, size: int) -> bool:
+    if len(head) < 10:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    if n < 2 or head[8:9] != b"{":
+        return False
+    if 8 + n > size:
+        raise ModelLoadError(
+            "the file is a truncated safetensors file (its header is cut off)",
+            "The download or save did not finish; get or save the file again",
+            source=str(path),
+        )
+    with path.open("rb") as fh:
+        fh.seek(8)
+        try:
+            json.loads(fh.read(n))
+        except ValueError:
+            return False
+    return True
+
+
+def _is_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        # a multi-byte character cut at the 64-byte boundary is still text
+        try:
+            head[:-3].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return True

@@ -1,0 +1,189 @@
+"""The window's entry point: ``main(argv)`` sets up Qt, shows the window, and optionally runs.
+
+``kdgui`` (no arguments) reaches this module through ``importlib.import_module`` — the CLI never
+imports the GUI statically, so ``kdgui --help`` stays free of Qt. Torch is *not* imported here:
+the window paints first and the engine is imported on the worker thread when a run starts.
+
+Unattended use (docs screenshots, CI)::
+
+    kdgui --demo --autorun --screenshot shot.png --exit-when-done --panel run
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+_T0 = time.perf_counter()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kdgui", description="KD Studio window.")
+    p.add_argument("config", nargs="?", help="experiment config (YAML/JSON) to open")
+    p.add_argument("--demo", action="store_true", help="start on the embedded demo (default)")
+    p.add_argument("--autorun", action="store_true", help="start the run as soon as the "
+                   "window is shown")
+    p.add_argument("--screenshot", metavar="PATH", help="save a PNG of the window after the run")
+    p.add_argument("--exit-when-done", action="store_true", help="exit when the run ends "
+                   "(code 0 on success)")
+    p.add_argument("--panel", metavar="NAME", help="panel shown first: teacher, data, student, "
+                   "distill, compress, run, results")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. training.epochs=2 (repeatable)")
+    p.add_argument("--runs-root", metavar="DIR", help="folder for run folders (default: runs)")
+    p.add_argument("--theme", choices=("system", "light", "dark"), default="system",
+                   help="colour scheme (default: follow the system)")
+    p.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
+    p.add_argument("--exit-after-paint", action="store_true",
+                   help="print the time to first paint and exit (startup benchmark)")
+    return p
+
+
+def apply_theme(app: object, theme: str = "system") -> None:
+    """Fusion style with the system's light or dark palette (or a forced one)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtWidgets import QApplication
+
+    assert isinstance(app, QApplication)
+    app.setStyle("Fusion")
+    dark = theme == "dark"
+    if theme == "system":
+        hints = app.styleHints()
+        scheme = getattr(hints, "colorScheme", lambda: None)()
+        dark = scheme == Qt.ColorScheme.Dark
+    if dark:
+        pal = QPalette()
+        roles = QPalette.ColorRole
+        for role, color in (
+            (roles.Window, "#2b2b2b"), (roles.WindowText, "#e6e6e6"), (roles.Base, "#1e1e1e"),
+            (roles.AlternateBase, "#2f2f2f"), (roles.Text, "#e6e6e6"), (roles.Button, "#353535"),
+            (roles.ButtonText, "#e6e6e6"), (roles.Highlight, "#3d7bd9"),
+            (roles.HighlightedText, "#ffffff"), (roles.ToolTipBase, "#2b2b2b"),
+            (roles.ToolTipText, "#e6e6e6"), (roles.PlaceholderText, "#8a8a8a"),
+            (roles.Mid, "#8a8a8a"), (roles.Link, "#6ea8ff"),
+        ):
+            pal.setColor(role, QColor(color))
+        pal.setColor(QPalette.ColorGroup.Disabled, roles.ButtonText, QColor("#777777"))
+        pal.setColor(QPalette.ColorGroup.Disabled, roles.Text, QColor("#777777"))
+        app.setPalette(pal)
+    elif theme == "light":
+        app.setPalette(app.style().standardPalette())
+
+
+def _initial_config(args: argparse.Namespace) -> object:
+    from kdgui.core.config import demo_config
+    from kdgui.core.config_io import apply_overrides, load_config
+
+    config = load_config(args.config) if args.config and not args.demo else demo_config()
+    if args.overrides:
+        config = apply_overrides(config, args.overrides)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Open the window; with ``--autorun`` run the experiment, and so on (see ``--help``)."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    from PySide6.QtCore import QEvent, QObject, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from kdgui.core.errors import UserError
+
+    app = QApplication.instance() or QApplication(["kdgui"])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("KD Studio")
+    app.setOrganizationName("kdgui")
+    apply_theme(app, args.theme)
+    try:
+        config = _initial_config(args)
+    except UserError as exc:
+        print(f"kdgui: {exc.one_line()}", file=sys.stderr)
+        return 2
+
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(antialias=True)
+    from kdgui.gui.main_window import PANEL_KEYS, QtMainWindow
+
+    if args.panel and args.panel not in PANEL_KEYS:
+        print(f"kdgui: unknown panel '{args.panel}'. Use one of: {', '.join(PANEL_KEYS)}.",
+              file=sys.stderr)
+        return 2
+    window = QtMainWindow(config, runs_root=args.runs_root)  # type: ignore[arg-type]
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+        window.resize(w, h)
+    except ValueError:
+        pass
+    if args.config and not args.demo:
+        window.config_path = Path(args.config)
+    window.show_panel(args.panel or ("run" if args.autorun else "teacher"))
+    result = {"code": 0}
+
+    class _FirstPaint(QObject):
+        done = False
+
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+            if event.type() == QEvent.Type.Paint and not self.done:
+                self.done = True
+                ms = 1000 * (time.perf_counter() - _T0)
+                print(f"first paint after {ms:.0f} ms (since kdgui.gui.app was imported)",
+                      flush=True)
+                if args.exit_after_paint:
+                    QTimer.singleShot(0, lambda: app.exit(0))
+            return False
+
+    painter = _FirstPaint()
+    window.installEventFilter(painter)
+
+    def finish(ok: bool) -> None:
+        window.run_panel.flush()
+        app.processEvents()
+        if args.screenshot:
+            Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
+            if not window.grab().save(args.screenshot):
+                print(f"kdgui: cannot write screenshot '{args.screenshot}'", file=sys.stderr)
+                result["code"] = 1
+            else:
+                print(f"screenshot: {args.screenshot}", flush=True)
+        if not ok:
+            result["code"] = result["code"] or 1
+            for err in window.errors[-1:]:
+                print(f"kdgui: {err.get('what', '')}. {err.get('fix', '')}", file=sys.stderr)
+        if args.exit_when_done:
+            window.save_settings()
+            app.exit(result["code"])  # not quit(): Qt 6 would close the window first
+
+    if args.autorun:
+        window.run_ended.connect(finish)
+
+        def start() -> None:
+            if not window.start_run():
+                issues = "; ".join(i.text() for i in window.state.issues)
+                print(f"kdgui: cannot run: {issues}", file=sys.stderr)
+                result["code"] = 2
+                if args.exit_when_done:
+                    app.exit(2)
+
+        QTimer.singleShot(0, start)
+    elif args.screenshot:
+        def shot() -> None:
+            window.grab().save(args.screenshot)
+            if args.exit_when_done:
+                app.exit(0)
+
+        QTimer.singleShot(300, shot)
+
+    window.show()
+    code = app.exec()
+    if window.runner.running:
+        window.runner.stop()
+        window.runner.wait(10000)
+    window.removeEventFilter(painter)
+    return int(code or result["code"])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""Before/after bars: params, size, MACs, latency and accuracy for each measured stage.
+
+The five metrics have different units, so each group shows every stage relative to the first
+stage measured (normally the teacher = 100 %), with the absolute value written on each bar. Stages
+arrive as :class:`kdgui.core.events.StageEvent` (teacher, student, each compression step) or from
+a finished run's ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QWidget
+
+from kdgui.gui.qt_plot_base import SERIES_COLORS, QtLivePlot, foreground
+
+
+def _si(value: float) -> str:
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _bytes(value: float) -> str:
+    for factor, suffix in ((2**30, "GB"), (2**20, "MB"), (2**10, "kB")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {suffix}"
+    return f"{value:.0f} B"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One bar group: label, the keys the engine may use for it, and how to print a value."""
+
+    label: str
+    keys: tuple[str, ...]
+    fmt: Callable[[float], str]
+    scale: float = 1.0  # multiply the stored value by this before formatting
+
+
+METRICS = (
+    Metric("params", ("params", "parameters", "num_params", "n_params"), _si),
+    Metric("size", ("size_bytes", "file_size_bytes", "bytes"), _bytes),
+    Metric("size", ("size_mb",), _bytes, 2**20),
+    Metric("MACs", ("macs", "MACs", "mac", "flops"), _si),
+    Metric("latency", ("latency_ms", "latency_ms_b1", "latency"), lambda v: f"{v:.3g} ms"),
+    Metric("accuracy", ("accuracy", "val_accuracy", "test_accuracy", "acc"),
+           lambda v: f"{100 * v:.1f}%" if v <= 1 else f"{v:.1f}%"),
+)
+GROUPS = ("params", "size", "MACs", "latency", "accuracy")
+
+
+def metric_values(metrics: dict[str, Any]) -> dict[str, float]:
+    """The five group values found in one stage's metrics (missing ones left out)."""
+    out: dict[str, float] = {}
+    for metric in METRICS:
+        if metric.label in out:
+            continue
+        for key in metric.keys:
+            value = metrics.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                    math.isfinite(value) and value >= 0:  # the engine writes -1 for "unknown"
+                out[metric.label] = float(value) * metric.scale
+                break
+    return out
+
+
+def format_value(group: str, value: float) -> str:
+    metric = next(m for m in METRICS if m.label == group)
+    return metric.fmt(value)
+
+
+def stages_from_summary(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Stage name → metrics from a run summary: teacher, student, then each compression stage."""
+    out: dict[str, dict[str, Any]] = {}
+    for key in ("teacher", "student"):
+        if isinstance(summary.get(key), dict) and metric_values(summary[key]):
+            out[key] = dict(summary[key])
+    stages = summary.get("stages")
+    if isinstance(stages, dict):
+        out.update({str(k): dict(v) for k, v in stages.items() if isinstance(v, dict)})
+    elif isinstance(stages, list):
+        for item in stages:
+            if isinstance(item, dict):
+                name = str(item.get("name") or f"stage {len(out) - 1}")
+                metrics = item.get("metrics", item)
+                if isinstance(metrics, dict):
+                    out[name] = dict(metrics)
+    return out
+
+
+class QtBars(QtLivePlot):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Before / after (relative to first stage; labels absolute)", parent)
+        self.plot.setLabel("left", "relative to first stage", units="%")
+        self.plot.showGrid(y=True, alpha=0.2)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.getAxis("bottom").setTicks([[(i, g) for i, g in enumerate(GROUPS)], []])
+        self.legend = self.plot.addLegend(offset=(-5, 2), labelTextColor=foreground())
+        self.stages: dict[str, dict[str, float]] = {}
+        self._items: list[Any] = []
+
+    def set_stage(self, name: str, metrics: dict[str, Any]) -> None:
+        values = metric_values(metrics)
+        if not values:
+            return
+        self.stages[name] = {**self.stages.get(name, {}), **values}
+        self.mark_dirty()
+
+    def redraw(self) -> None:
+        for item in self._items:
+            self.plot.removeItem(item)
+        self._items.clear()
+        self.legend.clear()
+        if not self.stages:
+            return
+        names = list(self.stages)
+        width = 0.8 / len(names)
+        font = QFont()
+        font.setPointSize(7)
+        top = 100.0
+        for s, name in enumerate(names):
+            xs, heights, labels = [], [], []
+            for g, group in enumerate(GROUPS):
+                value = self.stages[name].get(group)
+                if value is None:
+                    continue
+                base = next((self.stages[n][group] for n in names if group in self.stages[n]
+                             and self.stages[n][group]), None)
+                rel = 100.0 * value / base if base else 0.0
+                xs.append(g - 0.4 + width * (s + 0.5))
+                heights.append(rel)
+                labels.append(format_value(group, value))
+            color = SERIES_COLORS[s % len(SERIES_COLORS)]
+            bars = pg.BarGraphItem(x=xs, height=heights, width=width * 0.9, brush=color, pen=None)
+            self.plot.addItem(bars)
+            self.legend.addItem(bars, name)
+            self.legend.setColumnCount(min(len(names), 4))  # one row above the bars
+            self._items.append(bars)
+            for x, h, text in zip(xs, heights, labels):
+                label = pg.TextItem(text, color=foreground(), anchor=(0.5, 1.0))
+                label.setFont(font)
+                label.setPos(x, h)
+                self.plot.addItem(label)
+                self._items.append(label)
+                top = max(top, h)
+        self.plot.setXRange(-0.5, len(GROUPS) - 0.5, padding=0)
+        rows = (len(names) + 3) // 4
+        self.plot.setYRange(0, top * (1.2 + 0.1 * rows), padding=0)
+
+    def clear(self) -> None:
+        self.stages.clear()
+        self.mark_dirty()
+        self._dirty = True

@@ -1,0 +1,174 @@
+"""Step 2, the data: which dataset, how it is split, and a grid preview of labelled samples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kdgui.core.config import DataConfig
+from kdgui.core.params import describe
+from kdgui.gui.qt_config_state import QtConfigState
+from kdgui.gui.qt_forms import QtParamForm
+from kdgui.gui.qt_panel_base import QtPanel
+from kdgui.gui.qt_task import QtTask
+
+#: Suggestions for the dataset field; any spec the engine understands can be typed.
+DATASET_SUGGESTIONS = (
+    "digits", "mnist:data", "fashionmnist:data", "kmnist:data", "cifar10:data", "cifar100:data",
+    "svhn:data", "folder:PATH",
+)
+TILE = 56
+
+
+def load_preview(data_cfg: dict[str, Any], n: int = 16) -> dict[str, Any]:
+    """Load the dataset and take ``n`` labelled samples (runs on a worker thread)."""
+    from kdgui.engine.data import load_data
+    from kdgui.engine.data.preview import sample_grid
+
+    bundle = load_data(DataConfig.model_validate(data_cfg))
+    images, labels = sample_grid(bundle, n=n)
+    return {"images": images, "labels": labels, "info": bundle.describe()}
+
+
+def to_pixmap(image: np.ndarray, size: int = TILE) -> QPixmap:
+    """A ``H×W×C`` uint8 image as a pixmap scaled to ``size`` (nearest, so pixels stay crisp)."""
+    img = np.ascontiguousarray(image)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = np.ascontiguousarray(img[:, :, 0])
+    h, w = img.shape[:2]
+    if img.ndim == 2:
+        qimg = QImage(img.data, w, h, w, QImage.Format.Format_Grayscale8)
+    else:
+        rgb = np.ascontiguousarray(img[:, :, :3])
+        qimg = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(qimg.copy()).scaled(
+        size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
+    )
+
+
+class QtSampleGrid(QWidget):
+    """Sample images with their class names underneath."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.grid = QGridLayout(self)
+        self.grid.setSpacing(6)
+        self.tiles: list[QLabel] = []
+
+    def show_samples(self, images: np.ndarray, labels: list[int], class_names: list[str]) -> None:
+        for tile in self.tiles:
+            tile.deleteLater()
+        self.tiles = []
+        cols = 8
+        for i, (image, label) in enumerate(zip(images, labels)):
+            cell = QLabel()
+            cell.setPixmap(to_pixmap(image))
+            cell.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            name = class_names[label] if 0 <= label < len(class_names) else str(label)
+            text = QLabel(name)
+            text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self.grid.addWidget(cell, 2 * (i // cols), i % cols)
+            self.grid.addWidget(text, 2 * (i // cols) + 1, i % cols)
+            self.tiles += [cell, text]
+
+
+class QtDataPanel(QtPanel):
+    key = "data"
+    title = "2 · Data"
+    subtitle = ("The images both models see. 'digits' is embedded and works offline; "
+                "the validation split measures teacher and student alike.")
+    prefixes = (("data",),)
+    error = Signal(dict)
+
+    def __init__(self, state: QtConfigState, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
+        self._task: QtTask | None = None
+        specs = describe(DataConfig)
+        box = QGroupBox("Dataset")
+        row = QHBoxLayout(box)
+        self.spec_combo = QComboBox()
+        self.spec_combo.setEditable(True)
+        self.spec_combo.addItems(DATASET_SUGGESTIONS)
+        self.spec_combo.setToolTip(next(s.help for s in specs if s.name == "spec"))
+        self.spec_combo.lineEdit().editingFinished.connect(self._spec_edited)
+        self.spec_combo.activated.connect(lambda _i: self._spec_edited())
+        browse = QPushButton("Image folder…")
+        browse.setToolTip("Use a folder with one sub-folder of images per class.")
+        browse.clicked.connect(self.browse_folder)
+        row.addWidget(self.spec_combo, 1)
+        row.addWidget(browse)
+        self.body_layout.addWidget(box)
+
+        split = QGroupBox("Split and preprocessing")
+        split_layout = QVBoxLayout(split)
+        self.form = QtParamForm(specs, state, ("data",), skip=("spec",))
+        split_layout.addWidget(self.form)
+        self.body_layout.addWidget(split)
+
+        preview = QGroupBox("Preview")
+        p_layout = QVBoxLayout(preview)
+        self.preview_button = QPushButton("Show samples")
+        self.preview_button.clicked.connect(self.preview)
+        self.info = QLabel("")
+        self.info.setWordWrap(True)
+        self.samples = QtSampleGrid()
+        p_layout.addWidget(self.preview_button)
+        p_layout.addWidget(self.info)
+        p_layout.addWidget(self.samples)
+        self.body_layout.addWidget(preview)
+        state.replaced.connect(self.refresh)
+        self.refresh()
+        self.finish()
+
+    def refresh(self) -> None:
+        self.spec_combo.setEditText(self.state.get(("data", "spec")) or "")
+
+    def _spec_edited(self) -> None:
+        self.state.set(("data", "spec"), self.spec_combo.currentText().strip())
+
+    def browse_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Image folder (one sub-folder per class)")
+        if path:
+            self.spec_combo.setEditText(f"folder:{path}")
+            self._spec_edited()
+
+    def preview(self) -> None:
+        if self._task is not None and self._task.running:
+            return
+        data = self.state.get(("data",))
+        self.preview_button.setEnabled(False)
+        self.info.setText("Loading the dataset…")
+        task = QtTask(lambda: load_preview(data), self)
+        task.done.connect(self._show)
+        task.errored.connect(self._failed)
+        task.finished.connect(lambda: self.preview_button.setEnabled(True))
+        self._task = task
+        task.start()
+
+    def _show(self, result: dict[str, Any]) -> None:
+        info = result["info"]
+        self.info.setText(
+            f"<b>{info.get('name')}</b> · {info.get('n_train')} training / {info.get('n_val')} "
+            f"validation samples · input {info.get('input_shape')} · "
+            f"{info.get('num_classes')} classes"
+        )
+        self.samples.show_samples(result["images"], result["labels"],
+                                  list(info.get("class_names", [])))
+
+    def _failed(self, error: dict[str, str]) -> None:
+        self.info.setText("Could not load the dataset (see the message).")
+        self.error.emit(error)

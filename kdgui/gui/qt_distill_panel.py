@@ -1,0 +1,91 @@
+"""Step 4, distillation and training: loss weights, temperature, per-loss options, optimiser.
+
+The combined loss is written out with the current weights, so moving a slider shows at once what
+the student will be trained on; the weight sum rule (α + β + γ ≤ 1) is enforced by the config's
+own validator and reported inline like any other invalid value.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from kdgui.core.components.distill import AttentionParams, FeatureParams
+from kdgui.core.config import DistillConfig, TrainingConfig
+from kdgui.core.params import describe
+from kdgui.core.registry import losses
+from kdgui.gui.qt_config_state import QtConfigState
+from kdgui.gui.qt_forms import QtParamForm
+from kdgui.gui.qt_panel_base import QtPanel
+
+
+def loss_formula(alpha: float, beta: float, gamma: float) -> str:
+    hard = max(0.0, 1.0 - alpha - beta - gamma)
+    terms = [(hard, "L<sub>hard</sub>"), (alpha, "L<sub>soft</sub>"),
+             (beta, "L<sub>feat</sub>"), (gamma, "L<sub>att</sub>")]
+    shown = [f"{w:.2f}·{t}" for w, t in terms if w > 0] or ["0"]
+    return "L = " + " + ".join(shown)
+
+
+class QtDistillPanel(QtPanel):
+    key = "distill"
+    title = "4 · Distillation & training"
+    subtitle = ("How the student learns: hard labels, the teacher's softened outputs, and "
+                "optionally its feature maps and attention.")
+    prefixes = (("distill",), ("training",))
+
+    def __init__(self, state: QtConfigState, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
+        columns = QHBoxLayout()
+        left, right = QVBoxLayout(), QVBoxLayout()
+        columns.addLayout(left, 1)
+        columns.addLayout(right, 1)
+        self.body_layout.addLayout(columns)
+
+        weights = QGroupBox("Loss")
+        w_layout = QVBoxLayout(weights)
+        self.formula = QLabel()
+        self.formula.setObjectName("lossFormula")
+        self.formula.setStyleSheet("font-size: 13pt;")
+        w_layout.addWidget(self.formula)
+        self.form = QtParamForm(describe(DistillConfig), state, ("distill",))
+        w_layout.addWidget(self.form)
+        left.addWidget(weights)
+
+        extra = QGroupBox("Feature hints and attention")
+        e_layout = QVBoxLayout(extra)
+        self.feature_form = QtParamForm(describe(FeatureParams), state, ("distill", "feature"))
+        self.attention_form = QtParamForm(
+            describe(AttentionParams), state, ("distill", "attention")
+        )
+        e_layout.addWidget(self.feature_form)
+        e_layout.addWidget(self.attention_form)
+        left.addWidget(extra)
+
+        about = QGroupBox("The loss terms")
+        a_layout = QVBoxLayout(about)
+        for comp in losses:
+            text = QLabel(
+                f"<b>{comp.title}</b> — {comp.summary}<br><i>{comp.formula}</i>"
+                + (f"<br><small>{comp.paper}</small>" if comp.paper else "")
+            )
+            text.setWordWrap(True)
+            a_layout.addWidget(text)
+        left.addWidget(about)
+        left.addStretch(1)
+
+        training = QGroupBox("Training")
+        t_layout = QVBoxLayout(training)
+        self.training_form = QtParamForm(describe(TrainingConfig), state, ("training",))
+        t_layout.addWidget(self.training_form)
+        right.addWidget(training)
+        right.addStretch(1)
+        state.changed.connect(self._update_formula)
+        self._update_formula()
+        self.finish()
+
+    def _update_formula(self) -> None:
+        get = self.state.get
+        self.formula.setText(loss_formula(
+            float(get(("distill", "alpha"), 0) or 0), float(get(("distill", "beta"), 0) or 0),
+            float(get(("distill", "gamma"), 0) or 0),
+        ))

@@ -1,0 +1,312 @@
+"""Step 7, results: the run list, a side-by-side comparison, export, and plots saved to files.
+
+A run folder is read back from its ``summary.json`` and ``metrics.jsonl`` (whose lines replay as
+events through :func:`kdgui.core.events.event_from_dict`), so runs made by the CLI open here
+exactly like runs made in the window.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kdgui.core.errors import ConfigError
+from kdgui.core.events import Event, event_from_dict
+from kdgui.gui.qt_bars import QtBars, format_value, metric_values, stages_from_summary
+from kdgui.gui.qt_config_state import QtConfigState
+from kdgui.gui.qt_histogram import QtHistogram
+from kdgui.gui.qt_panel_base import QtPanel
+
+#: Rows of the comparison table: (label, how to read it from a summary).
+COMPARE_ROWS: list[tuple[str, str, str]] = [
+    ("teacher accuracy", "teacher", "accuracy"),
+    ("student accuracy", "student", "accuracy"),
+    ("final accuracy", "final", "accuracy"),
+    ("teacher params", "teacher", "params"),
+    ("student params", "student", "params"),
+    ("final params", "final", "params"),
+    ("final size", "final", "size"),
+    ("final MACs", "final", "MACs"),
+    ("final latency", "final", "latency"),
+]
+
+
+@dataclass
+class RunRecord:
+    """What the window knows about one run folder."""
+
+    path: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    bad_lines: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def completed(self) -> bool:
+        return bool(self.summary) and not self.summary.get("stopped", False)
+
+    def stage_values(self) -> dict[str, dict[str, float]]:
+        stages = {n: metric_values(m) for n, m in stages_from_summary(self.summary).items()}
+        if stages:
+            last = list(stages)[-1]
+            stages["final"] = stages[last]
+        return stages
+
+
+def is_run_folder(path: Path) -> bool:
+    return (path / "metrics.jsonl").is_file() or (path / "summary.json").is_file()
+
+
+def read_run(path: str | Path) -> RunRecord:
+    """Read a run folder; a half-written last line (a crashed run) is skipped, not fatal."""
+    p = Path(path)
+    if not p.is_dir() or not is_run_folder(p):
+        raise ConfigError(f"'{p}' is not a run folder (no metrics.jsonl or summary.json)",
+                          "Choose the folder of an earlier run, e.g. runs/…-demo.")
+    record = RunRecord(p)
+    summary_path = p / "summary.json"
+    if summary_path.is_file():
+        try:
+            record.summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read '{summary_path}': {exc}",
+                              "The file is damaged; the run's metrics.jsonl may still open.") \
+                from None
+    metrics = p / "metrics.jsonl"
+    if metrics.is_file():
+        for line in metrics.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            try:
+                record.events.append(event_from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                record.bad_lines += 1
+    if not record.summary:
+        from kdgui.core.events import RunFinished
+
+        finished = [e for e in record.events if isinstance(e, RunFinished)]
+        if finished:
+            record.summary = finished[-1].summary
+    return record
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Run folders directly under ``root``, newest first."""
+    r = Path(root)
+    if not r.is_dir():
+        return []
+    runs = [p for p in r.iterdir() if p.is_dir() and is_run_folder(p)]
+    return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+class QtResultsPanel(QtPanel):
+    key = "results"
+    title = "7 · Results & export"
+    subtitle = ("Every run folder under the runs directory, the window's and the CLI's alike. "
+                "Select several runs to compare them side by side.")
+    prefixes = ()
+
+    #: A run the user wants to see as curves (the window replays it into the Run panel).
+    show_curves = Signal(object)
+    error = Signal(dict)
+    export_requested = Signal(object)
+    save_plots_requested = Signal()
+
+    def __init__(self, state: QtConfigState, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
+        self.runs_root = Path("runs")
+        self.records: dict[str, RunRecord] = {}
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        left = QWidget()
+        l_layout = QVBoxLayout(left)
+        l_layout.setContentsMargins(0, 0, 0, 0)
+        self.root_label = QLabel()
+        self.root_label.setWordWrap(True)
+        self.run_list = QListWidget()
+        self.run_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.run_list.itemSelectionChanged.connect(self._selection_changed)
+        self.run_list.itemDoubleClicked.connect(lambda _i: self._curves_clicked())
+        buttons = QHBoxLayout()
+        open_button = QPushButton("Open run…")
+        open_button.setToolTip("Open any run folder (Ctrl+Shift+O)")
+        open_button.clicked.connect(self.browse_run)
+        refresh = QPushButton("Refresh")
+        refresh.clicked.connect(self.refresh_runs)
+        buttons.addWidget(open_button)
+        buttons.addWidget(refresh)
+        l_layout.addWidget(self.root_label)
+        l_layout.addWidget(self.run_list, 1)
+        l_layout.addLayout(buttons)
+        splitter.addWidget(left)
+
+        right = QWidget()
+        r_layout = QVBoxLayout(right)
+        r_layout.setContentsMargins(0, 0, 0, 0)
+        actions = QHBoxLayout()
+        self.curves_button = QPushButton("Show curves")
+        self.curves_button.setToolTip("Replay the selected run's metrics into the Run plots")
+        self.curves_button.clicked.connect(self._curves_clicked)
+        self.export_button = QPushButton("Export model…")
+        self.export_button.setToolTip("Export the selected run's final model (Ctrl+E)")
+        self.export_button.clicked.connect(self._export_clicked)
+        self.save_plots_button = QPushButton("Save plots…")
+        self.save_plots_button.setToolTip("Write every plot to PNG or SVG files")
+        self.save_plots_button.clicked.connect(self.save_plots_requested)
+        for b in (self.curves_button, self.export_button, self.save_plots_button):
+            actions.addWidget(b)
+        actions.addStretch(1)
+        r_layout.addLayout(actions)
+        self.compare = QTableWidget(0, 0)
+        self.compare.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.compare.verticalHeader().setDefaultSectionSize(22)
+        self.compare.setMinimumHeight(22 * (len(COMPARE_ROWS) + 3) + 8)
+        compare_box = QGroupBox("Comparison")
+        c_layout = QVBoxLayout(compare_box)
+        c_layout.addWidget(self.compare)
+        r_layout.addWidget(compare_box, 0)
+        plots = QHBoxLayout()
+        self.bars = QtBars()
+        self.histogram = QtHistogram()
+        self.bars.setMinimumHeight(240)
+        plots.addWidget(self.bars, 3)
+        plots.addWidget(self.histogram, 2)
+        r_layout.addLayout(plots, 1)
+        splitter.addWidget(right)
+        splitter.setSizes([260, 800])
+        self.body_layout.addWidget(splitter, 1)
+        self.refresh_runs()
+        self._selection_changed()
+
+    # -- the run list ----------------------------------------------------------------------------
+    def set_runs_root(self, root: str | Path) -> None:
+        self.runs_root = Path(root)
+        self.refresh_runs()
+
+    def refresh_runs(self) -> None:
+        self.root_label.setText(f"Runs in <b>{self.runs_root}</b>")
+        known = {self.run_list.item(i).data(Qt.ItemDataRole.UserRole)
+                 for i in range(self.run_list.count())}
+        for path in reversed(find_runs(self.runs_root)):
+            if str(path.resolve()) not in known:
+                self._add_item(path.resolve(), top=True)
+
+    def _add_item(self, path: Path, *, top: bool) -> QListWidgetItem:
+        done = (path / "summary.json").is_file()
+        item = QListWidgetItem(("✓ " if done else "… ") + path.name)
+        item.setData(Qt.ItemDataRole.UserRole, str(path))
+        item.setToolTip(str(path))
+        if top:
+            self.run_list.insertItem(0, item)
+        else:
+            self.run_list.addItem(item)
+        return item
+
+    def open_run(self, path: str | Path) -> RunRecord:
+        """Read a run folder, list it (once) and select it."""
+        record = read_run(path)
+        key = str(record.path.resolve())
+        self.records[key] = record
+        for i in range(self.run_list.count()):
+            item = self.run_list.item(i)
+            if item.data(Qt.ItemDataRole.UserRole) == key:
+                done = (record.path / "summary.json").is_file()
+                item.setText(("✓ " if done else "… ") + record.path.name)
+                break
+        else:
+            item = self._add_item(record.path.resolve(), top=True)
+        self.run_list.clearSelection()
+        item.setSelected(True)
+        self.run_list.setCurrentItem(item)
+        return record
+
+    def browse_run(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open run folder", str(self.runs_root))
+        if path:
+            try:
+                self.open_run(path)
+            except ConfigError as exc:
+                self.error.emit(exc.to_dict())
+
+    def selected(self) -> list[RunRecord]:
+        out = []
+        for item in self.run_list.selectedItems():
+            key = item.data(Qt.ItemDataRole.UserRole)
+            if key not in self.records:
+                try:
+                    self.records[key] = read_run(key)
+                except ConfigError:
+                    continue
+            out.append(self.records[key])
+        return out
+
+    # -- showing ---------------------------------------------------------------------------------
+    def _selection_changed(self) -> None:
+        records = self.selected()
+        for b in (self.curves_button, self.export_button):
+            b.setEnabled(len(records) == 1)
+        self._fill_table(records)
+        self.bars.clear()
+        self.histogram.clear()
+        if len(records) == 1:
+            from kdgui.core.events import StageEvent
+
+            for name, metrics in stages_from_summary(records[0].summary).items():
+                self.bars.set_stage(name, metrics)
+            for ev in records[0].events:
+                if isinstance(ev, StageEvent):
+                    self.histogram.set_stage(ev.name, ev.layers)
+        self.bars.flush()
+
+    def _fill_table(self, records: list[RunRecord]) -> None:
+        self.compare.clear()
+        self.compare.setColumnCount(len(records))
+        self.compare.setRowCount(len(COMPARE_ROWS) + 2)
+        self.compare.setHorizontalHeaderLabels([r.name for r in records])
+        labels = [label for label, _s, _k in COMPARE_ROWS] + ["compression ratio", "status"]
+        self.compare.setVerticalHeaderLabels(labels)
+        for c, record in enumerate(records):
+            values = record.stage_values()
+            for r, (_label, stage, key) in enumerate(COMPARE_ROWS):
+                value = values.get(stage, {}).get(key)
+                text = "–" if value is None else format_value(key if key != "accuracy" else
+                                                              "accuracy", value)
+                self.compare.setItem(r, c, QTableWidgetItem(text))
+            ratio = record.summary.get("compression_ratio")
+            self.compare.setItem(len(COMPARE_ROWS), c, QTableWidgetItem(
+                f"{ratio:.2f}×" if isinstance(ratio, (int, float)) else "–"))
+            status = ("completed" if record.completed else
+                      "stopped" if record.summary.get("stopped") else "incomplete")
+            self.compare.setItem(len(COMPARE_ROWS) + 1, c, QTableWidgetItem(status))
+        self.compare.resizeColumnsToContents()
+
+    def _curves_clicked(self) -> None:
+        records = self.selected()
+        if len(records) == 1:
+            self.show_curves.emit(records[0])
+
+    def _export_clicked(self) -> None:
+        records = self.selected()
+        if len(records) == 1:
+            self.export_requested.emit(records[0])

@@ -1,0 +1,245 @@
+"""Step 6, the run: Start / Pause / Resume / Stop, progress with ETA, and the live plots.
+
+The panel only *observes* a run: :meth:`QtRunPanel.handle` takes one engine event (live from the
+worker, or replayed from a run folder's ``metrics.jsonl``) and routes it to the plots, which
+redraw at most 30 times a second.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kdgui.core.events import (
+    ArtifactEvent,
+    EpochEvent,
+    Event,
+    LogEvent,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StageEvent,
+    StateEvent,
+    StepEvent,
+)
+from kdgui.gui.qt_accuracy_plot import QtAccuracyPlot
+from kdgui.gui.qt_bars import QtBars, stages_from_summary
+from kdgui.gui.qt_config_state import QtConfigState
+from kdgui.gui.qt_loss_plot import QtLossPlot
+from kdgui.gui.qt_panel_base import QtPanel
+from kdgui.gui.qt_plot_base import QtLivePlot
+from kdgui.gui.qt_sparsity_heatmap import QtSparsityHeatmap
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "–"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class QtRunPanel(QtPanel):
+    key = "run"
+    title = "6 · Run"
+    subtitle = ""
+    prefixes = ((),)
+
+    start_requested = Signal()
+    pause_requested = Signal()
+    resume_requested = Signal()
+    stop_requested = Signal()
+
+    def __init__(self, state: QtConfigState, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
+        self.scroll.setWidgetResizable(True)
+        controls = QHBoxLayout()
+        self.start_button = QPushButton("▶  Run")
+        self.start_button.setObjectName("startButton")
+        self.start_button.setToolTip("Distill with the current settings (Ctrl+R)")
+        self.pause_button = QPushButton("‖  Pause")
+        self.pause_button.setCheckable(False)
+        self.stop_button = QPushButton("■  Stop")
+        self.stop_button.setToolTip("Stop after the current batch; the run folder stays usable "
+                                    "(Ctrl+.)")
+        self.start_button.clicked.connect(self.start_requested)
+        self.pause_button.clicked.connect(self._pause_clicked)
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("%p%")
+        self.eta_label = QLabel("ETA –")
+        self.eta_label.setMinimumWidth(90)
+        self.status_label = QLabel("Ready.")
+        for w in (self.start_button, self.pause_button, self.stop_button):
+            controls.addWidget(w)
+        controls.addWidget(self.progress, 1)
+        controls.addWidget(self.eta_label)
+        self.body_layout.addLayout(controls)
+        self.body_layout.addWidget(self.status_label)
+
+        self.loss_plot = QtLossPlot()
+        self.accuracy_plot = QtAccuracyPlot()
+        self.heatmap = QtSparsityHeatmap()
+        self.bars = QtBars()
+        plots = QWidget()
+        grid = QGridLayout(plots)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.addWidget(self.loss_plot, 0, 0)
+        grid.addWidget(self.accuracy_plot, 0, 1)
+        grid.addWidget(self.heatmap, 1, 0)
+        grid.addWidget(self.bars, 1, 1)
+        for p in self.plots():
+            p.setMinimumHeight(220)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(2000)
+        mono = QFont("DejaVu Sans Mono")
+        mono.setStyleHint(QFont.StyleHint.Monospace)
+        mono.setPointSize(8)
+        self.log.setFont(mono)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(plots)
+        splitter.addWidget(self.log)
+        splitter.setStretchFactor(0, 5)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([560, 70])
+        self.body_layout.addWidget(splitter, 1)
+
+        self.run_dir: str = ""
+        self.summary: dict[str, Any] = {}
+        self.artifacts: list[ArtifactEvent] = []
+        self.event_count = 0
+        self.last_step: StepEvent | None = None
+        self._started_at: float | None = None
+        self.set_running(False)
+        self.show_issues()
+
+    def plots(self) -> list[QtLivePlot]:
+        return [self.loss_plot, self.accuracy_plot, self.heatmap, self.bars]
+
+    def show_issues(self) -> None:  # the Run panel lists every issue: it is where Run is pressed
+        super().show_issues()
+
+    # -- buttons -------------------------------------------------------------------------------
+    def set_running(self, running: bool, paused: bool = False) -> None:
+        self.start_button.setEnabled(not running and self.state.valid)
+        self.start_button.setToolTip(
+            "Distill with the current settings (Ctrl+R)" if self.state.valid else
+            "Fix the problems listed above first:\n" + "\n".join(
+                f"• {i.what}" for i in self.state.issues)
+        )
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+        self.pause_button.setText("▶  Resume" if paused else "‖  Pause")
+        self._running, self._paused = running, paused
+
+    def _pause_clicked(self) -> None:
+        if self._paused:
+            self.resume_requested.emit()
+        else:
+            self.pause_requested.emit()
+
+    # -- events --------------------------------------------------------------------------------
+    def reset(self) -> None:
+        for plot in self.plots():
+            plot.clear()
+        self.log.clear()
+        self.progress.setValue(0)
+        self.eta_label.setText("ETA –")
+        self.summary = {}
+        self.artifacts = []
+        self.event_count = 0
+        self.last_step = None
+        self.run_dir = ""
+        self._started_at = time.monotonic()
+
+    def handle(self, ev: Event) -> None:
+        """Route one engine event to the plots and labels."""
+        self.event_count += 1
+        if isinstance(ev, StepEvent):
+            self.last_step = ev
+            self.loss_plot.add(ev.step, ev.losses)
+            self.progress.setValue(int(1000 * min(max(ev.progress, 0.0), 1.0)))
+            self.eta_label.setText(f"ETA {format_eta(ev.eta_s)}")
+            self.status_label.setText(
+                f"Epoch {ev.epoch} · step {ev.step} · loss {ev.losses.get('total', 0):.4g} · "
+                f"{ev.samples_per_s:,.0f} samples/s · lr {ev.lr:.3g}"
+            )
+        elif isinstance(ev, EpochEvent):
+            self.accuracy_plot.set_teacher(ev.teacher_accuracy)
+            self.accuracy_plot.add(ev.train_accuracy, ev.val_accuracy, ev.stage)
+            self.heatmap.add(ev.layer_names, ev.sparsity, ev.stage)
+            self._log(f"epoch {ev.epoch} [{ev.stage}] val {100 * ev.val_accuracy:.2f}% "
+                      f"train {100 * ev.train_accuracy:.2f}% agreement "
+                      f"{100 * ev.agreement:.1f}% ({ev.duration_s:.1f} s)")
+        elif isinstance(ev, StageEvent):
+            self.bars.set_stage(ev.name, ev.metrics)
+            self._log(f"measured {ev.name}: " + ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in ev.metrics.items()
+                if k in ("accuracy", "params", "size_bytes", "macs", "latency_ms")))
+        elif isinstance(ev, RunStarted):
+            self.run_dir = ev.run_dir
+            self.accuracy_plot.set_teacher(ev.teacher.get("val_accuracy"))
+            self.status_label.setText(
+                f"Running on {ev.device} · {ev.epochs} epochs × {ev.steps_per_epoch} steps · "
+                f"teacher outputs {'cached' if ev.teacher_cached else 'computed each step'}"
+            )
+            self._log(f"run folder: {ev.run_dir}")
+        elif isinstance(ev, ArtifactEvent):
+            self.artifacts.append(ev)
+            self._log(f"wrote {ev.what}: {ev.path}")
+        elif isinstance(ev, StateEvent):
+            self._log(f"run {ev.state}")
+            if ev.state == "paused":
+                self.status_label.setText("Paused.")
+        elif isinstance(ev, LogEvent):
+            self._log(f"{ev.level}: {ev.message}")
+        elif isinstance(ev, RunFinished):
+            self.summary = ev.summary
+            self.run_dir = ev.run_dir or self.run_dir
+            for name, metrics in stages_from_summary(ev.summary).items():
+                if name not in self.bars.stages:
+                    self.bars.set_stage(name, metrics)
+            if not ev.stopped:
+                self.progress.setValue(1000)
+            self.eta_label.setText("ETA –")
+            self.status_label.setText(self._finished_text(ev))
+            self._log(self._finished_text(ev))
+        elif isinstance(ev, RunFailed):
+            self.status_label.setText(f"Failed: {ev.error.get('what', '')}")
+            self._log(f"error: {ev.error.get('message') or ev.error.get('what')}")
+
+    def _finished_text(self, ev: RunFinished) -> str:
+        s = ev.summary
+        student = s.get("student", {}) if isinstance(s.get("student"), dict) else {}
+        teacher = s.get("teacher", {}) if isinstance(s.get("teacher"), dict) else {}
+        head = "Stopped" if ev.stopped else "Finished"
+        if student.get("accuracy") is not None and teacher.get("accuracy") is not None:
+            return (f"{head}: student {100 * student['accuracy']:.2f}% vs teacher "
+                    f"{100 * teacher['accuracy']:.2f}% with "
+                    f"{s.get('compression_ratio', 0):.1f}× fewer parameters · {ev.run_dir}")
+        return f"{head} · {ev.run_dir}"
+
+    def _log(self, text: str) -> None:
+        self.log.appendPlainText(text)
+
+    def flush(self) -> None:
+        for plot in self.plots():
+            plot.flush()

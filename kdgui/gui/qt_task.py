@@ -1,0 +1,64 @@
+"""Runs one slow function (load a model, read a dataset) off the UI thread.
+
+The window uses it for anything that imports torch or touches the disk at length; the result or
+a ``what``/``fix`` error dict comes back as a signal on the UI thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from kdgui.gui.qt_worker import error_dict
+
+
+class _TaskWorker(QObject):
+    done = Signal(object)
+    errored = Signal(dict)
+    ended = Signal()
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        super().__init__()
+        self._fn = fn
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.done.emit(self._fn())
+        except Exception as exc:  # noqa: BLE001 - reported to the user as a message
+            self.errored.emit(error_dict(exc))
+        finally:
+            self.ended.emit()
+
+
+class QtTask(QObject):
+    """``QtTask(fn)`` then connect :attr:`done` / :attr:`errored`, then :meth:`start`."""
+
+    done = Signal(object)
+    errored = Signal(dict)
+    finished = Signal()
+
+    def __init__(self, fn: Callable[[], Any], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread = QThread()
+        self._worker = _TaskWorker(fn)
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.done.connect(self.done)
+        self._worker.errored.connect(self.errored)
+        self._worker.ended.connect(self._thread.quit)
+        self._thread.finished.connect(self._on_finished)
+        self.running = False
+
+    def start(self) -> None:
+        self.running = True
+        self._thread.start()
+
+    def wait(self, timeout_ms: int = 10000) -> bool:
+        return self._thread.wait(timeout_ms)
+
+    def _on_finished(self) -> None:
+        self.running = False
+        self.finished.emit()

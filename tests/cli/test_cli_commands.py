@@ -1,0 +1,58 @@
+"""The headless commands a person uses: demo, run, resume, config, inspect, presets, methods."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from kdgui.cli.main import main
+from kdgui.core.config_io import example_yaml
+
+
+def test_config_example_is_valid(tmp_path, capsys) -> None:
+    assert main(["config", "--example"]) == 0
+    text = capsys.readouterr().out
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    assert main(["config", "--check", str(path)]) == 0
+    assert yaml.safe_load(text) and text == example_yaml()
+
+
+def test_run_from_config_prints_epochs_and_a_table(tmp_path, capsys) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: t\ntraining:\n  epochs: 2\n")
+    out = tmp_path / "r"
+    assert main(["run", str(cfg), "--out", str(out), "--temperature", "6"]) == 0
+    text = capsys.readouterr().out
+    assert "epoch 1/2" in text and "epoch 2/2" in text
+    assert "accuracy" in text and "teacher" in text and "student" in text
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["distill"]["temperature"] == 6.0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["completed"]
+
+
+def test_existing_run_folder_is_refused_then_resumable(tmp_path, capsys) -> None:
+    out = tmp_path / "r"
+    assert main(["demo", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    assert main(["demo", "--epochs", "1", "--quiet", "--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["run", "--resume", str(out), "--quiet"]) == 0
+
+
+def test_listing_commands(capsys) -> None:
+    assert main(["presets"]) == 0
+    assert "cnn-small" in capsys.readouterr().out
+    assert main(["methods", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {c["name"] for c in data["loss"]} >= {"hard", "soft", "feature", "attention"}
+
+
+def test_version(capsys) -> None:
+    import pytest
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert "kdgui" in capsys.readouterr().out

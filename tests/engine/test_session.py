@@ -1,0 +1,134 @@
+"""A run end to end: events, run folder, control (pause/stop), resume, divergence."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from kdgui.core.config import demo_config
+from kdgui.core.events import (
+    EpochEvent,
+    RunControl,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StageEvent,
+    StateEvent,
+    StepEvent,
+    event_from_dict,
+)
+from kdgui.engine.session import run
+
+
+def _quick(epochs: int = 2, **training):
+    cfg = demo_config()
+    cfg.training.epochs = epochs
+    cfg.training.log_every = 5
+    for key, value in training.items():
+        setattr(cfg.training, key, value)
+    return cfg
+
+
+def test_demo_run_streams_plain_events_and_writes_the_folder(tmp_path) -> None:
+    events = list(run(_quick(2), tmp_path / "r"))
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+    assert isinstance(events[0], RunStarted) and events[0].teacher_cached
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert steps and {"hard", "soft", "total"} <= set(steps[0].losses)
+    epochs = [e for e in events if isinstance(e, EpochEvent)]
+    assert [e.epoch for e in epochs] == [1, 2]
+    assert isinstance(epochs[0].sparsity, np.ndarray)
+    assert len(epochs[0].layer_names) == len(epochs[0].sparsity)
+    for e in events:  # nothing live crosses the boundary: everything is JSON-able
+        json.dumps(e.to_dict())
+    assert {s.name for s in events if isinstance(s, StageEvent)} >= {"teacher", "student"}
+
+    folder = tmp_path / "r"
+    summary = json.loads((folder / "summary.json").read_text())
+    for who in ("teacher", "student"):
+        for key in ("accuracy", "params", "size_bytes", "macs", "latency_ms"):
+            assert key in summary[who], (who, key)
+        assert 0 <= summary[who]["accuracy"] <= 1
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == len(events)
+    assert isinstance(event_from_dict(json.loads(lines[-1])), RunFinished)
+    assert (folder / "config.yaml").is_file() and (folder / "checkpoints" / "last.pt").is_file()
+
+
+def test_stop_ends_cleanly_with_a_partial_summary(tmp_path) -> None:
+    gen = run(_quick(5), tmp_path / "r")
+    events = []
+    for event in gen:
+        events.append(event)
+        if isinstance(event, StepEvent):
+            gen.send("stop")
+            break
+    events.extend(gen)
+    assert any(isinstance(e, StateEvent) and e.state == "stopped" for e in events)
+    assert isinstance(events[-1], RunFinished) and events[-1].stopped
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["stopped"] and not summary["completed"]
+
+
+def test_pause_from_another_thread_blocks_the_engine_until_resume(tmp_path) -> None:
+    control = RunControl()
+    gen = run(_quick(3), tmp_path / "r", control=control)
+    seen = []
+    resumed_by = threading.Timer(0.3, control.resume)
+    for event in gen:
+        seen.append(event)
+        if isinstance(event, StepEvent) and not control.paused and not resumed_by.is_alive() \
+                and not any(isinstance(e, StateEvent) for e in seen):
+            control.pause()
+            resumed_by.start()
+    states = [e.state for e in seen if isinstance(e, StateEvent)]
+    assert states[:2] == ["paused", "resumed"]
+    assert isinstance(seen[-1], RunFinished) and not seen[-1].stopped
+
+
+def test_resume_continues_after_the_last_checkpoint(tmp_path) -> None:
+    folder = tmp_path / "r"
+    gen = run(_quick(3), folder)
+    for event in gen:
+        if isinstance(event, EpochEvent) and event.epoch == 1:
+            break
+    gen.close()  # as if the process were killed after epoch 1
+    assert not (folder / "summary.json").exists()
+    events = list(run(_quick(3), folder, resume=True))
+    started = events[0]
+    assert isinstance(started, RunStarted) and started.resumed_from_epoch == 1
+    assert [e.epoch for e in events if isinstance(e, EpochEvent)] == [2, 3]
+    assert isinstance(events[-1], RunFinished)
+
+
+def test_a_diverging_loss_stops_with_a_clear_event(tmp_path) -> None:
+    cfg = _quick(2, lr=1e12, optimizer="sgd", schedule="none")
+    events = list(run(cfg, tmp_path / "r"))
+    failed = events[-1]
+    assert isinstance(failed, RunFailed) and not failed.internal
+    assert failed.error["type"] == "TrainingDiverged"
+    assert "step" in failed.error["what"] and "learning rate" in failed.error["fix"]
+
+
+def test_bad_input_fails_before_any_folder_is_written(tmp_path) -> None:
+    cfg = demo_config()
+    cfg.data.spec = f"mnist:{tmp_path / 'nowhere'}"
+    events = list(run(cfg, tmp_path / "r"))
+    assert len(events) == 1 and isinstance(events[0], RunFailed)
+    assert not (tmp_path / "r").exists()
+
+
+def test_feature_and_attention_losses_run_with_auto_pairs(tmp_path) -> None:
+    cfg = _quick(1)
+    cfg.distill.alpha, cfg.distill.beta, cfg.distill.gamma = 0.5, 0.2, 0.2
+    events = list(run(cfg, tmp_path / "r"))
+    started = events[0]
+    assert isinstance(started, RunStarted) and not started.teacher_cached
+    assert started.pairs["feature"] and started.pairs["attention"]
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert steps[0].losses["feature"] > 0 and steps[0].losses["attention"] > 0
+    assert isinstance(events[-1], RunFinished)
