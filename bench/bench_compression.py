@@ -12,7 +12,7 @@ Checks (from the compression issue), each printed with PASS/FAIL:
    then int8 (dynamic): zip-compressed file ≥ 20× smaller than the float model's, accuracy
    within 1.0 point.
 Latency is the median of timed runs after warm-up (``kdgui.engine.metrics.measure_latency``),
-the float and compressed models timed alternately so a busy neighbour slows both alike.
+the float and compressed models timed alternately in rounds, the quietest round of each kept.
 Exit code 1 if any check fails.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
+import itertools
 import sys
 import time
 
@@ -40,8 +40,13 @@ from kdgui.engine.compress.lowrank import svd
 from kdgui.engine.compress.prune import structured, unstructured
 from kdgui.engine.compress.quantize import dynamic
 from kdgui.engine.data.load import load_data
-from kdgui.engine.metrics import count_nonzero, count_params, evaluate, measure_latency
-from kdgui.engine.metrics import model_size_bytes
+from kdgui.engine.metrics import (
+    count_nonzero,
+    count_params,
+    evaluate,
+    measure_latency,
+    model_size_bytes,
+)
 
 RESULTS: list[tuple[str, bool]] = []
 
@@ -53,12 +58,15 @@ def check(label: str, ok: bool) -> None:
 
 def paired_latency(a: nn.Module, b: nn.Module, shape: tuple[int, ...], batch: int,
                    rounds: int = 5) -> tuple[float, float]:
-    """Median latency of a and b, measured alternately (each round: a then b)."""
+    """Latency of a and b: per round the median of timed runs, a and b alternately; then the
+    lowest round of each. Other people's jobs on a shared machine only ever add time, so the
+    quietest round is the best estimate of each model's own cost (the median of rounds let one
+    busy spike on the float model inflate a ratio 3× in a trial run)."""
     ta, tb = [], []
     for _ in range(rounds):
         ta.append(measure_latency(a, shape, batch, repeats=20, max_seconds=2.0))
         tb.append(measure_latency(b, shape, batch, repeats=20, max_seconds=2.0))
-    return statistics.median(ta), statistics.median(tb)
+    return min(ta), min(tb)
 
 
 def bench_structured() -> None:
@@ -94,18 +102,18 @@ def bench_structured() -> None:
 
 def mlp(*sizes: int) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Flatten()]
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 
 
-def accuracy(model: nn.Module, data) -> float:  # noqa: ANN001
+def accuracy(model: nn.Module, data) -> float:
     return 100.0 * evaluate(model, data)["accuracy"]
 
 
-def bench_mlp(bundle) -> None:  # noqa: ANN001
+def bench_mlp(bundle) -> None:
     print("\n== MLP 784-1024-1024-10 on MNIST (8,000 train / 2,000 test) ==")
     torch.manual_seed(0)
     model = mlp(784, 1024, 1024, 10)
@@ -136,7 +144,7 @@ def bench_mlp(bundle) -> None:  # noqa: ANN001
     check(f"SVD 25% rank latency ratio at batch 64 {l0 / l2:.2f} ≥ 1.5", l0 / l2 >= 1.5)
 
 
-def bench_deep_compression(bundle, epochs: int, prune_epochs: int) -> None:  # noqa: ANN001
+def bench_deep_compression(bundle, epochs: int, prune_epochs: int) -> None:
     print("\n== Deep Compression: MLP 784-300-100-10, gradual pruning → int8 ==")
     torch.manual_seed(0)
     model = mlp(784, 300, 100, 10)

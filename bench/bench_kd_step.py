@@ -15,6 +15,10 @@ round so that their timing windows are not too short to measure. Rounds stop ear
 ``--budget`` seconds are spent (at least 3 rounds), which keeps a run under about a minute.
 Bars: b/a ≥ 0.95 and c/a ≥ 2.5; with ``--check`` a failed bar exits 1.
 
+On a shared machine whose cores are busy, torch's default of one thread per core oversubscribes
+them and the short student-only steps suffer most (their spread gets wide); ``--threads 1`` then
+gives steadier numbers. ``c/d`` near 1 shows that a low ``c/a`` is the machine, not the engine.
+
     .venv/bin/python bench/bench_kd_step.py [--check] [--rounds 9] [--steps 2] [--budget 40]
 """
 

@@ -79,6 +79,7 @@ def main() -> None:
     weights = args.out / "weights.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights),
               metadata={"format": "kdgui-spec-weights"})
+    weights.chmod(0o644)  # safetensors writes owner-only files; this one is shipped
     meta = {
         "format": "kdgui-spec",
         "version": 1,

@@ -143,6 +143,7 @@ def compress(args: argparse.Namespace) -> int:
     from kdgui.core.events import StageEvent
     from kdgui.engine.compress import CompressionContext, run_pipeline
     from kdgui.engine.compress.finetune import make_finetune, steps_per_epoch
+    from kdgui.engine.compress.pipeline import check_steps
     from kdgui.engine.data.load import load_data
     from kdgui.engine.models.loading import load_model
 
@@ -151,6 +152,8 @@ def compress(args: argparse.Namespace) -> int:
     if not steps and not formats:
         raise CompressionError("nothing to do: no --prune, --lowrank, --quantize or --export",
                                "Add at least one of them.")
+    # every step's parameters are checked before minutes of loading and training
+    check_steps(steps, CompressionContext(input_shape=(1,), finetune=lambda *a, **k: iter(())))
     data = load_data(DataConfig(spec=args.data, limit=args.limit))
     loaded = load_model(_model_ref(args), input_shape=data.input_shape,
                         num_classes=data.num_classes)

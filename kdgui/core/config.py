@@ -140,7 +140,7 @@ class TrainingConfig(Section):
     epochs: int = param(8, "Training epochs.", ge=1, le=10000)
     batch_size: int = param(64, "Samples per batch.", ge=1, le=65536)
     optimizer: Literal["sgd", "adam", "adamw"] = param("adam", "Optimizer.")
-    lr: float = param(3e-3, "Learning rate.", gt=0.0, le=10.0, unit="")
+    lr: float = param(3e-3, "Learning rate (values above 1 rarely train).", gt=0.0, le=1e4)
     momentum: float = param(0.9, "SGD momentum.", ge=0.0, lt=1.0, step=0.05)
     weight_decay: float = param(0.0, "Weight decay (L2).", ge=0.0, le=1.0)
     schedule: Literal["none", "cosine", "step"] = param("cosine", "Learning-rate schedule.")

@@ -298,23 +298,28 @@ class _Session:
         history: list[dict[str, float]] = []
         try:
             for epoch in range(start_epoch, epochs):
+
+                def save(epoch: int = epoch) -> None:
+                    # Saved before the epoch's event is yielded: an epoch a front end has
+                    # seen is an epoch a resumed run will not repeat.
+                    self.run_dir.save_checkpoint(
+                        {
+                            "distiller": distiller.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                            "batch_rng": train_src.generator_state(),
+                            "torch_rng": torch.get_rng_state(),
+                            "epoch": epoch,
+                            "step": self.step,
+                        }
+                    )
+
                 record = yield from self._train_epoch(
                     distiller, optimizer, scheduler, scaler, train_src, cache,
                     epoch=epoch, total_steps=total_steps, teacher_eval=teacher_eval,
-                    teacher_acc=teacher_acc, stage="distill",
+                    teacher_acc=teacher_acc, stage="distill", on_epoch_end=save,
                 )
                 history.append(record)
-                self.run_dir.save_checkpoint(
-                    {
-                        "distiller": distiller.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                        "batch_rng": train_src.generator_state(),
-                        "torch_rng": torch.get_rng_state(),
-                        "epoch": epoch,
-                        "step": self.step,
-                    }
-                )
         except _Stopped:
             self.stopped = True
             yield from self._emit(StateEvent(state="stopped"))
@@ -351,6 +356,7 @@ class _Session:
         stage: str,
         on_step: Callable[[int], None] | None = None,
         step_offset: int = 0,
+        on_epoch_end: Callable[[], None] | None = None,
     ) -> Generator[Event, str | None, dict[str, float]]:
         from kdgui.engine.metrics import agreement, evaluate, layer_sparsity
 
@@ -429,6 +435,8 @@ class _Session:
             "train_accuracy": correct / max(seen, 1),
             "val_accuracy": float(student_eval["accuracy"]),
         }
+        if on_epoch_end is not None:
+            on_epoch_end()
         yield from self._emit(
             EpochEvent(
                 epoch=epoch + 1,

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     class _FirstPaint(QObject):
         done = False
 
-        def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:
             if event.type() == QEvent.Type.Paint and not self.done:
                 self.done = True
                 ms = 1000 * (time.perf_counter() - _T0)

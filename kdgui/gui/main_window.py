@@ -9,6 +9,7 @@ keeps the window usable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -274,10 +275,8 @@ class QtMainWindow(QMainWindow):
         elif isinstance(ev, RunFinished):
             self.last_run_ok = not ev.stopped
             if ev.run_dir and Path(ev.run_dir).is_dir():
-                try:
+                with contextlib.suppress(UserError):
                     self.results_panel.open_run(ev.run_dir)
-                except UserError:
-                    pass
         elif isinstance(ev, StateEvent) and ev.state in ("paused", "resumed"):
             self.run_panel.set_running(True, ev.state == "paused")
 
@@ -464,7 +463,7 @@ class QtMainWindow(QMainWindow):
             path = Path(folder) / f"{name}.{fmt}"
             try:
                 plot.export(str(path))
-            except Exception as exc:  # noqa: BLE001 - an export failure is shown, not raised
+            except Exception as exc:
                 self.show_error({"what": f"cannot write '{path}': {exc}",
                                  "fix": "Choose a folder you can write to."})
                 break
@@ -474,7 +473,7 @@ class QtMainWindow(QMainWindow):
         return out
 
     # -- closing -----------------------------------------------------------------------------------
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event: QCloseEvent) -> None:
         """Closing during a run stops it first; the window closes when the worker has ended."""
         if self.runner.running:
             if not self._close_pending:

@@ -24,7 +24,7 @@ class QtAccuracyPlot(QtLivePlot):
         self.plot.setLabel("bottom", "epoch")
         self.plot.setLabel("left", "accuracy", units="%")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.legend = self.plot.addLegend(offset=(-10, -10), labelTextColor=foreground())
+        self.legend = self.add_legend((-10, -10))
         self.x = GrowingBuffer()
         self.train = GrowingBuffer()
         self.val = GrowingBuffer()
@@ -36,13 +36,12 @@ class QtAccuracyPlot(QtLivePlot):
             name="validation", pen=pg.mkPen(SERIES_COLORS[1], width=2), symbol="s", symbolSize=5,
             symbolBrush=SERIES_COLORS[1],
         )
-        self.teacher_line = pg.InfiniteLine(
-            angle=0, movable=False,
-            pen=pg.mkPen(SERIES_COLORS[2], width=1.5, style=Qt.PenStyle.DashLine),
-            label="teacher", labelOpts={"position": 0.2, "color": SERIES_COLORS[2], "anchors": [(0.5, 1), (0.5, 1)]},
-        )
+        teacher_pen = pg.mkPen(SERIES_COLORS[2], width=1.5, style=Qt.PenStyle.DashLine)
+        self.teacher_line = pg.InfiniteLine(angle=0, movable=False, pen=teacher_pen)
         self.teacher_line.setVisible(False)
         self.plot.addItem(self.teacher_line)
+        # The line is named in the legend (a label on it would hide the curves near 100 %).
+        self._teacher_key = pg.PlotDataItem(pen=teacher_pen)
         self.teacher_accuracy: float | None = None
         self._stage: str | None = None
         self._stage_lines: list[pg.InfiniteLine] = []
@@ -52,7 +51,8 @@ class QtAccuracyPlot(QtLivePlot):
             return
         self.teacher_accuracy = as_percent(float(accuracy))
         self.teacher_line.setPos(self.teacher_accuracy)
-        self.teacher_line.label.setFormat(f"teacher {self.teacher_accuracy:.1f}%")
+        self.legend.removeItem(self._teacher_key)
+        self.legend.addItem(self._teacher_key, f"teacher {self.teacher_accuracy:.1f}%")
         self.teacher_line.setVisible(True)
 
     def add(self, train_accuracy: float, val_accuracy: float, stage: str = "distill") -> None:
@@ -83,5 +83,6 @@ class QtAccuracyPlot(QtLivePlot):
         self._stage_lines.clear()
         self._stage = None
         self.teacher_line.setVisible(False)
+        self.legend.removeItem(self._teacher_key)
         self.teacher_accuracy = None
         self.mark_dirty()

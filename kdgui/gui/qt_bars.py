@@ -54,6 +54,8 @@ METRICS = (
            lambda v: f"{100 * v:.1f}%" if v <= 1 else f"{v:.1f}%"),
 )
 GROUPS = ("params", "size", "MACs", "latency", "accuracy")
+#: Bars taller than this (% of the first stage) are cut off and marked "↑" (e.g. a slow stage).
+CLIP_PERCENT = 150.0
 
 
 def metric_values(metrics: dict[str, Any]) -> dict[str, float]:
@@ -95,14 +97,20 @@ def stages_from_summary(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _same_model(a: dict[str, float], b: dict[str, float]) -> bool:
+    """Equal in everything but latency (which differs between two timings of one model)."""
+    keys = (set(a) | set(b)) - {"latency"}
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
 class QtBars(QtLivePlot):
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("Before / after (relative to first stage; labels absolute)", parent)
+        super().__init__("Before / after: % of the teacher (labels: absolute values)", parent)
         self.plot.setLabel("left", "relative to first stage", units="%")
         self.plot.showGrid(y=True, alpha=0.2)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.getAxis("bottom").setTicks([[(i, g) for i, g in enumerate(GROUPS)], []])
-        self.legend = self.plot.addLegend(offset=(-5, 2), labelTextColor=foreground())
+        self.legend = self.add_legend((-5, 2))
         self.stages: dict[str, dict[str, float]] = {}
         self._items: list[Any] = []
 
@@ -110,6 +118,8 @@ class QtBars(QtLivePlot):
         values = metric_values(metrics)
         if not values:
             return
+        if name not in self.stages and any(_same_model(v, values) for v in self.stages.values()):
+            return  # the same model measured again (a pipeline's "before"): one bar is enough
         self.stages[name] = {**self.stages.get(name, {}), **values}
         self.mark_dirty()
 
@@ -125,6 +135,7 @@ class QtBars(QtLivePlot):
         font = QFont()
         font.setPointSize(7)
         top = 100.0
+        upright = len(names) > 3  # narrow bars: write the values vertically
         for s, name in enumerate(names):
             xs, heights, labels = [], [], []
             for g, group in enumerate(GROUPS):
@@ -134,17 +145,21 @@ class QtBars(QtLivePlot):
                 base = next((self.stages[n][group] for n in names if group in self.stages[n]
                              and self.stages[n][group]), None)
                 rel = 100.0 * value / base if base else 0.0
+                clipped = rel > CLIP_PERCENT
                 xs.append(g - 0.4 + width * (s + 0.5))
-                heights.append(rel)
-                labels.append(format_value(group, value))
+                heights.append(min(rel, CLIP_PERCENT))
+                labels.append(("↑ " if clipped else "") + format_value(group, value))
             color = SERIES_COLORS[s % len(SERIES_COLORS)]
             bars = pg.BarGraphItem(x=xs, height=heights, width=width * 0.9, brush=color, pen=None)
             self.plot.addItem(bars)
             self.legend.addItem(bars, name)
             self.legend.setColumnCount(min(len(names), 4))  # one row above the bars
             self._items.append(bars)
-            for x, h, text in zip(xs, heights, labels):
-                label = pg.TextItem(text, color=foreground(), anchor=(0.5, 1.0))
+            for x, h, text in zip(xs, heights, labels, strict=False):
+                if upright:
+                    label = pg.TextItem(text, color=foreground(), anchor=(0.0, 0.5), angle=90)
+                else:
+                    label = pg.TextItem(text, color=foreground(), anchor=(0.5, 1.0))
                 label.setFont(font)
                 label.setPos(x, h)
                 self.plot.addItem(label)
@@ -152,7 +167,7 @@ class QtBars(QtLivePlot):
                 top = max(top, h)
         self.plot.setXRange(-0.5, len(GROUPS) - 0.5, padding=0)
         rows = (len(names) + 3) // 4
-        self.plot.setYRange(0, top * (1.2 + 0.1 * rows), padding=0)
+        self.plot.setYRange(0, top * ((1.55 if upright else 1.2) + 0.1 * rows), padding=0)
 
     def clear(self) -> None:
         self.stages.clear()

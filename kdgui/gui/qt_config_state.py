@@ -126,7 +126,7 @@ class QtConfigState(QObject):
                 msg = format_validation_error(_OneError(err))  # type: ignore[arg-type]
                 out.append(Issue(tuple(err.get("loc", ())), msg.what, msg.fix))
             return out or [Issue((), exc.what, exc.fix)]
-        except Exception:  # noqa: BLE001 - the data passed pydantic but not config_from_dict
+        except Exception:
             pass
         return [Issue((), exc.what, exc.fix)]
 

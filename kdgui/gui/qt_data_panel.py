@@ -74,7 +74,7 @@ class QtSampleGrid(QWidget):
             tile.deleteLater()
         self.tiles = []
         cols = 8
-        for i, (image, label) in enumerate(zip(images, labels)):
+        for i, (image, label) in enumerate(zip(images, labels, strict=False)):
             cell = QLabel()
             cell.setPixmap(to_pixmap(image))
             cell.setAlignment(Qt.AlignmentFlag.AlignCenter)

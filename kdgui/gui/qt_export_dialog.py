@@ -47,17 +47,31 @@ def export_from_run(run_dir: str, fmt: str, out: str, verify: bool) -> dict[str,
             "Open a run that finished, or set export formats before running (a quantized "
             "student is exported during the run only).",
         )
-    loaded = load_model(ModelRef(path=str(student)))
     try:
         metadata = read_metadata(student)
-    except Exception:  # noqa: BLE001 - metadata is a nicety; the weights are what matter
+    except Exception:  # noqa: BLE001 - without metadata the loader's own error explains
         metadata = {}
-    shape = loaded.input_shape or metadata.get("input_shape")
+    shape = metadata.get("input_shape")
+    arch = metadata.get("architecture")
+    if isinstance(arch, dict) and shape and metadata.get("num_classes") is not None:
+        # A kdgui student: its architecture spec travels in the file's metadata.
+        from safetensors.torch import load_file
+
+        from kdgui.core.student_spec import StudentSpec
+        from kdgui.engine.models import build_from_spec, load_weights
+
+        module = build_from_spec(StudentSpec.model_validate(arch),
+                                 tuple(int(s) for s in shape), int(metadata["num_classes"]))
+        load_weights(module, load_file(str(student)), arch="spec", source=str(student))
+        module.eval()
+    else:
+        loaded = load_model(ModelRef(path=str(student)))
+        module, shape = loaded.module, loaded.input_shape or shape
     if not shape:
         raise ExportError(f"the input shape of '{student}' is unknown",
                           "Export it from the CLI with an explicit input shape.")
     example = torch.zeros(1, *[int(s) for s in shape])
-    result = export_model(loaded.module, fmt, out, example, metadata=metadata, verify=verify)
+    result = export_model(module, fmt, out, example, metadata=metadata, verify=verify)
     return result.to_dict()
 
 

@@ -131,10 +131,10 @@ class _SliderScale:
 class _FloatSpin(QDoubleSpinBox):
     """A spin box that shows values as ``%g`` (3e-3, not 0.00300) and keeps full precision."""
 
-    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt override
+    def textFromValue(self, value: float) -> str:
         return f"{value:.6g}"
 
-    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt override
+    def valueFromText(self, text: str) -> float:
         try:
             return float(text)
         except ValueError:

@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
-from kdgui.gui.qt_plot_base import SERIES_COLORS, QtLivePlot, foreground
+from kdgui.gui.qt_plot_base import SERIES_COLORS, QtLivePlot
 
 
 def layer_histogram(layer: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -33,7 +33,7 @@ class QtHistogram(QtLivePlot):
         super().__init__("Weight histogram", parent)
         self.plot.setLabel("bottom", "weight value")
         self.plot.setLabel("left", "count")
-        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextColor=foreground())
+        self.legend = self.add_legend((-10, 10))
         self.layer_box = QComboBox()
         self.layer_box.setToolTip("The layer whose weights are shown, for every measured stage.")
         self.layer_box.currentTextChanged.connect(lambda _t: self.mark_dirty())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
-from kdgui.gui.qt_plot_base import SERIES_COLORS, GrowingBuffer, QtLivePlot, foreground
+from kdgui.gui.qt_plot_base import SERIES_COLORS, GrowingBuffer, QtLivePlot
 
 #: Fixed colours per known term, so a term keeps its colour across runs.
 TERM_ORDER = ("total", "hard", "soft", "feature", "attention")
@@ -21,7 +21,7 @@ class QtLossPlot(QtLivePlot):
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
-        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextColor=foreground())
+        self.legend = self.add_legend((-10, 10))
         self.steps: dict[str, GrowingBuffer] = {}
         self.values: dict[str, GrowingBuffer] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
@@ -30,6 +30,8 @@ class QtLossPlot(QtLivePlot):
         for term, value in losses.items():
             if value is None:
                 continue
+            if term not in self.curves and value == 0 and term != "total":
+                continue  # a term with weight 0 (e.g. attention off) would be a flat line
             if term not in self.curves:
                 self._new_curve(term)
             self.steps[term].append(step)

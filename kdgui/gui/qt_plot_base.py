@@ -87,6 +87,12 @@ class QtLivePlot(QWidget):
         self._dirty = False
         self.redraw_count = 0
 
+    def add_legend(self, offset: tuple[int, int]) -> pg.LegendItem:
+        """A legend on a translucent panel, so curves behind it stay visible."""
+        legend = self.plot.addLegend(offset=offset, labelTextColor=foreground())
+        legend.setBrush(pg.mkBrush(background() + "c8"))
+        return legend
+
     def mark_dirty(self) -> None:
         """Ask for a redraw at the next frame; any number of calls per frame cost one redraw."""
         self._dirty = True

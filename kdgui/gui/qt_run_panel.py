@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -48,7 +47,7 @@ from kdgui.gui.qt_sparsity_heatmap import QtSparsityHeatmap
 def format_eta(seconds: float | None) -> str:
     if seconds is None or seconds != seconds or seconds < 0:
         return "–"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

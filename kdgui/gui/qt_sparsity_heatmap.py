@@ -43,7 +43,7 @@ class QtSparsityHeatmap(QtLivePlot):
         values = np.asarray(sparsity, dtype=np.float32).reshape(-1)
         if list(layer_names) != self.layer_names:
             # A new set of layers (another model): remap old columns by name, NaN where missing.
-            old = dict(zip(self.layer_names, np.array(self.columns).T)) if self.columns else {}
+            old = dict(zip(self.layer_names, np.array(self.columns).T, strict=False)) if self.columns else {}
             self.layer_names = list(layer_names)
             n_old = len(self.columns)
             self.columns = [

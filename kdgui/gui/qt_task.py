@@ -27,7 +27,7 @@ class _TaskWorker(QObject):
     def run(self) -> None:
         try:
             self.done.emit(self._fn())
-        except Exception as exc:  # noqa: BLE001 - reported to the user as a message
+        except Exception as exc:
             self.errored.emit(error_dict(exc))
         finally:
             self.ended.emit()

@@ -139,6 +139,7 @@ class QtTeacherPanel(QtPanel):
         self.setAcceptDrops(True)
         self.confirm_trust = confirm_trust
         self._task: QtTask | None = None
+        self._retry = False
 
         source = QGroupBox("Model file")
         row = QHBoxLayout(source)
@@ -207,11 +208,11 @@ class QtTeacherPanel(QtPanel):
         self.state.set(("teacher", "trust"), on)
 
     # -- drag & drop ---------------------------------------------------------------------------
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if _model_path(event.mimeData().urls()):
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+    def dropEvent(self, event: QDropEvent) -> None:
         path = _model_path(event.mimeData().urls())
         if path:
             self.set_path(path)
@@ -227,19 +228,25 @@ class QtTeacherPanel(QtPanel):
         task = QtTask(lambda: inspect_model(ref), self)
         task.done.connect(self.summary.show_summary)
         task.errored.connect(self._on_inspect_error)
-        task.finished.connect(lambda: self.inspect_button.setEnabled(True))
+        task.finished.connect(self._inspect_ended)
         self._task = task
         task.start()
 
+    def _inspect_ended(self) -> None:
+        self.inspect_button.setEnabled(True)
+        if self._retry:
+            self._retry = False
+            self.inspect()
+
     def _on_inspect_error(self, error: dict[str, str]) -> None:
         self.summary.headline.setText("Could not load the model (see the message).")
-        if error.get("type") == "TrustRequired" and not self.state.get(("teacher", "trust")):
-            if self.confirm_trust(self, self.state.get(("teacher", "path")) or "this file"):
-                self.state.set(("teacher", "trust"), True)
-                self.refresh()
-                self.inspect_button.setEnabled(True)
-                self.inspect()
-                return
+        path = self.state.get(("teacher", "path")) or "this file"
+        if (error.get("type") == "TrustRequired" and not self.state.get(("teacher", "trust"))
+                and self.confirm_trust(self, path)):
+            self.state.set(("teacher", "trust"), True)
+            self.refresh()
+            self._retry = True  # once this load's thread has ended
+            return
         self.error.emit(error)
 
 

@@ -13,6 +13,7 @@ The worker runs on a deep copy of the config: editing the form during a run chan
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -96,15 +97,13 @@ class QtRunWorker(QObject):
             if not ended and self.control.stop_requested:
                 self.event.emit(RunFinished(run_dir=str(self._out_dir or ""), summary={},
                                             stopped=True))
-        except Exception as exc:  # noqa: BLE001 - every failure must reach the user as a message
+        except Exception as exc:
             self.errored.emit(error_dict(exc))
         finally:
             close = getattr(gen, "close", None)
             if close is not None:
-                try:
+                with contextlib.suppress(Exception):
                     close()
-                except Exception:  # noqa: BLE001 - closing a broken generator must not mask errors
-                    pass
             self.done.emit()
 
 

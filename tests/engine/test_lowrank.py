@@ -16,7 +16,7 @@ def ctx() -> CompressionContext:
     return CompressionContext(input_shape=(3, 8, 8))
 
 
-def run_all(gen):  # noqa: ANN001, ANN201
+def run_all(gen):
     try:
         while True:
             next(gen)

@@ -28,7 +28,7 @@ def data(n: int = 128) -> TensorDataset:
     return TensorDataset(x, (x.flatten(1)[:, :4].argmax(1)))
 
 
-def run_all(gen):  # noqa: ANN001, ANN201 - drive a unit's generator, return its value
+def run_all(gen):
     try:
         while True:
             next(gen)

@@ -33,11 +33,11 @@ def cnn() -> nn.Sequential:
                          nn.Linear(144, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
 
 
-def ctx(calibration: TensorDataset | None = None, **kw) -> CompressionContext:  # noqa: ANN003
+def ctx(calibration: TensorDataset | None = None, **kw) -> CompressionContext:
     return CompressionContext(input_shape=(1, 6, 6), calibration=calibration, **kw)
 
 
-def run_all(gen):  # noqa: ANN001, ANN201
+def run_all(gen):
     try:
         while True:
             next(gen)
@@ -101,7 +101,7 @@ def test_qat_without_epochs_is_refused() -> None:
 
 
 @pytest.mark.parametrize("mode", ["dynamic", "static"])
-def test_onnx_int8_runs_in_onnxruntime(mode: str, tmp_path) -> None:  # noqa: ANN001
+def test_onnx_int8_runs_in_onnxruntime(mode: str, tmp_path) -> None:
     model, ds = cnn(), data()
     q = onnx_q.apply(model, OnnxInt8Params(mode=mode, calibration_samples=32),
                      ctx(ds, work_dir=tmp_path))

@@ -10,11 +10,11 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QSettings  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
 
-from kdgui.gui.main_window import QtMainWindow  # noqa: E402
-from tests.gui.fake_engine import fake_run  # noqa: E402
+from kdgui.gui.main_window import QtMainWindow
+from tests.gui.fake_engine import fake_run
 
 
 @pytest.fixture
@@ -23,11 +23,11 @@ def settings(tmp_path: Path) -> QSettings:
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path: Path, settings: QSettings):  # noqa: ANN001
+def make_window(qtbot, tmp_path: Path, settings: QSettings):
     """Make windows with a chosen engine; every window is closed and no run is left behind."""
     made: list[QtMainWindow] = []
 
-    def make(run_fn=fake_run, **kwargs) -> QtMainWindow:  # noqa: ANN001, ANN003
+    def make(run_fn=fake_run, **kwargs) -> QtMainWindow:
         window = QtMainWindow(run_fn=run_fn, settings=settings,
                               runs_root=tmp_path / "runs", **kwargs)
         qtbot.addWidget(window)
@@ -46,5 +46,5 @@ def make_window(qtbot, tmp_path: Path, settings: QSettings):  # noqa: ANN001
 
 
 @pytest.fixture
-def window(make_window) -> Iterator[QtMainWindow]:  # noqa: ANN001
+def window(make_window) -> Iterator[QtMainWindow]:
     yield make_window()

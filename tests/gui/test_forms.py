@@ -11,11 +11,11 @@ from kdgui.gui.qt_config_state import QtConfigState
 from kdgui.gui.qt_forms import QtParamField, QtParamForm, _SliderScale
 
 
-def spec(model, name):  # noqa: ANN001
+def spec(model, name):
     return next(s for s in describe(model) if s.name == name)
 
 
-def test_slider_moves_change_the_config(window) -> None:  # noqa: ANN001
+def test_slider_moves_change_the_config(window) -> None:
     form = window.panels["distill"].form
     alpha = form.fields["alpha"]
     assert alpha.slider is not None
@@ -30,7 +30,7 @@ def test_slider_moves_change_the_config(window) -> None:  # noqa: ANN001
     assert "0.50·L<sub>hard</sub>" in window.panels["distill"].formula.text()
 
 
-def test_ranges_units_and_tooltips_come_from_the_declaration(qtbot) -> None:  # noqa: ANN001
+def test_ranges_units_and_tooltips_come_from_the_declaration(qtbot) -> None:
     state = QtConfigState()
     form = QtParamForm(describe(DistillConfig), state, ("distill",))
     qtbot.addWidget(form)
@@ -40,7 +40,7 @@ def test_ranges_units_and_tooltips_come_from_the_declaration(qtbot) -> None:  # 
     assert "≤ 1" in alpha.range_text()
 
 
-def test_wide_ranges_get_a_log_slider_and_keep_exact_values(qtbot) -> None:  # noqa: ANN001
+def test_wide_ranges_get_a_log_slider_and_keep_exact_values(qtbot) -> None:
     lr = _SliderScale(spec(TrainingConfig, "lr"))
     assert lr.log and lr.value(0) > 0 and lr.value(lr.positions) == pytest.approx(10.0)
     wd = _SliderScale(spec(TrainingConfig, "weight_decay"))
@@ -55,7 +55,7 @@ def test_wide_ranges_get_a_log_slider_and_keep_exact_values(qtbot) -> None:  # n
     assert seen[-1] == pytest.approx(10.0)
 
 
-def test_optional_number_can_be_unset(window) -> None:  # noqa: ANN001
+def test_optional_number_can_be_unset(window) -> None:
     limit = window.panels["data"].form.fields["limit"]
     assert window.state.config.data.limit is None
     limit.enabled_box.setChecked(True)
@@ -65,7 +65,7 @@ def test_optional_number_can_be_unset(window) -> None:  # noqa: ANN001
     assert window.state.config.data.limit is None
 
 
-def test_invalid_combination_disables_run_with_an_inline_message(window, qtbot) -> None:  # noqa: ANN001
+def test_invalid_combination_disables_run_with_an_inline_message(window, qtbot) -> None:
     distill = window.panels["distill"]
     window.show_panel("distill")
     assert window.run_panel.start_button.isEnabled()
@@ -82,7 +82,7 @@ def test_invalid_combination_disables_run_with_an_inline_message(window, qtbot) 
     assert not distill.issues_label.isVisible()
 
 
-def test_compression_step_form_comes_from_the_registry(window) -> None:  # noqa: ANN001
+def test_compression_step_form_comes_from_the_registry(window) -> None:
     panel = window.panels["compress"]
     panel.add_step("prune")
     assert window.state.config.compression.steps[0].method == "magnitude"
@@ -99,13 +99,13 @@ def test_compression_step_form_comes_from_the_registry(window) -> None:  # noqa:
     assert window.state.valid and not panel.cards
 
 
-def test_export_format_checkboxes(window) -> None:  # noqa: ANN001
+def test_export_format_checkboxes(window) -> None:
     boxes = window.panels["compress"].format_boxes
     boxes["onnx"].setChecked(True)
     assert window.state.config.export.formats == ["onnx"]
 
 
-def test_student_preset_choice(window) -> None:  # noqa: ANN001
+def test_student_preset_choice(window) -> None:
     panel = window.panels["student"]
     i = panel.preset_combo.findData("mlp-tiny")
     panel.preset_combo.setCurrentIndex(i)
@@ -113,7 +113,7 @@ def test_student_preset_choice(window) -> None:  # noqa: ANN001
     assert "hidden layer" in panel.preset_help.text()
 
 
-def test_panels_selected_by_key_and_shortcut(window, qtbot) -> None:  # noqa: ANN001
+def test_panels_selected_by_key_and_shortcut(window, qtbot) -> None:
     window.show_panel("results")
     assert window.current_panel() == "results"
     qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)

@@ -16,7 +16,7 @@ from tests.gui.fake_engine import failing_run, fake_run, raising_run
 slow_fake = functools.partial(fake_run, step_s=0.01, steps_per_epoch=30)
 
 
-def test_demo_run_plots_live_data_and_finishes(window, qtbot) -> None:  # noqa: ANN001
+def test_demo_run_plots_live_data_and_finishes(window, qtbot) -> None:
     window.state.set(("training", "epochs"), 3)
     with qtbot.waitSignal(window.run_ended, timeout=20000) as ended:
         assert window.start_run()
@@ -26,7 +26,7 @@ def test_demo_run_plots_live_data_and_finishes(window, qtbot) -> None:  # noqa: 
     panel = window.run_panel
     panel.flush()
     assert set(panel.loss_plot.curves) == {"total", "hard", "soft"}
-    x, y = panel.loss_plot.curves["total"].getData()
+    x, _y = panel.loss_plot.curves["total"].getData()
     assert len(x) == panel.loss_plot.steps["total"].view().size > 3
     assert list(panel.accuracy_plot.val.view()) == pytest.approx([80.0, 82.0, 84.0])
     assert panel.accuracy_plot.teacher_line.isVisible()
@@ -42,7 +42,7 @@ def test_demo_run_plots_live_data_and_finishes(window, qtbot) -> None:  # noqa: 
     assert window.results_panel.compare.item(1, 0).text() == "95.0%"
 
 
-def test_redraws_are_coalesced(window, qtbot) -> None:  # noqa: ANN001
+def test_redraws_are_coalesced(window, qtbot) -> None:
     plot = window.run_panel.loss_plot
     for step in range(1, 501):
         window.run_panel.handle(StepEvent(step=step, epoch=1, losses={"total": 1.0 / step},
@@ -53,7 +53,7 @@ def test_redraws_are_coalesced(window, qtbot) -> None:  # noqa: ANN001
     assert plot.curves["total"].getData()[0].size == 500
 
 
-def test_pause_resume_and_stop_take_effect_quickly(make_window, qtbot) -> None:  # noqa: ANN001
+def test_pause_resume_and_stop_take_effect_quickly(make_window, qtbot) -> None:
     window = make_window(run_fn=slow_fake)
     window.state.set(("training", "epochs"), 50)
     window.start_run()
@@ -75,7 +75,7 @@ def test_pause_resume_and_stop_take_effect_quickly(make_window, qtbot) -> None: 
     assert not window.runner.running
 
 
-def test_engine_failure_shows_a_message_and_the_window_stays_usable(make_window, qtbot) -> None:  # noqa: ANN001
+def test_engine_failure_shows_a_message_and_the_window_stays_usable(make_window, qtbot) -> None:
     window = make_window(run_fn=failing_run)
     with qtbot.waitSignal(window.run_ended, timeout=5000) as ended:
         window.start_run()
@@ -93,7 +93,7 @@ def test_engine_failure_shows_a_message_and_the_window_stays_usable(make_window,
     assert ended.args == [True]
 
 
-def test_exception_in_the_worker_becomes_a_message(make_window, qtbot) -> None:  # noqa: ANN001
+def test_exception_in_the_worker_becomes_a_message(make_window, qtbot) -> None:
     window = make_window(run_fn=raising_run)
     with qtbot.waitSignal(window.run_ended, timeout=5000):
         window.start_run()
@@ -103,7 +103,7 @@ def test_exception_in_the_worker_becomes_a_message(make_window, qtbot) -> None: 
     assert window.run_panel.start_button.isEnabled()
 
 
-def test_closing_during_a_run_stops_it_cleanly(make_window, qtbot) -> None:  # noqa: ANN001
+def test_closing_during_a_run_stops_it_cleanly(make_window, qtbot) -> None:
     window = make_window(run_fn=slow_fake)
     window.state.set(("training", "epochs"), 100)
     window.start_run()
@@ -116,7 +116,7 @@ def test_closing_during_a_run_stops_it_cleanly(make_window, qtbot) -> None:  # n
     assert summary["stopped"] is True
 
 
-def test_reopen_a_run_folder_and_replay_its_curves(make_window, qtbot, tmp_path: Path) -> None:  # noqa: ANN001
+def test_reopen_a_run_folder_and_replay_its_curves(make_window, qtbot, tmp_path: Path) -> None:
     first = make_window()
     first.state.set(("training", "epochs"), 2)
     with qtbot.waitSignal(first.run_ended, timeout=10000):
@@ -141,7 +141,7 @@ def test_reopen_a_run_folder_and_replay_its_curves(make_window, qtbot, tmp_path:
     assert "not a run folder" in second.errors[-1]["what"]
 
 
-def test_a_crashed_runs_partial_last_line_is_skipped(window, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_crashed_runs_partial_last_line_is_skipped(window, tmp_path: Path) -> None:
     run = tmp_path / "crashed"
     run.mkdir()
     (run / "metrics.jsonl").write_text(
@@ -151,7 +151,7 @@ def test_a_crashed_runs_partial_last_line_is_skipped(window, tmp_path: Path) -> 
     assert record is not None and record.bad_lines == 1 and not record.completed
 
 
-def test_plots_save_to_png_and_svg(window, qtbot, tmp_path: Path) -> None:  # noqa: ANN001
+def test_plots_save_to_png_and_svg(window, qtbot, tmp_path: Path) -> None:
     window.state.set(("training", "epochs"), 1)
     with qtbot.waitSignal(window.run_ended, timeout=10000):
         window.start_run()
@@ -162,7 +162,7 @@ def test_plots_save_to_png_and_svg(window, qtbot, tmp_path: Path) -> None:  # no
     assert all(p.read_text(encoding="utf-8").lstrip().startswith("<?xml") for p in svgs)
 
 
-def test_config_files_recent_list_and_settings(make_window, tmp_path: Path, settings) -> None:  # noqa: ANN001
+def test_config_files_recent_list_and_settings(make_window, tmp_path: Path, settings) -> None:
     window = make_window()
     window.panels["distill"].form.fields["temperature"].spin.setValue(6.0)
     path = tmp_path / "exp.yaml"

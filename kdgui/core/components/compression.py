@@ -145,10 +145,8 @@ class StaticInt8Params(Params):
 
 
 class QatInt8Params(Params):
-    epochs: int = param(
-        1, "Fine-tuning epochs with fake-quant observers before converting to int8.",
-        ge=1, le=1000,
-    )
+    """QAT trains for the step's ``finetune_epochs`` between preparing and converting."""
+
     backend: Literal["x86", "qnnpack"] = param("x86", "Kernel back end of the int8 model.")
 
 

@@ -74,6 +74,15 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "stage"
 
 
+def _export_program(model: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
+    """A ``torch.export`` program with a dynamic batch (static if the model forbids it)."""
+    batch = example.expand(2, *example.shape[1:]).contiguous()  # 1 would be specialised
+    try:
+        return torch.export.export(model, (batch,), dynamic_shapes=({0: torch.export.Dim.AUTO},))
+    except Exception:
+        return torch.export.export(model, (example,))
+
+
 def _save_model(model: nn.Module, folder: Path, example: torch.Tensor) -> tuple[str, str]:
     """Write the model into ``folder``; returns (file name, note on the format chosen)."""
     if isinstance(model, OnnxRuntimeModel):
@@ -83,7 +92,7 @@ def _save_model(model: nn.Module, folder: Path, example: torch.Tensor) -> tuple[
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.export.export(model, (example,))
+            program = _export_program(model, example)
             torch.export.save(program, folder / "model.pt2")
         return "model.pt2", "torch.export program (no pickle)"
     except Exception as exc:  # quantized script objects, untraceable control flow

@@ -19,7 +19,7 @@ from kdgui.engine.models.loading import set_mode
 
 _CHANNELS = re.compile(r"expected input\[[^\]]*\] to have (\d+) channels, but got (\d+) channels")
 _MATMUL = re.compile(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)")
-_FIXED_BATCH = re.compile(r"shape\[0\] to be equal to (\d+)")
+_FIXED_BATCH = re.compile(r"(?:shape\[0\] to be equal to|\.size\(\)\[0\] ==) (\d+)")
 
 
 def check_compatibility(teacher: nn.Module | None, student: nn.Module | None,

@@ -148,6 +148,7 @@ def _derive_resnet(teacher: nn.Module, num_classes: int, width: float, depth: fl
     nn.init.kaiming_normal_(student.conv1.weight, mode="fan_out", nonlinearity="relu")
     student.bn1 = type(teacher.bn1)(stem)
     student.maxpool = copy.deepcopy(teacher.maxpool)
+    student.fc = nn.Linear(scaled_planes(512, width) * block.expansion, num_classes)
     student.kdgui_derived = {"family": "torchvision ResNet", "block": block.__name__,
                              "layers": layers, "teacher_layers": counts, "width": width}
     return student

@@ -31,8 +31,8 @@ def inspect_file(path: str | Path, arch: str | None = None, num_classes: int | N
     """Plain facts about a model file (``'demo'`` for the bundled teacher).
 
     Keys: ``path``, ``format``, ``format_title``; for weights-only files ``tensors``
-    (name/shape/dtype), ``num_tensors``, ``tensor_params`` and a ``note``; for loadable models
-    ``layers`` (name/type/params), ``params``, ``input_shape``, ``num_classes``, ``macs`` (when
+    (name/shape/dtype), ``num_tensors``, ``tensor_params`` and a ``note`` (also in ``notes``);
+    for loadable models ``layers`` (name/type/params), ``params``, ``input_shape``, ``num_classes``, ``macs`` (when
     the input shape is known) and ``metadata``.
     """
     text = str(path)
@@ -47,6 +47,7 @@ def inspect_file(path: str | Path, arch: str | None = None, num_classes: int | N
             if not arch:
                 info["note"] = (f"this file holds only weights ({len(state)} tensors); an "
                                 f"architecture ({ARCH_FORMS}) is needed to run it")
+                info["notes"] = [info["note"]]
                 return info
     ref = ModelRef(path=text, arch=arch, num_classes=num_classes, trust=trust)
     loaded = load_model(ref, num_classes=num_classes, input_shape=input_shape)

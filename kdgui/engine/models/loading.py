@@ -173,7 +173,13 @@ def read_safetensors(path: Path) -> dict[str, Tensor]:
     """All tensors of a .safetensors file (no pickle involved)."""
     from safetensors.torch import load_file
 
-    return _guard(lambda: load_file(str(path), device="cpu"), str(path), sniff.SAFETENSORS)
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as exc:  # SafetensorError and friends: the file is damaged
+        raise ModelLoadError(
+            f"the safetensors file cannot be read: {_first(exc)}",
+            "The file may be truncated or damaged; save or download it again",
+            source=str(path)) from None
 
 
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "params")

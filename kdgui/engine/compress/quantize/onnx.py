@@ -121,6 +121,7 @@ def apply(model: nn.Module, params: object, ctx: CompressionContext) -> nn.Modul
     dst = work / "model.int8.onnx"
     quantize_onnx_file(src, dst, params.mode, params.per_channel, calibration)
     src.unlink(missing_ok=True)
+    src.with_name(src.name + ".data").unlink(missing_ok=True)  # external weights, if any
     result = OnnxRuntimeModel(dst)
     result.kdgui_prune_state = getattr(model, "kdgui_prune_state", None)
     ctx.log(f"onnx-int8 ({params.mode}): quantized ONNX file {dst}")

@@ -1,0 +1,151 @@
+"""How the window behaves during a full-speed run, and how fast it appears.
+
+Three numbers, printed in one run:
+
+1. **UI lateness**: a 10 ms QTimer records how late each tick fires while the demo distils in the
+   window's worker thread (every step logged, so the UI gets as many events as the engine can
+   send). Target: p99 ≤ 50 ms.
+2. **Throughput ratio**: training samples/s inside the window ÷ the same run headless (the engine's
+   generator iterated in this process without Qt), measured alternately to share the machine's
+   noise. Target: ≥ 0.9.
+3. **Time to first paint** of ``python -m kdgui.gui.app`` ÷ ``python -c "import torch"``, each the
+   best of a few fresh processes (the window must appear before torch has loaded).
+
+Usage: ``QT_QPA_PLATFORM=offscreen python bench/bench_gui_responsiveness.py [--epochs 20]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def demo(epochs: int, log_every: int):  # noqa: ANN201
+    from kdgui.core.config import demo_config
+    from kdgui.core.config_io import apply_overrides
+
+    return apply_overrides(demo_config(), [f"training.epochs={epochs}",
+                                           f"training.log_every={log_every}"])
+
+
+def training_rate(events: list) -> float:  # noqa: ANN001
+    """Samples per second between the run's start and its last epoch (setup excluded)."""
+    from kdgui.core.events import EpochEvent, RunStarted
+
+    started = next(e for e in events if isinstance(e, RunStarted))
+    epochs = [e for e in events if isinstance(e, EpochEvent)]
+    n_train = int(started.data.get("n_train", 0))
+    seconds = epochs[-1].time - started.time
+    return n_train * len(epochs) / seconds
+
+
+def headless(config, out: Path) -> float:  # noqa: ANN001
+    from kdgui.engine.session import run
+
+    return training_rate(list(run(config, out)))
+
+
+def windowed(config, out: Path, app) -> tuple[float, list[float]]:  # noqa: ANN001
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+
+    from kdgui.gui.main_window import QtMainWindow
+
+    settings = QSettings(str(out.parent / "bench.ini"), QSettings.Format.IniFormat)
+    window = QtMainWindow(config, settings=settings, runs_root=out.parent)
+    window.show()
+    events: list = []
+    window.runner.event.connect(events.append)
+    late: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        late.append(max(0.0, (now - last[0]) * 1000 - 10))
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    loop = QEventLoop()
+    window.run_ended.connect(lambda _ok: loop.exit())
+    window.runner.started.connect(lambda: (last.__setitem__(0, time.perf_counter()),
+                                           timer.start()))
+    window.start_run()
+    loop.exec()
+    timer.stop()
+    window.close()
+    app.processEvents()
+    return training_rate(events), late
+
+
+def best_wall(cmd: list[str], repeats: int) -> float:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    walls = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        walls.append(time.perf_counter() - t0)
+    return min(walls)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--log-every", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2, help="headless/window pairs")
+    parser.add_argument("--startup-repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    paint = best_wall([sys.executable, "-m", "kdgui.gui.app", "--exit-after-paint", "--runs-root",
+                       tempfile.mkdtemp()], args.startup_repeats)
+    torch_import = best_wall([sys.executable, "-c", "import torch"], args.startup_repeats)
+
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(antialias=True)
+    config = demo(args.epochs, args.log_every)
+    headless_rates, window_rates, lateness = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        headless(demo(1, args.log_every), Path(tmp) / "warmup")
+        for i in range(args.rounds):
+            # Alternate which goes first, so drifting load on a shared machine evens out.
+            order = ("headless", "window") if i % 2 == 0 else ("window", "headless")
+            for kind in order:
+                if kind == "headless":
+                    headless_rates.append(headless(config, Path(tmp) / f"headless-{i}"))
+                else:
+                    rate, late = windowed(config, Path(tmp) / f"window-{i}", app)
+                    window_rates.append(rate)
+                    lateness += late
+            print(f"round {i + 1}: headless {headless_rates[-1]:,.0f}, window "
+                  f"{window_rates[-1]:,.0f} samples/s", flush=True)
+    lateness.sort()
+    p50 = lateness[len(lateness) // 2]
+    p99 = lateness[min(len(lateness) - 1, int(0.99 * len(lateness)))]
+    ratio = statistics.median(window_rates) / statistics.median(headless_rates)
+    print(f"timer ticks: {len(lateness)}; lateness p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+          f"max {lateness[-1]:.1f} ms (target p99 <= 50 ms)")
+    print(f"throughput: window {statistics.median(window_rates):,.0f} samples/s, headless "
+          f"{statistics.median(headless_rates):,.0f} samples/s -> ratio {ratio:.2f} "
+          f"(target >= 0.9)")
+    print(f"startup: first paint {paint:.2f} s, 'import torch' {torch_import:.2f} s -> ratio "
+          f"{paint / torch_import:.2f} (window process incl. interpreter start, best of "
+          f"{args.startup_repeats})")
+    return 0 if p99 <= 50 and ratio >= 0.9 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
