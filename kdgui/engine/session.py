@@ -571,7 +571,8 @@ class _Session:
     def _compress(
         self, student: nn.Module, teacher: nn.Module
     ) -> Generator[Event, str | None, tuple[nn.Module, list[dict[str, Any]]]]:
-        from kdgui.engine.compress.pipeline import CompressionContext, run_pipeline
+        from kdgui.engine.compress import CompressionContext
+        from kdgui.engine.compress.pipeline import run_pipeline
 
         session = self
 
@@ -585,8 +586,9 @@ class _Session:
             example_input=_example_batch(self.p.val, self.device),
             calibration=self.p.train,
             validation=self.p.val,
-            device=self.device,
+            device=str(self.device),
             finetune=finetune,
+            steps_per_epoch=len(BatchSource(self.p.train, self.tcfg.batch_size, shuffle=False)),
         )
         pipeline = run_pipeline(
             student, self.cfg.compression.steps, ctx, self.run_dir.path / "stages"
