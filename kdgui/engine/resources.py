@@ -2,6 +2,8 @@
 
 A checkout keeps them in the repository's top-level ``resources/``; an installed copy finds them
 under ``sys.prefix/share/kdgui/resources``; ``KDGUI_RESOURCES`` overrides both (tests, packagers).
+A PyInstaller bundle (``packaging/kdgui.spec``) unpacks them into ``sys._MEIPASS/resources``: the
+frozen app has no checkout, so that folder comes right after ``KDGUI_RESOURCES``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ def resource_roots() -> list[Path]:
     env = os.environ.get("KDGUI_RESOURCES")
     if env:
         roots.append(Path(env).expanduser())
+    bundle = getattr(sys, "_MEIPASS", None)  # set only inside a PyInstaller-frozen app
+    if bundle:
+        roots.append(Path(bundle) / "resources")
     roots.append(Path(__file__).resolve().parents[2] / "resources")
     roots.append(Path(sys.prefix) / "share" / "kdgui" / "resources")
     return roots

@@ -81,7 +81,10 @@ class _SliderScale:
             hi -= step if step else (hi - lo) / _FINE
         self.zero = False
         raw_lo = float(spec.minimum)
-        positive_lo = raw_lo if raw_lo > 0 else (1.0 if self.is_int else hi * 1e-6)
+        floor = hi * 1e-6
+        if isinstance(spec.default, (int, float)) and spec.default > 0:
+            floor = min(floor, spec.default / 100)  # the default and well below it stay reachable
+        positive_lo = raw_lo if raw_lo > 0 else (1.0 if self.is_int else floor)
         self.log = not spec.step and hi > 0 and hi / positive_lo >= _LOG_RATIO
         if self.log:
             # position 0 means exactly 0 when 0 is allowed (weight decay, epochs of pre-training)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QGridLayout,
@@ -40,7 +40,7 @@ from kdgui.gui.qt_bars import QtBars, stages_from_summary
 from kdgui.gui.qt_config_state import QtConfigState
 from kdgui.gui.qt_loss_plot import QtLossPlot
 from kdgui.gui.qt_panel_base import QtPanel
-from kdgui.gui.qt_plot_base import QtLivePlot
+from kdgui.gui.qt_plot_base import FRAME_MS, QtLivePlot
 from kdgui.gui.qt_sparsity_heatmap import QtSparsityHeatmap
 
 
@@ -126,6 +126,10 @@ class QtRunPanel(QtPanel):
         self.event_count = 0
         self.last_step: StepEvent | None = None
         self._started_at: float | None = None
+        self._label_timer = QTimer(self)
+        self._label_timer.setSingleShot(True)
+        self._label_timer.setInterval(FRAME_MS)
+        self._label_timer.timeout.connect(self._show_step)
         self.set_running(False)
         self.show_issues()
 
@@ -174,12 +178,8 @@ class QtRunPanel(QtPanel):
         if isinstance(ev, StepEvent):
             self.last_step = ev
             self.loss_plot.add(ev.step, ev.losses)
-            self.progress.setValue(int(1000 * min(max(ev.progress, 0.0), 1.0)))
-            self.eta_label.setText(f"ETA {format_eta(ev.eta_s)}")
-            self.status_label.setText(
-                f"Epoch {ev.epoch} · step {ev.step} · loss {ev.losses.get('total', 0):.4g} · "
-                f"{ev.samples_per_s:,.0f} samples/s · lr {ev.lr:.3g}"
-            )
+            if not self._label_timer.isActive():  # labels, like plots, change once a frame
+                self._label_timer.start()
         elif isinstance(ev, EpochEvent):
             self.accuracy_plot.set_teacher(ev.teacher_accuracy)
             self.accuracy_plot.add(ev.train_accuracy, ev.val_accuracy, ev.stage)
@@ -211,6 +211,8 @@ class QtRunPanel(QtPanel):
         elif isinstance(ev, LogEvent):
             self._log(f"{ev.level}: {ev.message}")
         elif isinstance(ev, RunFinished):
+            self._label_timer.stop()
+            self._show_step()
             self.summary = ev.summary
             self.run_dir = ev.run_dir or self.run_dir
             for name, metrics in stages_from_summary(ev.summary).items():
@@ -224,6 +226,17 @@ class QtRunPanel(QtPanel):
         elif isinstance(ev, RunFailed):
             self.status_label.setText(f"Failed: {ev.error.get('what', '')}")
             self._log(f"error: {ev.error.get('message') or ev.error.get('what')}")
+
+    def _show_step(self) -> None:
+        ev = self.last_step
+        if ev is None:
+            return
+        self.progress.setValue(int(1000 * min(max(ev.progress, 0.0), 1.0)))
+        self.eta_label.setText(f"ETA {format_eta(ev.eta_s)}")
+        self.status_label.setText(
+            f"Epoch {ev.epoch} · step {ev.step} · loss {ev.losses.get('total', 0):.4g} · "
+            f"{ev.samples_per_s:,.0f} samples/s · lr {ev.lr:.3g}"
+        )
 
     def _finished_text(self, ev: RunFinished) -> str:
         s = ev.summary
@@ -240,5 +253,8 @@ class QtRunPanel(QtPanel):
         self.log.appendPlainText(text)
 
     def flush(self) -> None:
+        if self._label_timer.isActive():
+            self._label_timer.stop()
+            self._show_step()
         for plot in self.plots():
             plot.flush()

@@ -4,11 +4,17 @@ The design follows superqt's generator workers: the engine is a generator of pla
 worker iterates it on its own thread and emits :attr:`QtRunWorker.event` for each one. Pause and
 stop go through a :class:`kdgui.core.events.RunControl` shared with the engine, which checks it
 between batches — so they take effect within one batch, not at the next event — and the worker
-checks it too between events, so a generator that ignores the control still pauses and stops.
+closes a generator that keeps yielding long after a stop request.
 Any exception becomes :attr:`QtRunWorker.errored` with the same ``what``/``fix`` dict as a
 :class:`kdgui.core.events.RunFailed` event; the window never sees a traceback it did not ask for.
 
 The worker runs on a deep copy of the config: editing the form during a run changes nothing in it.
+
+Events do not cross threads one signal at a time: the worker appends them to a deque and the UI
+thread drains it on a 30 Hz timer (:class:`QtRunner`), re-emitting each as :attr:`QtRunner.event`.
+A fast engine can yield thousands of events a second; with a signal each, the UI thread would wake
+for every one and compete with the engine for the GIL. Drained per frame, the UI's cost is bounded
+by the frame rate, and an event is at most one frame (33 ms) late.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ from __future__ import annotations
 import contextlib
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from kdgui.core.config import ExperimentConfig
 from kdgui.core.errors import UserError
@@ -30,6 +37,8 @@ RunFn = Callable[..., Iterator[Event]]
 
 #: After a stop request, a generator that keeps yielding for this long is closed by force.
 STOP_GRACE_S = 5.0
+#: How often the UI thread takes the events the worker has queued (ms; ≤ 30 Hz).
+DRAIN_MS = 33
 
 
 def engine_run_fn() -> RunFn:
@@ -53,9 +62,8 @@ def error_dict(exc: BaseException) -> dict[str, str]:
 
 
 class QtRunWorker(QObject):
-    """Iterates one run generator; lives on a QThread; emits events, errors and the end."""
+    """Iterates one run generator on a QThread; queues its events; signals errors and the end."""
 
-    event = Signal(object)
     errored = Signal(dict)
     done = Signal()
 
@@ -73,6 +81,8 @@ class QtRunWorker(QObject):
         self._out_dir = out_dir
         self._resume = resume
         self.control = RunControl()
+        #: Events waiting for the UI thread (deque appends and pops are thread-safe).
+        self.queue: deque[Event] = deque()
 
     @Slot()
     def run(self) -> None:
@@ -84,18 +94,17 @@ class QtRunWorker(QObject):
                 self._config, self._out_dir, control=self.control, resume=self._resume
             )
             for ev in gen:
-                self.event.emit(ev)
+                self.queue.append(ev)
                 if isinstance(ev, (RunFinished, RunFailed)):
                     ended = True
-                # Between events: honour pause (engines that block inside return at once here)
-                # and give up on a generator that ignores a stop request.
-                self.control.wait_while_paused()
+                # Pause is the engine's to honour (it blocks between batches and reports it);
+                # a generator that ignores a stop request is given up on after a grace period.
                 if self.control.stop_requested:
                     stop_seen = stop_seen or time.monotonic()
                     if time.monotonic() - stop_seen > STOP_GRACE_S:
                         break
             if not ended and self.control.stop_requested:
-                self.event.emit(RunFinished(run_dir=str(self._out_dir or ""), summary={},
+                self.queue.append(RunFinished(run_dir=str(self._out_dir or ""), summary={},
                                             stopped=True))
         except Exception as exc:
             self.errored.emit(error_dict(exc))
@@ -121,6 +130,10 @@ class QtRunner(QObject):
         self._run_fn = run_fn
         self._thread: QThread | None = None
         self._worker: QtRunWorker | None = None
+        self._pending_error: dict[str, str] | None = None
+        self._drain_timer = QTimer(self)
+        self._drain_timer.setInterval(DRAIN_MS)
+        self._drain_timer.timeout.connect(self.drain)
 
     @property
     def running(self) -> bool:
@@ -142,13 +155,30 @@ class QtRunner(QObject):
                              out_dir, resume=resume)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
-        worker.event.connect(self.event)
-        worker.errored.connect(self.errored)
+        worker.errored.connect(self._on_error)
         worker.done.connect(thread.quit)
         thread.finished.connect(self._on_thread_finished)
         self._thread, self._worker = thread, worker
+        self._pending_error = None
         thread.start()
+        self._drain_timer.start()
         self.started.emit()
+
+    def drain(self) -> int:
+        """Hand every queued event to :attr:`event`, in order; returns how many."""
+        worker = self._worker
+        if worker is None:
+            return 0
+        n = 0
+        queue = worker.queue
+        while queue:
+            self.event.emit(queue.popleft())
+            n += 1
+        return n
+
+    def _on_error(self, error: dict[str, str]) -> None:
+        # Reported after the events that came before it (drained when the thread ends).
+        self._pending_error = error
 
     def pause(self) -> None:
         if self._worker is not None and not self._worker.control.stop_requested:
@@ -171,8 +201,13 @@ class QtRunner(QObject):
         return True if thread is None else thread.wait(timeout_ms)
 
     def _on_thread_finished(self) -> None:
+        self._drain_timer.stop()
+        self.drain()
+        error, self._pending_error = self._pending_error, None
         thread, worker = self._thread, self._worker
         self._thread, self._worker = None, None
+        if error is not None:
+            self.errored.emit(error)
         if worker is not None:
             worker.deleteLater()
         if thread is not None:

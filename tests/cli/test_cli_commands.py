@@ -56,3 +56,14 @@ def test_version(capsys) -> None:
         main(["--version"])
     assert info.value.code == 0
     assert "kdgui" in capsys.readouterr().out
+
+
+def test_own_student_file_reloads_without_arch(tmp_path, capsys) -> None:
+    out = tmp_path / "r"
+    assert main(["demo", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(out / "student" / "student.safetensors"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    summary = json.loads((out / "summary.json").read_text())
+    assert info["params"] == summary["student"]["params"]
+    assert info["input_shape"] == [1, 8, 8]

@@ -16,6 +16,7 @@ from kdgui.core.errors import ModelLoadError
 from kdgui.engine.models import sniff
 from kdgui.engine.models.arch import ARCH_FORMS
 from kdgui.engine.models.loading import (
+    embedded_architecture,
     find_state_dict,
     load_model,
     load_pickle,
@@ -44,11 +45,14 @@ def inspect_file(path: str | Path, arch: str | None = None, num_classes: int | N
         state = _bare_state(Path(text).expanduser(), fmt, trust)
         if state is not None:
             info.update(_tensor_table(state))
-            if not arch:
+            if not arch and embedded_architecture(Path(text).expanduser()) is None:
                 info["note"] = (f"this file holds only weights ({len(state)} tensors); an "
                                 f"architecture ({ARCH_FORMS}) is needed to run it")
                 info["notes"] = [info["note"]]
                 return info
+    if info.get("tensors"):
+        info["notes"] = ["architecture read from the file's KD Studio metadata"] if not arch \
+            else []
     ref = ModelRef(path=text, arch=arch, num_classes=num_classes, trust=trust)
     loaded = load_model(ref, num_classes=num_classes, input_shape=input_shape)
     info.setdefault("format", loaded.format)

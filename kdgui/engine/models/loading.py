@@ -68,12 +68,19 @@ def load_model(ref: ModelRef, *, input_shape: tuple[int, ...] | None = None,
     if fmt == sniff.EXPORT:
         return _finish(_load_pt2(path, input_shape, n_cls))
     if fmt == sniff.SAFETENSORS:
-        return _with_arch(read_safetensors(path), ref, fmt, src, input_shape, n_cls)
+        state = read_safetensors(path)
+        embedded = None if ref.arch else embedded_architecture(path)
+        if embedded is not None:
+            return _from_embedded(state, embedded, fmt, src)
+        return _with_arch(state, ref, fmt, src, input_shape, n_cls)
     obj = load_pickle(path, trust=ref.trust)
     if isinstance(obj, nn.Module):
         return _finish(LoadedModel(obj, "pickled_module", src, input_shape, n_cls,
                                    {"class": type(obj).__name__}))
     state = find_state_dict(obj)
+    embedded = None if ref.arch or state is None else embedded_architecture(path)
+    if embedded is not None:
+        return _from_embedded(state, embedded, fmt, src)
     if state is None:
         raise ModelLoadError(
             f"the file holds a {type(obj).__name__}, neither a model nor a state_dict",
@@ -254,3 +261,54 @@ def load_spec_with_weights(spec_json: Path, weights: Path) -> LoadedModel:
     state = read_safetensors(weights)
     load_weights(built.module, state, arch=f"spec:{spec_json}", source=str(weights))
     return _loaded(built, sniff.SAFETENSORS, str(weights), built.input_shape)
+
+
+def embedded_architecture(path: Path) -> dict | None:
+    """The kdgui metadata saved with a weights file, when it names a spec architecture.
+
+    KD Studio writes its students' architecture (a StudentSpec) into safetensors metadata and
+    into the ``.json`` sidecar of a state_dict, so its own files reload without ``--arch``.
+    """
+    import json
+
+    meta: dict | None = None
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as fh:
+                raw = (fh.metadata() or {}).get("kdgui")
+            meta = json.loads(raw) if raw else None
+        else:
+            sidecar = path.with_suffix(".json")
+            if sidecar.is_file():
+                meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    arch = meta.get("architecture")
+    if isinstance(arch, str):
+        try:
+            arch = json.loads(arch)
+        except ValueError:
+            return None
+    if not isinstance(arch, dict) or "layers" not in arch:
+        return None
+    if not meta.get("input_shape") or not meta.get("num_classes"):
+        return None
+    return {**meta, "architecture": arch}
+
+
+def _from_embedded(state: dict[str, Tensor], meta: dict, fmt: str, src: str) -> LoadedModel:
+    from kdgui.core.student_spec import StudentSpec
+    from kdgui.engine.models.spec_build import build_from_spec
+
+    spec = StudentSpec.model_validate(meta["architecture"])
+    shape = tuple(int(v) for v in meta["input_shape"])
+    classes = int(meta["num_classes"])
+    module = build_from_spec(spec, shape, classes)
+    load_weights(module, state, arch="embedded kdgui spec", source=src)
+    keep = {k: meta[k] for k in ("class_names", "mean", "std") if k in meta}
+    return _finish(LoadedModel(module.eval(), fmt, src, shape, classes,
+                               {"arch": "embedded kdgui spec", **keep}))

@@ -1,0 +1,456 @@
+"""An ONNX file for *viewing*: the model's graph with what compression did written on each node.
+
+Netron draws a graph but knows nothing of sparsity, removed channels, ranks or bit widths. This
+module exports the model to ONNX and writes, on every node that belongs to a layer, the layer's
+numbers from :func:`kdgui.engine.metrics.layer_table` (the same numbers as the reports) as
+``metadata_props`` (``kdgui.sparsity``, ``kdgui.removed_channels``, ``kdgui.rank``,
+``kdgui.bits``, …) and as a readable ``doc_string``; Netron shows both in the node's properties.
+
+Mapping torch layers to ONNX nodes. The dynamo exporter (torch 2.14) writes each node's module
+path in ``metadata_props["pkg.torch.onnx.name_scopes"]`` (e.g. ``['', 'features', 'features.0',
+'conv2d']``) and in ``namespace``; its optimizer can fuse a layer into the next (Conv + BatchNorm
+becomes one Conv whose scope is the BatchNorm's), so the weights a node reads (initializers named
+``features.0.weight``) are consulted first. The legacy exporter and ONNX Runtime's quantizer
+leave only node names (``/features/features.0/Conv``) and initializer names, which are the
+fallbacks. Annotations set on containers (the ``nn.Sequential`` pair of a low-rank factorisation
+carries ``kdgui_rank``) reach every node inside them.
+
+This file is never the deployable export (that is :mod:`kdgui.engine.export`): stack traces are
+dropped from the metadata, and ``torch.ao`` int8 layers, which ONNX export cannot represent, are
+shown as the float layers they came from, with their bit width written on them and a note saying
+so.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import copy
+import io
+import json
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from kdgui.core.errors import ExportError
+
+#: Prefix of every key this module writes into node and model metadata.
+KEY = "kdgui"
+#: Exporter metadata that only clutters the viewer (long, and full of local file paths).
+_DROPPED_METADATA = ("pkg.torch.onnx.stack_trace", "pkg.torch.onnx.fx_node")
+#: Per-layer fields copied into the node metadata, in display order.
+FIELDS = ("type", "sparsity", "removed_channels", "rank", "bits", "params", "nonzero", "macs",
+          "out_shape")
+#: Fields that say a layer was compressed (the others describe any layer).
+COMPRESSION_FIELDS = ("removed_channels", "rank", "bits")
+_ATTRS = {"removed_channels": "kdgui_removed_channels", "rank": "kdgui_rank",
+          "bits": "kdgui_bits"}
+
+
+@dataclass
+class AnnotatedGraph:
+    """What :func:`export_annotated` wrote.
+
+    ``nodes`` maps a layer name to the ONNX nodes annotated with it; ``unmatched`` lists layers
+    with compression info that no node could be matched to (shown in the notes as well).
+    """
+
+    path: Path
+    layers: list[dict[str, Any]]
+    nodes: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+
+
+# -- what compression did, per module ------------------------------------------------------------
+
+def container_annotations(model: nn.Module) -> dict[str, dict[str, Any]]:
+    """``kdgui_*`` attributes set on modules that have children (the layer table lists leaves).
+
+    A low-rank factorisation replaces a layer by an ``nn.Sequential`` carrying ``kdgui_rank``;
+    without this, the rank would be lost from the graph.
+    """
+    from kdgui.engine.metrics._modules import is_quantized_module
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, module in model.named_modules():
+        if not any(True for _ in module.children()) or is_quantized_module(module):
+            continue  # leaves (int8 layers included: their packed weights are a child)
+        found = {k: _plain(getattr(module, attr)) for k, attr in _ATTRS.items()
+                 if getattr(module, attr, None) is not None}
+        if found:
+            out[name] = found
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# -- int8 models: the float graph they came from -------------------------------------------------
+
+def float_view(model: nn.Module) -> tuple[nn.Module, list[str]]:
+    """``model`` itself, or for ``torch.ao`` int8 models a float copy ONNX export can represent.
+
+    Quantized Linear/Conv layers become float layers holding the dequantized weights (with
+    ``kdgui_bits`` kept), quant/dequant stubs become identities. Returns the notes to show.
+    """
+    from kdgui.engine.metrics._modules import is_quantized_module, packed_tensors, quantized_bits
+
+    if not any(is_quantized_module(m) or _is_quant_stub(m) for m in model.modules()):
+        return model, []
+    clone = copy.deepcopy(model).cpu()
+    replaced: list[str] = []
+    for name, module in list(clone.named_modules()):
+        if not name:
+            continue
+        new: nn.Module | None = None
+        if _is_quant_stub(module):
+            new = nn.Identity()
+        elif is_quantized_module(module):
+            new = _float_twin(module, packed_tensors(module))
+            if new is None:
+                raise ExportError(
+                    f"the int8 layer '{name}' ({type(module).__name__}) has no float "
+                    "equivalent to draw",
+                    "View the stage before quantization instead (it has the same graph).",
+                )
+            bits = getattr(module, "kdgui_bits", None) or quantized_bits(module)
+            new.kdgui_bits = bits
+            replaced.append(name)
+        if new is not None:
+            parent_name, _, child = name.rpartition(".")
+            parent = clone.get_submodule(parent_name) if parent_name else clone
+            setattr(parent, child, new)
+    notes = []
+    if replaced:
+        notes.append(
+            f"{len(replaced)} int8 layer(s) ({', '.join(replaced[:4])}"
+            f"{', …' if len(replaced) > 4 else ''}) cannot be written to ONNX as torch runs "
+            "them; the graph shows them as float layers with their bit width in the node "
+            "properties (kdgui.bits)")
+    return clone.eval(), notes
+
+
+def _is_quant_stub(module: nn.Module) -> bool:
+    name = type(module).__name__
+    return type(module).__module__.startswith("torch.ao") and name in (
+        "QuantStub", "DeQuantStub", "Quantize", "DeQuantize")
+
+
+def _float_twin(module: nn.Module, tensors: list[torch.Tensor]) -> nn.Module | None:
+    """A float Linear/Conv with the dequantized weights of a ``torch.ao`` quantized layer."""
+    if not tensors:
+        return None
+    weight = tensors[0].float()
+    bias = tensors[1].float() if len(tensors) > 1 else None
+    kind = type(module).__name__
+    new: nn.Module
+    if "Linear" in kind and weight.dim() == 2:
+        new = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+    elif "Conv" in kind and weight.dim() in (3, 4, 5):
+        conv = {3: nn.Conv1d, 4: nn.Conv2d, 5: nn.Conv3d}[weight.dim()]
+        groups = getattr(module, "groups", 1)
+        new = conv(weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]),
+                   stride=module.stride, padding=module.padding, dilation=module.dilation,
+                   groups=groups, bias=bias is not None)
+    else:
+        return None
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if bias is not None:
+            new.bias.copy_(bias)
+    return new
+
+
+# -- export --------------------------------------------------------------------------------------
+
+def export_onnx(target: nn.Module | torch.export.ExportedProgram, input_shape: Sequence[int],
+                path: Path) -> None:
+    """Write ``target`` (a module or a ``torch.export`` program) to one ONNX file at ``path``.
+
+    The dynamo exporter first (it keeps module paths); the legacy exporter if that fails. The
+    exporters' progress lines go nowhere: this runs behind a window or a CLI that prints its own.
+    """
+    example = torch.zeros(1, *[int(s) for s in input_shape])
+    errors: list[str] = []
+    for dynamo in (True, False):
+        if not dynamo and isinstance(target, torch.export.ExportedProgram):
+            break
+        sink = io.StringIO()
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(sink), \
+                    contextlib.redirect_stderr(sink), torch.no_grad():
+                warnings.simplefilter("ignore")
+                if dynamo:
+                    program = torch.onnx.export(target, (example,), dynamo=True,
+                                                external_data=False, verbose=False)
+                    program.save(str(path))
+                else:
+                    torch.onnx.export(target, (example,), str(path), dynamo=False)
+            return
+        except Exception as exc:  # noqa: BLE001 - every exporter failure is reported below
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            errors.append(f"{type(exc).__name__}: {first}")
+    raise ExportError(
+        "the model cannot be written to ONNX for viewing (" + "; ".join(errors) + ")",
+        "Open an earlier stage of the run, or export the model to ONNX yourself and open the "
+        ".onnx file (Netron shows it without kdgui's annotations).",
+    )
+
+
+def export_annotated(
+    model: nn.Module | torch.export.ExportedProgram,
+    input_shape: Sequence[int],
+    path: str | Path,
+    *,
+    layers: list[dict[str, Any]] | None = None,
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
+    notes: Iterable[str] = (),
+    title: str = "",
+) -> AnnotatedGraph:
+    """Export ``model`` to ``path`` as ONNX with each layer's compression info on its nodes.
+
+    ``layers`` is the engine's layer table; when omitted it is computed here with
+    :func:`~kdgui.engine.metrics.layer_table` (so pass the *compressed* model, whose modules carry
+    the ``kdgui_*`` attributes). A saved stage passes its ``metrics.json`` table and its
+    ``torch.export`` program instead. ``extra`` adds container-level annotations (computed from
+    the model when it is a module).
+    """
+    target_path = Path(path)
+    target_path.parent.mkdir(parents=True, exist_ok=True)
+    notes = list(notes)
+    prune_state = None
+    if isinstance(model, nn.Module):
+        prune_state = getattr(model, "kdgui_prune_state", None)
+        if layers is None:
+            from kdgui.engine.metrics import layer_table
+
+            layers = layer_table(model, tuple(input_shape))
+        extra = {**container_annotations(model), **(extra or {})}
+        model, float_notes = float_view(model)
+        notes.extend(float_notes)
+    layers = list(layers or [])
+    export_onnx(model, input_shape, target_path)
+    proto = onnx.load(str(target_path))
+    result = annotate_proto(proto, layers, extra=extra, notes=notes, title=title,
+                            prune_state=prune_state)
+    onnx.save(proto, str(target_path))
+    return AnnotatedGraph(target_path, layers, result.nodes, result.notes, result.unmatched)
+
+
+def annotate_file(onnx_path: str | Path, out_path: str | Path, layers: list[dict[str, Any]], *,
+                  notes: Iterable[str] = (), title: str = "") -> AnnotatedGraph:
+    """Annotate an existing ONNX file (e.g. an ONNX Runtime int8 stage) into ``out_path``."""
+    proto = onnx.load(str(onnx_path))
+    result = annotate_proto(proto, layers, notes=list(notes), title=title)
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(out_path))
+    return AnnotatedGraph(Path(out_path), list(layers), result.nodes, result.notes,
+                          result.unmatched)
+
+
+# -- mapping and writing -------------------------------------------------------------------------
+
+@dataclass
+class _Result:
+    nodes: dict[str, list[str]]
+    notes: list[str]
+    unmatched: list[str]
+
+
+def node_scopes(node: onnx.NodeProto) -> list[str]:
+    """The module paths a node was exported from, outermost first (may be empty)."""
+    meta = {p.key: p.value for p in node.metadata_props}
+    scopes = meta.get("pkg.torch.onnx.name_scopes")
+    if scopes:
+        try:
+            parsed = ast.literal_eval(scopes)
+        except (ValueError, SyntaxError):
+            parsed = None
+        if isinstance(parsed, list) and parsed:
+            return [str(s) for s in parsed[:-1] if s]  # the last entry is the op itself
+    namespace = meta.get("namespace")
+    if namespace:
+        parts = [p.split(":", 1)[0].strip() for p in namespace.split("/")]
+        return [p for p in parts[:-1] if p]
+    if node.name.startswith("/"):  # legacy exporter: /features/features.0/Conv
+        return [p for p in node.name.split("/")[1:-1] if p]
+    return []
+
+
+def node_owners(node: onnx.NodeProto, initializers: set[str], known: set[str]) -> list[str]:
+    """Layers that own ``node``, best first: those whose weights it reads, then its scopes."""
+    owners: list[str] = []
+    for name in node.input:
+        if name not in initializers:
+            continue
+        owner = _initializer_owner(name, known)
+        if owner and owner not in owners:
+            owners.append(owner)
+    for scope in reversed(node_scopes(node)):
+        if scope in known and scope not in owners:
+            owners.append(scope)
+    return owners
+
+
+def _initializer_owner(name: str, known: set[str]) -> str | None:
+    """The longest known module path that ``name`` (``features.0.weight_quantized``) starts with."""
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:cut])
+        if prefix in known:
+            return prefix
+    return None
+
+
+def annotate_proto(
+    proto: onnx.ModelProto,
+    layers: list[dict[str, Any]],
+    *,
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
+    notes: list[str] | None = None,
+    title: str = "",
+    prune_state: str | None = None,
+) -> _Result:
+    """Write the layers' numbers onto ``proto``'s nodes (in place) and the notes on the model."""
+    notes = list(notes or [])
+    extra = dict(extra or {})
+    rows = {str(r["name"]): r for r in layers if r.get("name")}
+    known = set(rows) | set(extra)
+    graph = proto.graph
+    initializers = {t.name for t in graph.initializer}
+    nodes: dict[str, list[str]] = {}
+    for index, node in enumerate(graph.node):
+        _drop_metadata(node)
+        owners = node_owners(node, initializers, known)
+        primary = next((o for o in owners if o in rows and rows[o].get("params")), None)
+        primary = primary or next((o for o in owners if o in rows), None)
+        containers = [s for s in node_scopes(node) if s in extra]
+        if primary is None and not containers:
+            continue
+        values: dict[str, Any] = {}
+        if primary is not None:
+            values.update({k: rows[primary].get(k) for k in FIELDS})
+        for scope in containers:  # e.g. the rank of a factorised pair, on both of its halves
+            values.update({k: v for k, v in extra[scope].items() if v is not None})
+        layer = primary or containers[-1]
+        if not node.name:
+            node.name = f"{node.op_type}_{index}"
+        _write_node(node, layer, values, containers)
+        nodes.setdefault(layer, []).append(node.name)
+        for scope in containers:
+            if scope != layer:
+                nodes.setdefault(scope, []).append(node.name)
+    compressed = [n for n, r in rows.items() if any(r.get(k) is not None
+                                                    for k in COMPRESSION_FIELDS)]
+    compressed += [n for n in extra if n not in compressed]
+    unmatched = [n for n in compressed if n not in nodes]
+    if unmatched:
+        notes.append(f"{len(unmatched)} compressed layer(s) have no node in the graph: "
+                     + ", ".join(unmatched[:6]))
+    _write_model(proto, notes, title, prune_state, len(nodes))
+    return _Result(nodes, notes, unmatched)
+
+
+def _drop_metadata(node: onnx.NodeProto) -> None:
+    keep = [p for p in node.metadata_props if p.key not in _DROPPED_METADATA
+            and not p.key.startswith(KEY + ".")]
+    del node.metadata_props[:]
+    node.metadata_props.extend(keep)
+
+
+def _write_node(node: onnx.NodeProto, layer: str, values: Mapping[str, Any],
+                containers: list[str]) -> None:
+    entries = [(f"{KEY}.layer", layer)]
+    blocks = [c for c in containers if c != layer]
+    if blocks:
+        entries.append((f"{KEY}.block", blocks[-1]))
+    for key in FIELDS:
+        value = values.get(key)
+        if value is None:
+            continue
+        text = f"{value:.4f}" if key == "sparsity" else (
+            json.dumps(value) if isinstance(value, (list, dict)) else str(value))
+        entries.append((f"{KEY}.{key}", text))
+    for key, value in entries:
+        node.metadata_props.add(key=key, value=value)
+    node.doc_string = describe_layer(layer, values)
+
+
+def describe_layer(layer: str, values: Mapping[str, Any]) -> str:
+    """One readable line per fact, as Netron shows a node's description."""
+    kind = values.get("type")
+    lines = [f"kdgui layer {layer}" + (f" ({kind})" if kind else "")]
+    sparsity = values.get("sparsity")
+    if sparsity is not None:
+        lines.append(f"sparsity: {100 * float(sparsity):.1f}% of weights are zero")
+    removed = values.get("removed_channels")
+    if removed is not None:
+        count = len(removed) if isinstance(removed, list) else removed
+        lines.append(f"removed channels: {count}")
+    rank = values.get("rank")
+    if rank is not None:
+        lines.append(f"low-rank factorised, rank {rank}")
+    bits = values.get("bits")
+    if bits is not None:
+        lines.append(f"weights quantized to {bits} bits")
+    params, macs = values.get("params"), values.get("macs")
+    if params is not None:
+        lines.append(f"params: {int(params):,}" + (f", MACs: {int(macs):,}" if macs else ""))
+    return "\n".join(lines)
+
+
+def _write_model(proto: onnx.ModelProto, notes: list[str], title: str, prune_state: str | None,
+                 count: int) -> None:
+    meta = {p.key: p.value for p in proto.metadata_props if not p.key.startswith(KEY + ".")}
+    meta[f"{KEY}.annotated_layers"] = str(count)
+    meta[f"{KEY}.about"] = ("per-layer compression info is in each node's properties "
+                            f"({KEY}.sparsity, {KEY}.removed_channels, {KEY}.rank, {KEY}.bits)")
+    if prune_state:
+        meta[f"{KEY}.prune_state"] = str(prune_state)
+    if notes:
+        meta[f"{KEY}.notes"] = "\n".join(notes)
+    if title:
+        meta[f"{KEY}.title"] = title
+        proto.graph.doc_string = title
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+
+
+def read_annotations(path: str | Path) -> dict[str, dict[str, str]]:
+    """``{node name: {kdgui key: value}}`` of an annotated file (for tests and the CLI)."""
+    proto = onnx.load(str(path))
+    out: dict[str, dict[str, str]] = {}
+    for node in proto.graph.node:
+        found = {p.key[len(KEY) + 1:]: p.value for p in node.metadata_props
+                 if p.key.startswith(KEY + ".")}
+        if found:
+            out[node.name] = found
+    return out
+
+
+__all__ = [
+    "AnnotatedGraph",
+    "annotate_file",
+    "annotate_proto",
+    "container_annotations",
+    "describe_layer",
+    "export_annotated",
+    "export_onnx",
+    "float_view",
+    "node_owners",
+    "node_scopes",
+    "read_annotations",
+]
