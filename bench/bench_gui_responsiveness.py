@@ -55,6 +55,18 @@ def headless(config, out: Path) -> float:  # noqa: ANN001
     return training_rate(list(run(config, out)))
 
 
+def threaded(config, out: Path) -> float:  # noqa: ANN001
+    """Headless, but on a plain background thread: what the window's worker pays for not
+    being the main thread (torch's OpenMP pool per calling thread), without any Qt."""
+    import threading
+
+    result: list[float] = []
+    thread = threading.Thread(target=lambda: result.append(headless(config, out)))
+    thread.start()
+    thread.join()
+    return result[0]
+
+
 def windowed(config, out: Path, app) -> tuple[float, list[float]]:  # noqa: ANN001
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
@@ -117,21 +129,23 @@ def main() -> int:
 
     pg.setConfigOptions(antialias=True)
     config = demo(args.epochs, args.log_every)
-    headless_rates, window_rates, lateness = [], [], []
+    headless_rates, window_rates, thread_rates, lateness = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         headless(demo(1, args.log_every), Path(tmp) / "warmup")
         for i in range(args.rounds):
             # Alternate which goes first, so drifting load on a shared machine evens out.
-            order = ("headless", "window") if i % 2 == 0 else ("window", "headless")
-            for kind in order:
+            order = ("headless", "thread", "window")
+            for kind in order if i % 2 == 0 else order[::-1]:
                 if kind == "headless":
                     headless_rates.append(headless(config, Path(tmp) / f"headless-{i}"))
+                elif kind == "thread":
+                    thread_rates.append(threaded(config, Path(tmp) / f"thread-{i}"))
                 else:
                     rate, late = windowed(config, Path(tmp) / f"window-{i}", app)
                     window_rates.append(rate)
                     lateness += late
-            print(f"round {i + 1}: headless {headless_rates[-1]:,.0f}, window "
-                  f"{window_rates[-1]:,.0f} samples/s", flush=True)
+            print(f"round {i + 1}: headless {headless_rates[-1]:,.0f}, background thread "
+                  f"{thread_rates[-1]:,.0f}, window {window_rates[-1]:,.0f} samples/s", flush=True)
     lateness.sort()
     p50 = lateness[len(lateness) // 2]
     p99 = lateness[min(len(lateness) - 1, int(0.99 * len(lateness)))]
@@ -141,6 +155,9 @@ def main() -> int:
     print(f"throughput: window {statistics.median(window_rates):,.0f} samples/s, headless "
           f"{statistics.median(headless_rates):,.0f} samples/s -> ratio {ratio:.2f} "
           f"(target >= 0.9)")
+    in_thread = statistics.median(window_rates) / statistics.median(thread_rates)
+    print(f"window vs the same run on a plain background thread: ratio {in_thread:.2f} "
+          "(the UI's own cost)")
     print(f"startup: first paint {paint:.2f} s, 'import torch' {torch_import:.2f} s -> ratio "
           f"{paint / torch_import:.2f} (window process incl. interpreter start, best of "
           f"{args.startup_repeats})")

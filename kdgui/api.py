@@ -38,9 +38,21 @@ from kdgui.core.errors import ConfigError, UserError
 from kdgui.core.events import Event, RunControl, RunFailed, RunFinished
 
 __all__ = [
-    "ExperimentConfig", "DistillConfig", "TrainingConfig", "RunControl", "Event",
-    "demo_config", "load_config", "save_config", "as_config",
-    "run", "run_experiment", "distill", "load_model", "load_data", "UserError",
+    "DistillConfig",
+    "Event",
+    "ExperimentConfig",
+    "RunControl",
+    "TrainingConfig",
+    "UserError",
+    "as_config",
+    "demo_config",
+    "distill",
+    "load_config",
+    "load_data",
+    "load_model",
+    "run",
+    "run_experiment",
+    "save_config",
 ]
 
 

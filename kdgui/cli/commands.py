@@ -53,7 +53,8 @@ def register_all(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_methods)
 
-    for name in ("compress_cmd", "sweep_cmd", "report_cmd", "history_cmd", "classroom_cmd"):
+    for name in ("compress_cmd", "sweep_cmd", "report_cmd", "history_cmd", "classroom_cmd",
+                 "netron_cmd"):
         try:
             module = importlib.import_module(f"kdgui.cli.{name}")
         except ImportError:
@@ -162,12 +163,12 @@ def format_inspection(info: dict[str, Any]) -> str:
         for layer in layers[:200]:
             shape = layer.get("out_shape") or layer.get("shape") or ""
             lines.append(f"  {layer.get('name', ''):<32} {layer.get('type', ''):<20} "
-                         f"{str(shape):<22} {layer.get('params', 0):>10,}")
+                         f"{shape!s:<22} {layer.get('params', 0):>10,}")
     tensors = info.get("tensors") or []
     if tensors and not layers:
         lines.append(f"tensors ({len(tensors)}):")
         for t in tensors[:200]:
-            lines.append(f"  {t.get('name', ''):<40} {str(t.get('shape', '')):<20} "
+            lines.append(f"  {t.get('name', ''):<40} {t.get('shape', '')!s:<20} "
                          f"{t.get('dtype', '')}")
     for note in info.get("notes", []) or []:
         lines.append(f"note: {note}")
@@ -227,4 +228,4 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["register_all", "UserError"]
+__all__ = ["UserError", "register_all"]

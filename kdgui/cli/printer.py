@@ -20,7 +20,7 @@ from kdgui.core.events import (
 
 
 def fmt_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
@@ -79,7 +79,7 @@ def comparison_table(columns: list[tuple[str, dict[str, Any]]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = []
     for j, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
         lines.append("  ".join(cells))
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -139,7 +139,7 @@ class EventPrinter:
         if self.quiet or not self.tty:
             return
         width = 24
-        filled = int(round(e.progress * width))
+        filled = round(e.progress * width)
         bar = "█" * filled + "·" * (width - filled)
         text = (
             f"\r\x1b[2K[{bar}] {100 * e.progress:5.1f}%  epoch {e.epoch}/{self.epochs}  "

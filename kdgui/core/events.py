@@ -206,6 +206,18 @@ class RunControl:
 
 
 __all__ = [
-    "Event", "RunStarted", "StepEvent", "EpochEvent", "StageEvent", "ArtifactEvent", "StateEvent",
-    "LogEvent", "RunFinished", "RunFailed", "RunControl", "event_from_dict", "EVENT_TYPES", "asdict",
+    "EVENT_TYPES",
+    "ArtifactEvent",
+    "EpochEvent",
+    "Event",
+    "LogEvent",
+    "RunControl",
+    "RunFailed",
+    "RunFinished",
+    "RunStarted",
+    "StageEvent",
+    "StateEvent",
+    "StepEvent",
+    "asdict",
+    "event_from_dict",
 ]

@@ -661,4 +661,4 @@ def collect(events: Iterator[Event]) -> list[Event]:
     return list(events)
 
 
-__all__ = ["Prepared", "prepare", "run", "run_prepared", "collect", "copy"]
+__all__ = ["Prepared", "collect", "copy", "prepare", "run", "run_prepared"]

@@ -90,9 +90,9 @@ def test_yaml_tags_cannot_run_code(tmp_path) -> None:
 def test_overrides_apply_and_validate() -> None:
     cfg = apply_overrides(demo_config(), ["distill.temperature=8", "training.epochs=2"])
     assert cfg.distill.temperature == 8.0 and cfg.training.epochs == 2
-    with pytest.raises(ConfigError, match="distill.temperature"):
+    with pytest.raises(ConfigError, match=r"distill\.temperature"):
         apply_overrides(cfg, ["distill.temperature=-3"])
-    with pytest.raises(ConfigError, match="KEY=VALUE"):
+    with pytest.raises(ConfigError, match=r"KEY=VALUE"):
         apply_overrides(cfg, ["distill.temperature"])
 
 

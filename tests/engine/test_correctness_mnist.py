@@ -24,7 +24,7 @@ pytestmark = [
     pytest.mark.skipif(not (MNIST / "MNIST" / "raw").is_dir(), reason="shared MNIST not present"),
 ]
 
-EPOCHS, BATCH, LR, ALPHA, T = 2, 128, 0.05, 0.7, 4.0
+EPOCHS, BATCH, LR, ALPHA, T = 2, 128, 0.02, 0.7, 4.0
 
 
 def teacher_net() -> nn.Module:
@@ -76,7 +76,7 @@ def plain_kd(teacher: nn.Module, student: nn.Module, x: torch.Tensor, y: torch.T
 def mnist_and_teacher():
     bundle = kd.load_data(f"mnist:{MNIST}", split="ordered", val_fraction=0.2)
     xtr, ytr = bundle.train.tensors
-    xva, yva = bundle.val.tensors
+    xva = bundle.val.tensors[0]
     assert len(xtr) == 8000 and len(xva) == 2000
     torch.manual_seed(123)
     teacher = teacher_net()
@@ -104,7 +104,7 @@ def test_engine_matches_a_plain_kd_loop_over_three_seeds(mnist_and_teacher, tmp_
         s_plain = student_net()
         torch.manual_seed(seed)
         s_engine = student_net()
-        assert all(torch.equal(a, b) for a, b in zip(s_plain.parameters(), s_engine.parameters()))
+        assert all(torch.equal(a, b) for a, b in zip(s_plain.parameters(), s_engine.parameters(), strict=True))
         plain_kd(teacher, s_plain, xtr, ytr, seed)
         plain.append(accuracy(s_plain, xva, yva))
         events = list(kd.distill(
@@ -118,7 +118,9 @@ def test_engine_matches_a_plain_kd_loop_over_three_seeds(mnist_and_teacher, tmp_
         engine.append(events[-1].summary["student"]["accuracy"])
         assert engine[-1] == pytest.approx(accuracy(s_engine, xva, yva), abs=1e-6)
     e, p = np.array(engine), np.array(plain)
-    noise = max(0.01, 2 * float(np.std(np.concatenate([e, p]))))
+    # Seed noise: the spread of accuracies across seeds, but never below one point.
+    noise = max(0.01, float(np.std(p)), float(np.std(e)))
     print(f"\nteacher {teacher_acc:.4f}; engine {e.round(4)} mean {e.mean():.4f}; "
           f"plain {p.round(4)} mean {p.mean():.4f}")
     assert abs(e.mean() - p.mean()) <= noise, (engine, plain)
+    assert e.min() > 0.9, engine

@@ -6,7 +6,6 @@ import json
 import threading
 
 import numpy as np
-import pytest
 
 from kdgui.core.config import demo_config
 from kdgui.core.events import (

@@ -194,7 +194,7 @@ class QtStudentCanvas(QGraphicsView):
         report = self.model.report
         y = 0.0
         sel = self.model.selected
-        c, h, w = (tuple(report.input_shape) + (0, 0, 0))[:3]
+        c, h, w = (*report.input_shape, 0, 0, 0)[:3]
         y = self._add(BlockItem("input", None, 0, WIDTH, "Input", "from the data",
                                 fmt_shape(report.input_shape), f"{c} channel(s), {h}×{w}",
                                 "#888888"), y)
@@ -252,10 +252,8 @@ class QtStudentCanvas(QGraphicsView):
                 self._rows(layer.layers, path, depth + 1, sel, y)
                 y = self._y
                 foot_err = err if rep is not None and rep.error else ""
-                foot = BlockItem("footer", path, x, width,
-                                 "add skip connection" + (f" ({rep.note})" if rep and rep.note
-                                                          else ""),
-                                 "", shape, "", FAMILY["residual"], foot_err)
+                foot = BlockItem("footer", path, x, width, "add the skip connection", "", shape,
+                                 "", FAMILY["residual"], foot_err)
                 y = self._add(foot, y)
                 self._skip_arc(x + width, top, y - GAP, bad=bool(foot_err))
         self._y = y

@@ -1,0 +1,100 @@
+"""The "Methods" reference, generated from the registries so it cannot drift from the code.
+
+Every loss, pruner, quantizer, decomposer and exporter is declared once in
+``kdgui/core/components/`` with its title, summary, formula, paper and parameter model. This
+module renders those declarations as Markdown; ``docs/hooks.py`` inserts the result where
+``docs/methods.md`` says ``<!-- gen: methods -->`` at every ``mkdocs build``.
+
+Run it directly to see the Markdown: ``.venv/bin/python docs/gen_methods.py``.
+"""
+
+from __future__ import annotations
+
+from kdgui.core.params import ParamSpec
+from kdgui.core.registry import KINDS, REGISTRIES, Component
+
+#: Section titles and what each kind of component is used for, in the order of KINDS.
+SECTIONS = {
+    "loss": ("Distillation losses", "Terms of the training loss, weighted by `distill.alpha` "
+             "(soft), `distill.beta` (feature), `distill.gamma` (attention); the hard-label "
+             "term gets the rest: `L = (1 - a - b - g) L_hard + a L_soft + b L_feat + g L_att`."),
+    "pruner": ("Pruning", "Compression steps with `kind: prune` and `method:` one of these."),
+    "quantizer": ("Quantization", "Compression steps with `kind: quantize`."),
+    "decomposer": ("Low-rank factorization", "Compression steps with `kind: lowrank`."),
+    "exporter": ("Export formats", "Names for `export.formats` in the config, `--export` on "
+                 "the command line and the window's export dialog. Every file is reloaded "
+                 "after writing and its outputs compared with PyTorch's."),
+}
+
+#: Where to read the papers the registries cite, keyed by a phrase of the title. A citation
+#: whose phrase is not here is still printed, only without a link.
+PAPER_LINKS = {
+    "Distilling the Knowledge": "https://arxiv.org/abs/1503.02531",
+    "FitNets": "https://arxiv.org/abs/1412.6550",
+    "Paying More Attention to Attention": "https://arxiv.org/abs/1612.03928",
+    "To prune, or not to prune": "https://arxiv.org/abs/1710.01878",
+    "Learning both Weights and Connections": "https://arxiv.org/abs/1506.02626",
+    "DepGraph": "https://arxiv.org/abs/2301.12900",
+    "Integer-Arithmetic-Only": "https://arxiv.org/abs/1712.05877",
+    "Exploiting Linear Structure": "https://arxiv.org/abs/1404.0736",
+    "Compression of Deep": "https://arxiv.org/abs/1511.06530",
+}
+
+
+def _cell(text: object) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _default(spec: ParamSpec) -> str:
+    if spec.default is None:
+        return "—"
+    return f"`{spec.default!r}`" if isinstance(spec.default, str) else f"`{spec.default}`"
+
+
+def _citations(paper: str) -> str:
+    parts = []
+    for cite in (p.strip() for p in paper.split(";") if p.strip()):
+        link = next((url for key, url in PAPER_LINKS.items() if key in cite), None)
+        parts.append(f"[{cite}]({link})" if link else cite)
+    return "; ".join(parts)
+
+
+def render_component(component: Component) -> str:
+    """One component: heading, summary, formula, paper, parameter table."""
+    lines = [f"### {component.title} — `{component.name}`", ""]
+    if component.summary:
+        lines += [component.summary, ""]
+    if component.formula:
+        lines += ["```text", component.formula, "```", ""]
+    if component.paper:
+        lines += [f"**Paper:** {_citations(component.paper)}", ""]
+    specs = component.param_specs()
+    if specs:
+        lines += ["| parameter | default | allowed | what it does |", "|---|---|---|---|"]
+        for spec in specs:
+            unit = f" ({spec.unit})" if spec.unit else ""
+            lines.append(
+                f"| `{spec.name}` | {_default(spec)} | {_cell(spec.range_text() or 'any')}"
+                f"{_cell(unit)} | {_cell(spec.help)} |"
+            )
+        lines.append("")
+    else:
+        lines += ["No parameters.", ""]
+    return "\n".join(lines)
+
+
+def render() -> str:
+    """The whole reference: one section per kind, one subsection per component."""
+    out: list[str] = []
+    for kind in KINDS:
+        title, intro = SECTIONS.get(kind, (kind.title(), ""))
+        out += [f"## {title}", ""]
+        if intro:
+            out += [intro, ""]
+        out += [render_component(c) for c in REGISTRIES[kind]]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render())

@@ -1,0 +1,80 @@
+"""MkDocs hooks: fill the generated parts of the guide from the code at every build.
+
+A page asks for generated content with an HTML comment on a line of its own::
+
+    <!-- gen: methods -->            every registered loss/pruner/quantizer/... (gen_methods.py)
+    <!-- gen: cli -->                the ``--help`` of every command (gen_cli.py)
+    <!-- gen: config-example -->     ``kdgui config --example``
+    <!-- gen: errors FAMILY -->      the messages of one UserError family (gen_errors.py)
+    <!-- gen: errors-other -->       families no page describes yet
+    <!-- gen: file PATH -->          a file of the repository, e.g. an example config
+
+An unknown name fails the build, so a typo cannot silently leave a hole in the guide. Listed in
+``mkdocs.yml`` under ``hooks:``; MkDocs runs them without any plugin.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from mkdocs.exceptions import PluginError
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import gen_cli  # noqa: E402  (needs HERE on sys.path)
+import gen_errors  # noqa: E402
+import gen_methods  # noqa: E402
+
+MARKER = re.compile(r"^<!-- gen: (?P<name>[\w-]+)(?: (?P<arg>[^>]*?))? -->$", re.MULTILINE)
+FENCE_LANG = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".py": "python", ".sh": "bash"}
+
+
+def _file(arg: str) -> str:
+    path = (ROOT / arg).resolve()
+    if ROOT not in path.parents or not path.is_file():
+        raise PluginError(f"gen: file {arg!r} is not a file of the repository")
+    lang = FENCE_LANG.get(path.suffix, "text")
+    return f"```{lang} title=\"{arg}\"\n{path.read_text(encoding='utf-8').rstrip()}\n```\n"
+
+
+def _config_example() -> str:
+    from kdgui.core.config_io import example_yaml
+
+    return f"```yaml\n{example_yaml().rstrip()}\n```\n"
+
+
+def _documented_families(markdown: str) -> set[str]:
+    return {m["arg"].strip() for m in MARKER.finditer(markdown) if m["name"] == "errors"}
+
+
+def generate(name: str, arg: str, markdown: str) -> str:
+    """The Markdown for one marker; ``markdown`` is the whole page (for ``errors-other``)."""
+    if name == "methods":
+        return gen_methods.render()
+    if name == "cli":
+        return gen_cli.render()
+    if name == "config-example":
+        return _config_example()
+    if name == "errors":
+        families, messages = gen_errors.collect()
+        if arg not in families:
+            raise PluginError(f"gen: errors {arg!r} is not a UserError subclass in kdgui/")
+        return gen_errors.render_family(arg, messages)
+    if name == "errors-other":
+        return gen_errors.render_other(_documented_families(markdown))
+    if name == "file":
+        return _file(arg)
+    raise PluginError(f"gen: unknown generator {name!r}")
+
+
+def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
+    """Replace each ``<!-- gen: ... -->`` line of the page by what it names."""
+    if "<!-- gen:" not in markdown:
+        return markdown
+    return MARKER.sub(lambda m: generate(m["name"], (m["arg"] or "").strip(), markdown), markdown)

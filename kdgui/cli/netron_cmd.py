@@ -1,0 +1,85 @@
+"""``kdgui netron MODEL``: draw a model (or a run's final student) in Netron, with compression shown.
+
+The model is written to a temporary ONNX file whose nodes carry each layer's sparsity, removed
+channels, rank and bit width (Netron shows them in the node's properties), served on 127.0.0.1
+only, and the URL is printed; the server runs until Ctrl-C and then frees its port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import webbrowser
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "netron",
+        help="view a model, a run's final student or a stage in Netron (127.0.0.1 only)",
+        description="Serve MODEL with Netron on 127.0.0.1 and print its URL. MODEL is a model "
+        "file kdgui loads, a run folder (its final student) or a stage folder "
+        "(runs/NAME/stages/1_prune). Each node's properties show what compression did "
+        "(kdgui.sparsity, kdgui.removed_channels, kdgui.rank, kdgui.bits).")
+    p.add_argument("model", help="model file, run folder or stage folder ('demo' for the demo)")
+    p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--no-browser", action="store_true", help="only print the URL")
+    p.add_argument("--arch", help="architecture for a state_dict")
+    p.add_argument("--num-classes", type=int)
+    p.add_argument("--input-shape", metavar="C,H,W",
+                   help="one sample's shape when the file does not say (e.g. 1,28,28)")
+    p.add_argument("--trust", action="store_true", help="allow pickled modules (runs code)")
+    p.set_defaults(handler=cmd_netron)
+
+
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    from kdgui.core.errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(s < 1 for s in shape):
+        raise ConfigError(f"--input-shape '{text}' is not a shape",
+                          "Give one sample's shape as positive integers, e.g. 1,28,28.")
+    return shape
+
+
+def cmd_netron(args: argparse.Namespace) -> int:
+    from kdgui.core.errors import ConfigError
+    from kdgui.engine.netron_server import NetronServer, netron_info
+    from kdgui.engine.netron_sources import prepare, source_for_path
+
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is not a port", "Give a number from 1 to 65535.")
+    info = netron_info()
+    if not info.usable:
+        raise info.error()
+    if info.problem:
+        print(f"warning: {info.message}", file=sys.stderr)
+    source = source_for_path(args.model, arch=args.arch, num_classes=args.num_classes,
+                             trust=args.trust, input_shape=parse_shape(args.input_shape))
+    work = tempfile.mkdtemp(prefix="kdgui-netron-model-")
+    try:
+        print(f"preparing {source.label} …", file=sys.stderr)
+        prepared = prepare(source, work)
+        for note in prepared.notes:
+            print(f"note: {note}", file=sys.stderr)
+        with NetronServer(prepared.onnx_path, args.port) as server:
+            url = server.url.rstrip("/")
+            print(url, flush=True)
+            if not args.no_browser:
+                webbrowser.open(url)
+            print("serving on 127.0.0.1 only; Ctrl-C to stop", file=sys.stderr)
+            try:
+                while server.running:
+                    time.sleep(0.2)
+            except KeyboardInterrupt:
+                print("\nstopped", file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0

@@ -1,0 +1,336 @@
+"""Which models a run folder holds (teacher, student, every compression stage) and how to draw one.
+
+A run folder (``runs/NAME/``, see :mod:`kdgui.engine.rundir`) keeps the teacher as a reference in
+``config.yaml``, the final student in ``student/student.safetensors`` (absent for an int8
+student) and each compression stage in ``stages/<i>_<name>/`` with its ``metrics.json`` (the
+engine's numbers and layer table) and its model (``model.pt2``, ``model.ts`` for ``torch.ao``
+int8, ``model.onnx`` for ONNX Runtime int8). :func:`prepare` turns any of them into an annotated
+ONNX file for Netron plus the layer table and summary numbers the Models view shows.
+
+A saved stage no longer carries the ``kdgui_*`` attributes of its modules, so its annotations
+come from its ``metrics.json`` table — the same numbers the reports show. An int8 TorchScript
+stage cannot be written to ONNX; it is drawn as the float graph of the stage before it, with the
+int8 stage's numbers (bits included) and a note saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kdgui.core.errors import ModelLoadError
+
+ONNX_MAGIC_SUFFIXES = (".onnx",)
+
+
+@dataclass
+class ModelSource:
+    """One model that can be drawn: a run's teacher/student/stage, or a plain file.
+
+    ``kind`` is ``teacher``, ``student``, ``stage`` or ``file``; ``label`` is what a picker shows.
+    """
+
+    kind: str
+    label: str
+    path: Path | None = None
+    run_dir: Path | None = None
+    stage_dir: Path | None = None
+    ref: Any = None  # a kdgui.core.config.ModelRef for teachers and files
+    input_shape: tuple[int, ...] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PreparedModel:
+    """What the viewer needs: the annotated ONNX file, the layer table and summary numbers."""
+
+    source: ModelSource
+    onnx_path: Path
+    layers: list[dict[str, Any]]
+    summary: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+# -- finding runs and their models ---------------------------------------------------------------
+
+def is_run_dir(path: Path) -> bool:
+    """A folder written by a kdgui run (it has ``stages/`` or ``student/``)."""
+    return path.is_dir() and ((path / "stages").is_dir() or (path / "student").is_dir())
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Run folders in ``root`` (or ``root`` itself when it is one), newest first."""
+    base = Path(root).expanduser()
+    if is_run_dir(base):
+        return [base]
+    if not base.is_dir():
+        return []
+    runs = [p for p in base.iterdir() if is_run_dir(p)]
+    return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _stage_index(folder: Path) -> int:
+    match = re.match(r"(\d+)_", folder.name)
+    return int(match.group(1)) if match else 1 << 30
+
+
+def stage_dirs(run_dir: Path) -> list[Path]:
+    """Completed stage folders in order (a folder being written starts with a dot)."""
+    stages = run_dir / "stages"
+    if not stages.is_dir():
+        return []
+    found = [p for p in stages.iterdir()
+             if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file()]
+    return sorted(found, key=_stage_index)
+
+
+def _run_input_shape(run_dir: Path) -> tuple[int, ...] | None:
+    shape = _read_json(run_dir / "summary.json").get("data", {}).get("input_shape")
+    return tuple(int(s) for s in shape) if shape else None
+
+
+def run_sources(run_dir: str | Path) -> list[ModelSource]:
+    """The teacher, the saved student and every stage of a run, in that order."""
+    run = Path(run_dir)
+    summary = _read_json(run / "summary.json")
+    shape = _run_input_shape(run)
+    out: list[ModelSource] = []
+    teacher_ref = _teacher_ref(run)
+    if teacher_ref is not None:
+        label = teacher_ref.path or teacher_ref.arch or "teacher"
+        out.append(ModelSource("teacher", f"teacher ({label})", None, run, None, teacher_ref,
+                               shape, dict(summary.get("teacher") or {})))
+    student = run / "student" / "student.safetensors"
+    if student.is_file():
+        out.append(ModelSource("student", "student (distilled)", student, run, None, None,
+                               shape, dict(summary.get("student") or {})))
+    for folder in stage_dirs(run):
+        data = _read_json(folder / "metrics.json")
+        name = (data.get("metrics") or {}).get("name") or folder.name
+        model_file = data.get("model_file") or ""
+        out.append(ModelSource("stage", f"stage {_stage_index(folder)}: {name}",
+                               folder / model_file if model_file else None, run, folder, None,
+                               shape, dict(data.get("metrics") or {})))
+    return out
+
+
+def final_source(run_dir: str | Path) -> ModelSource:
+    """The run's final student: its last compression stage, else the saved student."""
+    sources = run_sources(run_dir)
+    for kind in ("stage", "student"):
+        found = [s for s in sources if s.kind == kind]
+        if found:
+            return found[-1]
+    raise ModelLoadError(f"the run folder '{run_dir}' holds no student yet",
+                         "Open a run that finished (it has student/ or stages/).",
+                         source=str(run_dir))
+
+
+def source_for_path(path: str | Path, *, arch: str | None = None, num_classes: int | None = None,
+                    trust: bool = False, input_shape: tuple[int, ...] | None = None
+                    ) -> ModelSource:
+    """A run folder (its final student), a stage folder, or a model file."""
+    from kdgui.core.config import ModelRef
+
+    target = Path(path).expanduser()
+    if target.is_dir():
+        if is_run_dir(target):
+            return final_source(target)
+        if (target / "metrics.json").is_file() and target.parent.name == "stages":
+            run = target.parent.parent
+            for source in run_sources(run):
+                if source.stage_dir == target:
+                    return source
+        raise ModelLoadError(f"'{target}' is a folder but not a run or stage folder",
+                             "Give a model file, a run folder (with stages/ or student/) or "
+                             "a stage folder.", source=str(target))
+    if str(path) != "demo" and not target.is_file():
+        raise ModelLoadError(f"the model file '{target}' does not exist", "Check the path.",
+                             source=str(target))
+    ref = ModelRef(path=str(path), arch=arch, num_classes=num_classes, trust=trust)
+    return ModelSource("file", target.name, None if str(path) == "demo" else target, None, None,
+                       ref, input_shape)
+
+
+def _teacher_ref(run: Path) -> Any:
+    config = run / "config.yaml"
+    if not config.is_file():
+        return None
+    try:
+        from kdgui.core.config_io import load_config
+
+        return load_config(config).teacher
+    except Exception:  # noqa: BLE001 - a run from another version: show the rest of the run
+        return None
+
+
+# -- turning a source into an annotated graph ----------------------------------------------------
+
+def prepare(source: ModelSource, out_dir: str | Path) -> PreparedModel:
+    """Write ``out_dir/<name>.onnx`` annotated for Netron; return it with the layer table."""
+    from kdgui.engine.netron_graph import annotate_file, export_annotated
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / (re.sub(r"[^A-Za-z0-9._-]+", "-", source.label).strip("-") + ".onnx")
+    title = _title(source)
+    if source.kind == "stage":
+        return _prepare_stage(source, target, title)
+    if source.path is not None and source.path.suffix.lower() in ONNX_MAGIC_SUFFIXES:
+        graph = annotate_file(source.path, target, [], title=title)
+        return PreparedModel(source, graph.path, [], dict(source.metrics), graph.notes)
+    module, shape = _load_module(source)
+    graph = export_annotated(module, shape, target, title=title)
+    summary = _summary(graph.layers, source.metrics)
+    return PreparedModel(source, graph.path, graph.layers, summary, graph.notes)
+
+
+def _title(source: ModelSource) -> str:
+    where = f" of run {source.run_dir.name}" if source.run_dir else ""
+    return f"kdgui: {source.label}{where}"
+
+
+def _prepare_stage(source: ModelSource, target: Path, title: str) -> PreparedModel:
+    from kdgui.engine.netron_graph import annotate_file, export_annotated
+
+    assert source.stage_dir is not None
+    data = _read_json(source.stage_dir / "metrics.json")
+    layers = list(data.get("layers") or [])
+    summary = _summary(layers, source.metrics)
+    model = source.path
+    if model is None or not model.is_file():
+        raise ModelLoadError(f"the stage folder '{source.stage_dir}' has no model file",
+                             "The stage was not saved completely; run the compression again.",
+                             source=str(source.stage_dir))
+    notes: list[str] = []
+    if model.suffix == ".onnx":
+        graph = annotate_file(model, target, layers, title=title)
+        return PreparedModel(source, graph.path, layers, summary, graph.notes)
+    if model.suffix != ".pt2":  # int8 TorchScript: draw the float graph it came from
+        earlier = _earlier_program(source)
+        if earlier is None:
+            raise ModelLoadError(
+                f"the stage '{source.label}' is a {data.get('format') or model.suffix} that "
+                "cannot be written to ONNX, and no earlier float stage was saved",
+                "Open the model before quantization instead.", source=str(model))
+        notes.append(
+            f"'{source.label}' is an int8 TorchScript model, which ONNX cannot represent as "
+            f"torch runs it; this is the float graph of '{earlier.parent.name}' annotated with "
+            "the int8 stage's numbers (bits, sparsity)")
+        model = earlier
+    program = _load_program(model)
+    shape = source.input_shape or _program_input_shape(program)
+    if not shape:
+        raise ModelLoadError("the input shape of this stage is unknown",
+                             "Open it from its run folder (summary.json holds the shape).",
+                             source=str(model))
+    graph = export_annotated(program, shape, target, layers=layers, notes=notes, title=title)
+    return PreparedModel(source, graph.path, layers, summary, graph.notes)
+
+
+def _earlier_program(source: ModelSource) -> Path | None:
+    assert source.stage_dir is not None and source.run_dir is not None
+    earlier = [d for d in stage_dirs(source.run_dir)
+               if _stage_index(d) < _stage_index(source.stage_dir)]
+    for folder in reversed(earlier):
+        if (folder / "model.pt2").is_file():
+            return folder / "model.pt2"
+    return None
+
+
+def _load_program(path: Path) -> Any:
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.export.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - damaged or from another torch version
+        raise ModelLoadError(f"the torch.export program cannot be read: {exc}".splitlines()[0],
+                             "Run the compression again with this version of kdgui.",
+                             source=str(path)) from None
+
+
+def _program_input_shape(program: Any) -> tuple[int, ...] | None:
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in program.graph_signature.user_inputs:
+            val = node.meta.get("val")
+            dims = getattr(val, "shape", None)
+            if dims is not None and all(isinstance(d, int) for d in dims[1:]):
+                return tuple(int(d) for d in dims[1:])
+    return None
+
+
+def _load_module(source: ModelSource) -> tuple[Any, tuple[int, ...]]:
+    """The float module of a teacher, a saved student or a model file, and its input shape."""
+    if source.kind == "student":
+        return _load_student(source)
+    from kdgui.engine.models import load_model
+
+    loaded = load_model(source.ref, input_shape=source.input_shape,
+                        num_classes=source.ref.num_classes if source.ref else None)
+    shape = loaded.input_shape or source.input_shape
+    if not shape:
+        raise ModelLoadError("the model's input shape is unknown",
+                             "Pass it with --input-shape C,H,W (e.g. 1,28,28).",
+                             source=loaded.source)
+    return loaded.module, tuple(int(s) for s in shape)
+
+
+def _load_student(source: ModelSource) -> tuple[Any, tuple[int, ...]]:
+    from safetensors.torch import load_file
+
+    from kdgui.core.student_spec import StudentSpec
+    from kdgui.engine.export import read_metadata
+    from kdgui.engine.models import build_from_spec, load_weights
+
+    assert source.path is not None
+    meta = read_metadata(source.path)
+    arch, shape, classes = meta.get("architecture"), meta.get("input_shape"), meta.get(
+        "num_classes")
+    if not isinstance(arch, dict) or not shape or classes is None:
+        raise ModelLoadError("the saved student carries no architecture in its metadata",
+                             "Open one of the run's stages instead.", source=str(source.path))
+    shape_t = tuple(int(s) for s in shape)
+    module = build_from_spec(StudentSpec.model_validate(arch), shape_t, int(classes))
+    load_weights(module, load_file(str(source.path)), arch="spec", source=str(source.path))
+    return module.eval(), shape_t
+
+
+def _summary(layers: list[dict[str, Any]], known: dict[str, Any]) -> dict[str, Any]:
+    """The run's own numbers where it has them, else sums over the layer table."""
+    out = dict(known)
+    if layers:
+        out.setdefault("params", sum(int(r.get("params") or 0) for r in layers))
+        out.setdefault("nonzero_params", sum(int(r.get("nonzero") or 0) for r in layers))
+        macs = [r.get("macs") for r in layers]
+        if "macs" not in out and all(m is not None for m in macs):
+            out["macs"] = sum(int(m) for m in macs)
+        out["layers"] = len(layers)
+    return out
+
+
+__all__ = [
+    "ModelSource",
+    "PreparedModel",
+    "final_source",
+    "find_runs",
+    "is_run_dir",
+    "prepare",
+    "run_sources",
+    "source_for_path",
+    "stage_dirs",
+]

@@ -1,0 +1,473 @@
+"""Reports: one self-contained HTML file (plots as embedded PNG, config, tables) plus a CSV.
+
+A report must survive being e-mailed or put on a course page: no external files, scripts, fonts
+or style sheets — the plots are ``data:image/png;base64`` images and the CSS is inline. It reads
+only a run folder's or sweep folder's files (docs/run-folder.md, :mod:`kdgui.engine.sweep`), so it
+works on any finished — or stopped — run, without torch.
+
+Plots are drawn with matplotlib's Agg canvas (``Figure`` objects, never ``pyplot``'s global
+state, so the window may build a report from a worker thread). Without matplotlib the report
+still holds every table and says how to get the plots.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kdgui.core.config_io import atomic_write_text
+from kdgui.core.errors import ConfigError
+
+#: (label, key, formatter kind) of the metrics tables.
+METRIC_COLUMNS: list[tuple[str, str, str]] = [
+    ("accuracy", "accuracy", "pct"),
+    ("params", "params", "count"),
+    ("non-zero params", "nonzero_params", "count"),
+    ("size", "size_bytes", "bytes"),
+    ("size (zip)", "zip_size_bytes", "bytes"),
+    ("MACs", "macs", "count"),
+    ("latency b1", "latency_ms", "ms"),
+    ("latency b32", "latency_ms_b32", "ms"),
+]
+SWEEP_COLUMNS: list[tuple[str, str, str]] = [
+    ("accuracy", "accuracy", "pct"),
+    ("before compression", "student_accuracy", "pct"),
+    ("agreement", "agreement", "pct"),
+    ("non-zero params", "nonzero_params", "count"),
+    ("size (zip)", "zip_size_bytes", "bytes"),
+    ("effective size", "effective_bytes", "bytes"),
+    ("latency b1", "latency_ms", "ms"),
+    ("time", "duration_s", "s"),
+    ("Pareto (size)", "pareto_size", "star"),
+    ("Pareto (latency)", "pareto_latency", "star"),
+]
+CSV_METRICS = ["accuracy", "top5", "agreement", "params", "nonzero_params", "size_bytes",
+               "zip_size_bytes", "macs", "latency_ms", "latency_ms_b32"]
+
+SIZE_LABELS = {
+    "zip_size_bytes": "size, zip-compressed (KB)",
+    "size_bytes": "size (KB)",
+    "effective_bytes": "effective size: non-zeros × bits / 8 (KB)",
+    "nonzero_params": "non-zero parameters",
+    "params": "parameters",
+}
+
+
+@dataclass
+class ReportResult:
+    html_path: Path
+    csv_path: Path | None
+    plots: list[str] = field(default_factory=list)
+    kind: str = "run"
+
+
+# ------------------------------------------------------------------------------------ formatting
+
+
+def fmt(value: Any, kind: str) -> str:
+    """A table cell: percentages, counts, sizes and times the way people read them."""
+    if kind == "star":
+        return "★" if value in (True, "True", "true", 1) else ""
+    if value is None or value == "" or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return html.escape(str(value))
+    if kind == "pct":
+        return f"{100 * x:.1f}%"
+    if kind == "count":
+        if x < 0:
+            return "n/a"
+        return f"{x / 1e6:.2f} M" if x >= 1e6 else f"{x / 1e3:.1f} k" if x >= 1e4 else f"{x:,.0f}"
+    if kind == "bytes":
+        return f"{x / 1024 / 1024:.2f} MB" if x >= 1024 * 1024 else f"{x / 1024:.1f} KB"
+    if kind == "ms":
+        return "n/a" if x < 0 else f"{x:.2f} ms"
+    if kind == "s":
+        return f"{x:.1f} s"
+    return f"{x:g}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+# ------------------------------------------------------------------------------------- plotting
+
+
+def _matplotlib() -> Any | None:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    return Figure, FigureCanvasAgg
+
+
+def _png(fig: Any, canvas_cls: Any) -> str:
+    canvas_cls(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _new_axes(mpl: Any, title: str, xlabel: str, ylabel: str) -> tuple[Any, Any]:
+    figure_cls, _ = mpl
+    fig = figure_cls(figsize=(6.4, 4.0))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    return fig, ax
+
+
+def _scatter_with_front(mpl: Any, xs: list[float], ys: list[float], labels: list[str],
+                        front: list[int], title: str, xlabel: str) -> str:
+    fig, ax = _new_axes(mpl, title, xlabel, "accuracy (%)")
+    ax.scatter(xs, [100 * y for y in ys], s=40, color="#4c72b0", zorder=3, label="runs")
+    for x, y, label in zip(xs, ys, labels, strict=True):
+        ax.annotate(label, (x, 100 * y), textcoords="offset points", xytext=(5, 5), fontsize=9)
+    if front:
+        fx = [xs[i] for i in front]
+        fy = [100 * ys[i] for i in front]
+        ax.step(fx, fy, where="post", color="#dd8452", linewidth=2, zorder=2,
+                label="Pareto front")
+        ax.scatter(fx, fy, s=90, facecolors="none", edgecolors="#dd8452", linewidths=2, zorder=4)
+    ax.legend(loc="lower right")
+    return _png(fig, mpl[1])
+
+
+def _numeric(values: Sequence[Any]) -> list[float] | None:
+    try:
+        out = [float(v) for v in values]
+    except (TypeError, ValueError):
+        return None
+    return out if all(math.isfinite(v) for v in out) else None
+
+
+def sweep_plots(rows: list[dict[str, Any]], key: str, size_key: str) -> list[tuple[str, str]]:
+    """(title, base64 PNG) of the trade-off curve and both Pareto plots."""
+    mpl = _matplotlib()
+    if mpl is None or not rows:
+        return []
+    plots = []
+    labels = [str(r.get("label", r.get("value"))) for r in rows]
+    acc = [float(r["accuracy"]) for r in rows if r.get("accuracy") is not None]
+    if len(acc) == len(rows):
+        fig, ax = _new_axes(mpl, f"Trade-off: accuracy against {key}", key, "accuracy (%)")
+        xs_num = _numeric([r.get("value") for r in rows])
+        xs: Sequence[Any] = xs_num if xs_num is not None else list(range(len(rows)))
+        order = sorted(range(len(rows)), key=lambda i: xs[i])
+        ax.plot([xs[i] for i in order], [100 * acc[i] for i in order], "o-", linewidth=2,
+                label="final model")
+        before = [r.get("student_accuracy") for r in rows]
+        if all(b is not None for b in before) and any(
+                abs(float(b) - a) > 1e-9 for b, a in zip(before, acc, strict=True)):
+            ax.plot([xs[i] for i in order], [100 * float(before[i]) for i in order], "s--",
+                    linewidth=1.5, label="distilled student, before compression")
+        teacher = rows[0].get("teacher_accuracy")
+        if teacher is not None:
+            ax.axhline(100 * float(teacher), color="gray", linestyle=":", label="teacher")
+        if xs_num is None:
+            ax.set_xticks(list(range(len(rows))), labels)
+        ax.legend(loc="best")
+        plots.append((f"Accuracy against {key}", _png(fig, mpl[1])))
+        for cost_key, title, xlabel, scale in (
+            (size_key, "Accuracy against size, Pareto front", SIZE_LABELS.get(size_key, size_key),
+             1024 if size_key.endswith("bytes") else 1),
+            ("latency_ms", "Accuracy against latency, Pareto front", "latency at batch 1 (ms)", 1),
+        ):
+            costs = [r.get(cost_key) for r in rows]
+            if any(c is None for c in costs):
+                continue
+            from kdgui.engine.sweep import pareto_front
+
+            cost_f = [float(c) / scale for c in costs]
+            front = pareto_front(cost_f, acc)
+            plots.append((title, _scatter_with_front(mpl, cost_f, acc, labels, front, title,
+                                                     xlabel)))
+    return plots
+
+
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    events = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    continue  # a line cut by a crash
+    except OSError:
+        pass
+    return events
+
+
+def run_plots(events: list[dict[str, Any]], summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """(title, base64 PNG) of the loss curves, accuracy per epoch and accuracy against size."""
+    mpl = _matplotlib()
+    if mpl is None:
+        return []
+    plots = []
+    steps = [e for e in events if e.get("event") == "step"]
+    if steps:
+        fig, ax = _new_axes(mpl, "Training loss", "step", "loss")
+        terms = sorted({k for e in steps for k in (e.get("losses") or {})},
+                       key=lambda k: (k != "total", k))
+        for term in terms:
+            pts = [(e["step"], e["losses"][term]) for e in steps if term in (e.get("losses") or {})]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts],
+                    linewidth=2 if term == "total" else 1.2, label=term)
+        ax.legend(loc="upper right")
+        plots.append(("Training loss", _png(fig, mpl[1])))
+    epochs = [e for e in events if e.get("event") == "epoch"]
+    if epochs:
+        fig, ax = _new_axes(mpl, "Accuracy per epoch", "epoch (fine-tuning epochs follow)",
+                            "accuracy (%)")
+        xs = list(range(1, len(epochs) + 1))
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.plot(xs, [100 * e.get("val_accuracy", 0) for e in epochs], "o-", linewidth=2,
+                label="student, validation")
+        ax.plot(xs, [100 * e.get("train_accuracy", 0) for e in epochs], "s--", linewidth=1.2,
+                label="student, training")
+        teacher = epochs[0].get("teacher_accuracy")
+        if teacher is not None:
+            ax.axhline(100 * teacher, color="gray", linestyle=":", label="teacher")
+        ax.legend(loc="lower right")
+        plots.append(("Accuracy per epoch", _png(fig, mpl[1])))
+    models = _models(summary)
+    if len(models) >= 2 and all(m.get("size_bytes") and m.get("accuracy") is not None
+                                for _, m in models):
+        fig, ax = _new_axes(mpl, "Accuracy against size", "size, zip-compressed (KB)",
+                            "accuracy (%)")
+        xs_k = [float(m.get("zip_size_bytes") or m["size_bytes"]) / 1024 for _, m in models]
+        ys = [100 * float(m["accuracy"]) for _, m in models]
+        ax.plot(xs_k[1:], ys[1:], "o-", linewidth=2, color="#4c72b0")
+        ax.scatter(xs_k[:1], ys[:1], s=60, color="gray")
+        for (name, _), x, y in zip(models, xs_k, ys, strict=True):
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=9)
+        ax.set_xscale("log")
+        plots.append(("Accuracy against size", _png(fig, mpl[1])))
+    return plots
+
+
+def _models(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, metrics) of the teacher, the student and each compression stage after 'before'."""
+    out = []
+    for name in ("teacher", "student"):
+        if isinstance(summary.get(name), dict):
+            out.append((name, summary[name]))
+    for stage in summary.get("stages") or []:
+        if isinstance(stage, dict) and stage.get("name") != "before":
+            out.append((str(stage.get("name")), stage))
+    return out
+
+
+# -------------------------------------------------------------------------------------- writing
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:70em;
+color:#222;line-height:1.45;padding:0 1em}
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid
+#ddd;padding-bottom:.2em}.meta{color:#666}table{border-collapse:collapse;margin:.6em 0}
+th,td{border:1px solid #ddd;padding:.3em .7em;text-align:right}th{background:#f4f4f4}
+td:first-child,th:first-child{text-align:left}pre{background:#f7f7f7;padding:.8em;overflow:auto;
+font-size:.85em}figure{display:inline-block;margin:.5em 1em .5em 0}figure img{max-width:100%}
+figcaption{color:#555;font-size:.9em}.formula{font-family:'DejaVu Serif',serif;font-size:1.1em;
+background:#fbf8ef;padding:.5em .8em;display:inline-block}.note{color:#8a5a00}
+"""
+
+
+def _page(title: str, parts: list[str]) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+        + "\n".join(parts)
+        + f"\n<p class=\"meta\">Written by KD Studio on {time.strftime('%Y-%m-%d %H:%M')}.</p>"
+        "\n</body></html>\n"
+    )
+
+
+def _figures(plots: list[tuple[str, str]]) -> str:
+    if not plots:
+        return ('<p class="note">Plots need matplotlib, which is not installed '
+                "(pip install matplotlib).</p>")
+    return "".join(
+        f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,{b}">'
+        f"<figcaption>{html.escape(t)}</figcaption></figure>" for t, b in plots
+    )
+
+
+def _config_block(config: dict[str, Any] | None) -> str:
+    if not config:
+        return "<p>—</p>"
+    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    return f"<pre>{html.escape(text)}</pre>"
+
+
+def _lesson_parts(meta: dict[str, Any]) -> list[str]:
+    """A classroom lesson's explanation, formula and what to look at (empty for other runs)."""
+    parts = []
+    if meta.get("explanation"):
+        parts.append("".join(f"<p>{html.escape(p)}</p>"
+                             for p in str(meta["explanation"]).split("\n\n")))
+    if meta.get("formula"):
+        parts.append(f'<p class="formula">{html.escape(str(meta["formula"]))}</p>')
+    if meta.get("look_at"):
+        items = "".join(f"<li>{html.escape(str(x))}</li>" for x in meta["look_at"])
+        parts.append(f"<h2>What to look at</h2><ul>{items}</ul>")
+    return parts
+
+
+def _metrics_rows(models: list[tuple[str, dict[str, Any]]]) -> list[list[str]]:
+    return [[html.escape(name), *[fmt(m.get(k), kind) for _, k, kind in METRIC_COLUMNS]]
+            for name, m in models]
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    atomic_write_text(path, buf.getvalue())
+
+
+def _run_report(folder: Path) -> tuple[str, str, list[str], list[list[Any]], list[str]]:
+    try:
+        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        config = None
+    summary: dict[str, Any] = {}
+    if (folder / "summary.json").is_file():
+        try:
+            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        except ValueError:
+            summary = {}
+    events = _read_events(folder / "metrics.jsonl")
+    meta: dict[str, Any] = {}
+    if (folder / "lesson.json").is_file():
+        try:
+            meta = json.loads((folder / "lesson.json").read_text(encoding="utf-8"))
+        except ValueError:
+            meta = {}
+    name = str(meta.get("title") or (config or {}).get("name") or folder.name)
+    status = ("stopped" if summary.get("stopped") else "completed") if summary else (
+        "failed" if events and events[-1].get("event") == "failed" else "incomplete")
+    plots = run_plots(events, summary)
+    models = _models(summary)
+    parts = [f"<h1>{html.escape(name)}</h1>",
+             f'<p class="meta">Run folder {html.escape(str(folder))} · {status}</p>',
+             *_lesson_parts(meta)]
+    if events and events[-1].get("event") == "failed":
+        err = events[-1].get("error") or {}
+        parts.append(f'<p class="note">The run failed: {html.escape(str(err.get("message") or err.get("what")))}</p>')
+    parts += ["<h2>Metrics</h2>",
+              _table(["model", *[c[0] for c in METRIC_COLUMNS]], _metrics_rows(models))
+              if models else "<p>No summary.json: the run did not finish.</p>"]
+    stages = summary.get("stages") or []
+    if stages:
+        rows = []
+        for s in stages:
+            notes = "; ".join(s.get("notes") or [])
+            rows.append([html.escape(str(s.get("name"))),
+                         *[fmt(s.get(k), kind) for _, k, kind in METRIC_COLUMNS],
+                         html.escape(notes)])
+        parts += ["<h2>Compression stages</h2>",
+                  _table(["stage", *[c[0] for c in METRIC_COLUMNS], "notes"], rows)]
+    exports = summary.get("exports") or []
+    if exports:
+        rows = [[html.escape(str(e.get("format"))), "yes" if e.get("ok") else "no",
+                 fmt(e.get("size_bytes"), "bytes"),
+                 html.escape(str(e.get("verified", e.get("error", ""))))] for e in exports]
+        parts += ["<h2>Exports</h2>", _table(["format", "written", "size", "verified"], rows)]
+    parts += ["<h2>Plots</h2>", _figures(plots), "<h2>Config</h2>", _config_block(config)]
+    csv_rows = [[n, *[m.get(k) for k in CSV_METRICS]] for n, m in models]
+    return name, _page(f"KD Studio report: {name}", parts), ["model", *CSV_METRICS], csv_rows, [
+        t for t, _ in plots]
+
+
+def _sweep_report(folder: Path) -> tuple[str, str, list[str], list[list[Any]], list[str]]:
+    from kdgui.engine.sweep import CSV_COLUMNS, load_sweep
+
+    data = load_sweep(folder)
+    rows = data["rows"]
+    key = str(data.get("key"))
+    size_key = str(data.get("size_key") or "zip_size_bytes")
+    meta = data.get("meta") or {}
+    title = str(meta.get("title") or f"Sweep of {key}")
+    plots = sweep_plots(rows, key, size_key)
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             f'<p class="meta">Sweep folder {html.escape(str(folder))} · {data.get("state")} · '
+             f"{len(rows)} of {len(data.get('values') or [])} runs completed</p>"]
+    parts += _lesson_parts(meta)
+    names = meta.get("value_names") or {}
+    table_rows = [[html.escape(str(r.get("label")) + (f" ({names[str(r.get('label'))]})"
+                                                      if str(r.get("label")) in names else "")),
+                   *[fmt(r.get(k), kind) for _, k, kind in SWEEP_COLUMNS],
+                   html.escape(str(r.get("run_dir")))] for r in rows]
+    parts += ["<h2>Runs</h2>",
+              _table([key, *[c[0] for c in SWEEP_COLUMNS], "run folder"], table_rows)]
+    others = [r for r in data.get("runs", []) if r.get("status") != "completed"]
+    if others:
+        items = "".join(
+            f"<li>{html.escape(str(r.get('label')))}: {html.escape(str(r.get('status')))}"
+            + (f" — {html.escape(str((r.get('error') or {}).get('message', '')))}"
+               if r.get("error") else "") + "</li>" for r in others)
+        parts.append(f'<p class="note">Not completed:</p><ul>{items}</ul>')
+    parts += ["<h2>Plots</h2>", _figures(plots), "<h2>Base config</h2>",
+              _config_block(data.get("base_config"))]
+    csv_rows = [[r.get(c) for c in CSV_COLUMNS] for r in rows]
+    return title, _page(f"KD Studio report: {title}", parts), list(CSV_COLUMNS), csv_rows, [
+        t for t, _ in plots]
+
+
+def write_report(folder: str | Path, html_path: str | Path,
+                 csv_path: str | Path | None = None) -> ReportResult:
+    """Write the report of a run or sweep folder to ``html_path`` (and the table to ``csv_path``).
+
+    Raises :class:`ConfigError` for a folder that is neither, or an unwritable target.
+    """
+    src = Path(folder)
+    if (src / "sweep.json").is_file():
+        kind = "sweep"
+        _, page, header, rows, plots = _sweep_report(src)
+    elif (src / "config.yaml").is_file():
+        kind = "run"
+        _, page, header, rows, plots = _run_report(src)
+    else:
+        raise ConfigError(f"'{src}' is neither a run folder (config.yaml) nor a sweep folder "
+                          "(sweep.json)", "Pass the folder a run or 'kdgui sweep' wrote.")
+    target = Path(html_path)
+    try:
+        atomic_write_text(target, page)
+        csv_target = Path(csv_path) if csv_path is not None else None
+        if csv_target is not None:
+            _write_csv(csv_target, header, rows)
+        for written in (target, csv_target):
+            if written is not None:  # a report is for sharing: readable like any other file
+                written.chmod(0o644)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report: {exc.strerror or exc}",
+                          "Choose a folder you can write to.") from None
+    return ReportResult(html_path=target, csv_path=csv_target, plots=plots, kind=kind)
+
+
+__all__ = ["ReportResult", "write_report", "sweep_plots", "run_plots", "fmt"]
