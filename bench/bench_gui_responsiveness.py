@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def demo(epochs: int, log_every: int):  # noqa: ANN201
+def demo(epochs: int, log_every: int):
     from kdgui.core.config import demo_config
     from kdgui.core.config_io import apply_overrides
 
@@ -38,7 +38,7 @@ def demo(epochs: int, log_every: int):  # noqa: ANN201
                                            f"training.log_every={log_every}"])
 
 
-def training_rate(events: list) -> float:  # noqa: ANN001
+def training_rate(events: list) -> float:
     """Samples per second between the run's start and its last epoch (setup excluded)."""
     from kdgui.core.events import EpochEvent, RunStarted
 
@@ -49,13 +49,13 @@ def training_rate(events: list) -> float:  # noqa: ANN001
     return n_train * len(epochs) / seconds
 
 
-def headless(config, out: Path) -> float:  # noqa: ANN001
+def headless(config, out: Path) -> float:
     from kdgui.engine.session import run
 
     return training_rate(list(run(config, out)))
 
 
-def threaded(config, out: Path) -> float:  # noqa: ANN001
+def threaded(config, out: Path) -> float:
     """Headless, but on a plain background thread: what the window's worker pays for not
     being the main thread (torch's OpenMP pool per calling thread), without any Qt."""
     import threading
@@ -67,7 +67,7 @@ def threaded(config, out: Path) -> float:  # noqa: ANN001
     return result[0]
 
 
-def windowed(config, out: Path, app) -> tuple[float, list[float]]:  # noqa: ANN001
+def windowed(config, out: Path, app) -> tuple[float, list[float]]:
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
     from kdgui.gui.main_window import QtMainWindow

@@ -5,6 +5,7 @@ A page asks for generated content with an HTML comment on a line of its own::
     <!-- gen: methods -->            every registered loss/pruner/quantizer/... (gen_methods.py)
     <!-- gen: cli -->                the ``--help`` of every command (gen_cli.py)
     <!-- gen: config-example -->     ``kdgui config --example``
+    <!-- gen: events -->             the fields of every ``metrics.jsonl`` event (kdgui.core.events)
     <!-- gen: errors FAMILY -->      the messages of one UserError family (gen_errors.py)
     <!-- gen: errors-other -->       families no page describes yet
     <!-- gen: file PATH -->          a file of the repository, e.g. an example config
@@ -49,6 +50,35 @@ def _config_example() -> str:
     return f"```yaml\n{example_yaml().rstrip()}\n```\n"
 
 
+#: Said for event classes that have no docstring of their own (theirs wins once written).
+EVENT_NOTES = {
+    "started": "The run began: the validated config, dataset and model summaries, the layer "
+               "pairs of feature/attention losses, and whether teacher outputs are cached.",
+    "artifact": "A file was written (checkpoint, student, stage model, export) and where.",
+    "log": "A message for the user (warnings such as a deprecated export format).",
+    "finished": "The run ended; `summary` is what `summary.json` holds. `stopped` is true when "
+                "the user stopped it early.",
+}
+
+
+def _events() -> str:
+    """One row per event kind: its fields, in the order ``metrics.jsonl`` writes them."""
+    import dataclasses
+
+    from kdgui.core.events import EVENT_TYPES
+
+    rows = ["| `event` | fields (besides `event` and `time`) | what it reports |", "|---|---|---|"]
+    for kind, cls in EVENT_TYPES.items():
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "time"]
+        cells = ", ".join(f"`{n}`" for n in names)
+        doc = (cls.__doc__ or "").strip()
+        # a dataclass without a docstring gets its signature as __doc__: not worth showing
+        doc = "" if doc.startswith(cls.__name__ + "(") else " ".join(doc.split())
+        doc = (doc or EVENT_NOTES.get(kind, "")).replace("|", "\\|").replace("``", "`")
+        rows.append(f"| `{kind}` | {cells} | {doc} |")
+    return "\n".join(rows) + "\n"
+
+
 def _documented_families(markdown: str) -> set[str]:
     return {m["arg"].strip() for m in MARKER.finditer(markdown) if m["name"] == "errors"}
 
@@ -61,6 +91,8 @@ def generate(name: str, arg: str, markdown: str) -> str:
         return gen_cli.render()
     if name == "config-example":
         return _config_example()
+    if name == "events":
+        return _events()
     if name == "errors":
         families, messages = gen_errors.collect()
         if arg not in families:
@@ -71,6 +103,15 @@ def generate(name: str, arg: str, markdown: str) -> str:
     if name == "file":
         return _file(arg)
     raise PluginError(f"gen: unknown generator {name!r}")
+
+
+def on_post_build(config: Any, **_: Any) -> None:
+    """Give the site the app's own icon (favicon and logo), copied from resources/icons."""
+    import shutil
+
+    target = Path(config["site_dir"]) / "images" / "kdgui-icon.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / "resources" / "icons" / "kdgui-64.png", target)
 
 
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:

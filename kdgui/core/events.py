@@ -59,7 +59,8 @@ class RunStarted(Event):
 
 @dataclass
 class StepEvent(Event):
-    """Training progress every ``log_every`` steps: each loss term, lr and throughput."""
+    """Training progress every ``log_every`` steps: each loss term, lr, throughput, and the
+    per-layer sparsity (so a heatmap follows gradual pruning within an epoch)."""
 
     kind: ClassVar[str] = "step"
     step: int
@@ -67,8 +68,11 @@ class StepEvent(Event):
     losses: dict[str, float]
     lr: float
     samples_per_s: float
-    progress: float  # 0..1 over the whole run
+    progress: float  # 0..1 over the whole run (or over the current stage's fine-tuning)
     eta_s: float
+    layer_names: list[str] = field(default_factory=list)
+    sparsity: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    stage: str = "distill"
 
 
 @dataclass
@@ -152,7 +156,7 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     """Rebuild an event from a ``metrics.jsonl`` line (sparsity comes back as an array)."""
     data = dict(data)
     cls = EVENT_TYPES[data.pop("event")]
-    if cls is EpochEvent:
+    if cls in (EpochEvent, StepEvent) and "sparsity" in data:
         data["sparsity"] = np.asarray(data.get("sparsity", []), dtype=np.float32)
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in names})

@@ -199,7 +199,7 @@ def export_onnx(target: nn.Module | torch.export.ExportedProgram, input_shape: S
                 else:
                     torch.onnx.export(target, (example,), str(path), dynamo=False)
             return
-        except Exception as exc:  # noqa: BLE001 - every exporter failure is reported below
+        except Exception as exc:
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             errors.append(f"{type(exc).__name__}: {first}")
     raise ExportError(

@@ -171,7 +171,7 @@ def _teacher_ref(run: Path) -> Any:
         from kdgui.core.config_io import load_config
 
         return load_config(config).teacher
-    except Exception:  # noqa: BLE001 - a run from another version: show the rest of the run
+    except Exception:
         return None
 
 
@@ -258,7 +258,7 @@ def _load_program(path: Path) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return torch.export.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - damaged or from another torch version
+    except Exception as exc:
         raise ModelLoadError(f"the torch.export program cannot be read: {exc}".splitlines()[0],
                              "Run the compression again with this version of kdgui.",
                              source=str(path)) from None

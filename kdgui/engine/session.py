@@ -407,6 +407,7 @@ class _Session:
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             if self.step % self.tcfg.log_every == 0:
+                names, sparsity = layer_sparsity(distiller.student)
                 now = time.perf_counter()
                 rate = window_samples / max(now - window_start, 1e-9)
                 window_start, window_samples = now, 0
@@ -424,6 +425,9 @@ class _Session:
                         samples_per_s=rate,
                         progress=min(done, 1.0),
                         eta_s=remaining,
+                        layer_names=list(names),
+                        sparsity=np.asarray(sparsity, dtype=np.float32),
+                        stage=stage,
                     )
                 )
                 sums, count = {}, 0

@@ -49,7 +49,7 @@ def export_from_run(run_dir: str, fmt: str, out: str, verify: bool) -> dict[str,
         )
     try:
         metadata = read_metadata(student)
-    except Exception:  # noqa: BLE001 - without metadata the loader's own error explains
+    except Exception:
         metadata = {}
     shape = metadata.get("input_shape")
     arch = metadata.get("architecture")

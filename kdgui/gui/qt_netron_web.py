@@ -90,7 +90,7 @@ class NetronWebView(QWidget):
         self.blocked: list[str] = []
 
         class Interceptor(QWebEngineUrlRequestInterceptor):
-            def interceptRequest(self, info: Any) -> None:  # noqa: N802 - Qt API name
+            def interceptRequest(self, info: Any) -> None:
                 url = info.requestUrl()
                 if is_allowed(url):
                     view_self.allowed.append(url.toString())

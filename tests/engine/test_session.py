@@ -38,6 +38,7 @@ def test_demo_run_streams_plain_events_and_writes_the_folder(tmp_path) -> None:
     assert isinstance(events[0], RunStarted) and events[0].teacher_cached
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert steps and {"hard", "soft", "total"} <= set(steps[0].losses)
+    assert len(steps[0].layer_names) == len(steps[0].sparsity) > 0
     epochs = [e for e in events if isinstance(e, EpochEvent)]
     assert [e.epoch for e in epochs] == [1, 2]
     assert isinstance(epochs[0].sparsity, np.ndarray)
@@ -132,3 +133,32 @@ def test_feature_and_attention_losses_run_with_auto_pairs(tmp_path) -> None:
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert steps[0].losses["feature"] > 0 and steps[0].losses["attention"] > 0
     assert isinstance(events[-1], RunFinished)
+
+
+def test_a_pipeline_run_reports_stages_sparsity_and_verified_exports(tmp_path) -> None:
+    from kdgui.core.config import CompressionStep
+
+    cfg = _quick(1)
+    cfg.compression.steps = [
+        CompressionStep(kind="prune", method="magnitude",
+                        params={"sparsity": 0.6, "schedule": "gradual", "frequency": 2},
+                        finetune_epochs=1),
+        CompressionStep(kind="quantize", method="fake", params={"bits": 6}),
+    ]
+    cfg.export.formats = ["onnx", "pt2"]
+    events = list(run(cfg, tmp_path / "r"))
+    assert isinstance(events[-1], RunFinished), events[-1]
+    finetune = [e for e in events if isinstance(e, StepEvent) and e.stage == "finetune"]
+    assert finetune and finetune[-1].sparsity.max() > finetune[0].sparsity.max()
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    stages = summary["stages"]
+    assert len(stages) >= 2
+    for stage in stages:
+        for key in ("name", "accuracy", "params", "nonzero_params", "size_bytes",
+                    "zip_size_bytes", "macs", "latency_ms"):
+            assert key in stage, (stage.get("name"), key)
+    pruned = next(s for s in stages if "magnitude" in s["name"])
+    assert pruned["nonzero_params"] < 0.6 * pruned["params"]
+    exports = {e["format"]: e for e in summary["exports"]}
+    assert exports["onnx"]["ok"] and exports["onnx"]["verified"]
+    assert exports["pt2"]["ok"] and exports["pt2"]["verified"]

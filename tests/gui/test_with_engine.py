@@ -21,11 +21,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def real_window(make_window):  # noqa: ANN001
+def real_window(make_window):
     return make_window(run_fn=None)  # None: the worker imports kdgui.engine.session lazily
 
 
-def test_the_demo_runs_with_one_click_and_plots_real_data(real_window, qtbot) -> None:  # noqa: ANN001
+def test_the_demo_runs_with_one_click_and_plots_real_data(real_window, qtbot) -> None:
     window = real_window
     window.state.set(("training", "epochs"), 2)
     with qtbot.waitSignal(window.run_ended, timeout=120000) as ended:
@@ -53,7 +53,7 @@ def test_the_demo_runs_with_one_click_and_plots_real_data(real_window, qtbot) ->
     assert Path(dialog.result_data["path"]).is_file()
 
 
-def test_pause_resume_stop_on_the_real_engine(real_window, qtbot) -> None:  # noqa: ANN001
+def test_pause_resume_stop_on_the_real_engine(real_window, qtbot) -> None:
     window = real_window
     window.state.set(("training", "epochs"), 200)
     window.state.set(("training", "log_every"), 1)
@@ -76,7 +76,7 @@ def test_pause_resume_stop_on_the_real_engine(real_window, qtbot) -> None:  # no
     assert window.run_panel.summary.get("stopped") is True
 
 
-def test_a_missing_dataset_shows_the_engines_message(real_window, qtbot, tmp_path) -> None:  # noqa: ANN001
+def test_a_missing_dataset_shows_the_engines_message(real_window, qtbot, tmp_path) -> None:
     window = real_window
     window.panels["data"].spec_combo.setEditText(f"mnist:{tmp_path / 'none'}")
     window.panels["data"]._spec_edited()
@@ -87,7 +87,7 @@ def test_a_missing_dataset_shows_the_engines_message(real_window, qtbot, tmp_pat
     assert window.run_panel.start_button.isEnabled()
 
 
-def test_teacher_inspection_and_data_preview(real_window, qtbot) -> None:  # noqa: ANN001
+def test_teacher_inspection_and_data_preview(real_window, qtbot) -> None:
     window = real_window
     teacher = window.panels["teacher"]
     teacher.inspect()
@@ -99,7 +99,7 @@ def test_teacher_inspection_and_data_preview(real_window, qtbot) -> None:  # noq
     assert "10 classes" in data.info.text()
 
 
-def test_pickled_teacher_needs_consent(real_window, qtbot, tmp_path) -> None:  # noqa: ANN001
+def test_pickled_teacher_needs_consent(real_window, qtbot, tmp_path) -> None:
     import torch
 
     path = tmp_path / "teacher.pt"

@@ -239,8 +239,12 @@ class EditorModel:
     def _set(self, spec: StudentSpec, sel: LayerPath | None, reason: str) -> None:
         self._spec = spec
         self.report = self._infer()
+        old = self._selected
+        # views read the selection while redrawing: it must name an existing layer already
+        self._selected = tuple(sel) if sel is not None and self._exists(tuple(sel)) else None
         self.changed.emit(reason)
-        self.select(sel)
+        if self._selected != old:
+            self.selection_changed.emit(self._selected)
 
     # -- edits -----------------------------------------------------------------------------------
     def insert(self, path: LayerPath, layer: Any) -> LayerPath:

@@ -35,9 +35,9 @@ from kdgui.gui.student_editor.model import EditorModel, fmt_count
 
 Shape = tuple[int, ...]
 Pair = tuple[str, str]
-COL_W = 250
+COL_W = 170
 ROW_H = 24
-LINK_GAP = 220
+LINK_GAP = 150
 KINDS = (("feature", "Feature hints (FitNets)"), ("attention", "Attention transfer"))
 
 
@@ -239,6 +239,9 @@ class QtPairingView(QWidget):
             line = scene.addLine(x1, y1, x2, y2, QPen(color, 2))
             line.setZValue(2)
             text = QGraphicsSimpleTextItem(adapter_text(s_shapes[s], t_shapes[t], self.kind))
+            small = QFont()
+            small.setPointSizeF(max(7.0, small.pointSizeF() * 0.85))
+            text.setFont(small)
             text.setBrush(QBrush(color.darker(130)))
             w = text.boundingRect().width()
             text.setPos((x1 + x2) / 2 - w / 2, (y1 + y2) / 2 - 16)
@@ -256,6 +259,20 @@ class QtPairingView(QWidget):
             f"{shown} {mode} ({'stage ends by spatial size' if mode[0] == 'a' else 'edited'}). "
             "Click a teacher layer, then a student layer, to add or remove a link.")
         scene.setSceneRect(scene.itemsBoundingRect().adjusted(-10, -10, 10, 10))
+        self._fit()
+
+    def _fit(self) -> None:
+        """Scale down (never up) so both columns fit the width."""
+        rect = self.view.scene().sceneRect()
+        avail = max(1, self.view.viewport().width() - 4)
+        k = min(1.0, avail / max(1.0, rect.width()))
+        self.view.resetTransform()
+        self.view.scale(k, k)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        if self.data:
+            self._fit()
 
     def _view_pressed(self, event: QMouseEvent) -> None:
         pos = self.view.mapToScene(event.position().toPoint())

@@ -243,6 +243,7 @@ class StudentEditor(QWidget):
         spec = PRESETS[name].build(self.model.input_shape, self.model.num_classes,  # type: ignore
                                    width)
         self.model.replace(spec, f"Open preset {name}")
+        self.preset_combo.setCurrentIndex(max(0, self.preset_combo.findData(name)))
         self._say(f"Opened preset {name} at width {width:g}.")
 
     def derive_from_teacher(self) -> None:
