@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 #: Help is wrapped at this width whatever the terminal that builds the docs.
 WIDTH = "100"

@@ -49,6 +49,11 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     return shape
 
 
+def _pause(seconds: float) -> None:
+    """One wait of the serve loop (Ctrl-C interrupts it)."""
+    time.sleep(seconds)
+
+
 def cmd_netron(args: argparse.Namespace) -> int:
     from kdgui.core.errors import ConfigError
     from kdgui.engine.netron_server import NetronServer, netron_info
@@ -77,7 +82,7 @@ def cmd_netron(args: argparse.Namespace) -> int:
             print("serving on 127.0.0.1 only; Ctrl-C to stop", file=sys.stderr)
             try:
                 while server.running:
-                    time.sleep(0.2)
+                    _pause(0.2)
             except KeyboardInterrupt:
                 print("\nstopped", file=sys.stderr)
     finally:

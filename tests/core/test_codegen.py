@@ -12,13 +12,13 @@ from kdgui.core.errors import ConfigError
 from kdgui.core.presets import PRESETS
 from kdgui.core.student_codegen import to_pytorch_source
 from kdgui.core.student_spec import (
+    GELU,
     AvgPool,
     BatchNorm,
     Conv2d,
     DepthwiseConv2d,
     Dropout,
     Flatten,
-    GELU,
     GlobalAvgPool,
     InvertedResidual,
     Linear,

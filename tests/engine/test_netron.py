@@ -220,7 +220,7 @@ def test_cli_prints_the_loopback_url_serves_and_frees_the_port_on_ctrl_c(
         seen["url"], seen["page"] = url, get(url + "/")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(netron_cmd.time, "sleep", fake_sleep)
+    monkeypatch.setattr(netron_cmd, "_pause", fake_sleep)
     monkeypatch.setattr(netron_cmd.webbrowser, "open", lambda url: seen.setdefault("opened", url))
     parser = argparse.ArgumentParser()
     netron_cmd.add_parser(parser.add_subparsers())

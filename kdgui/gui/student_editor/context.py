@@ -10,6 +10,9 @@ and show the pairing without loading weights.
 from __future__ import annotations
 
 import json
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 from kdgui.core.student_shapes import infer
@@ -34,9 +37,16 @@ def data_context(data: dict[str, Any]) -> tuple[tuple[int, int, int], int] | Non
 
 def demo_teacher_spec() -> StudentSpec | None:
     """The bundled demo teacher's architecture, or ``None`` when the file is missing."""
-    from kdgui.engine.resources import resource_path  # no torch: a path lookup only
-
-    path = resource_path("demo_teacher", "spec.json")
+    # The same places as kdgui.engine.resources.resource_roots, looked up here because the
+    # window must not import kdgui.engine before a run (tests/gui/test_with_engine.py).
+    env = os.environ.get("KDGUI_RESOURCES")
+    roots = [Path(env).expanduser()] if env else []
+    roots += [Path(__file__).resolve().parents[3] / "resources",
+              Path(sys.prefix) / "share" / "kdgui" / "resources"]
+    path = next((r / "demo_teacher" / "spec.json" for r in roots
+                 if (r / "demo_teacher" / "spec.json").is_file()), None)
+    if path is None:
+        return None
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         return StudentSpec.model_validate(raw.get("spec", raw))
