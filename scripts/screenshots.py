@@ -11,13 +11,14 @@ entry produces, so every picture in the guide can be remade with::
 Panels are captured at 1280×800 in the light theme, so the pictures do not depend on the
 desktop of whoever regenerates them. The run and results shots train the demo for real (two
 epochs, with a pruning step so the before/after bars have a compressed stage); the others show
-the window as it opens, without running.
+the window as it opens, without running, and the results shot lists the runs made before it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -27,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"
 KDGUI = [sys.executable, "-m", "kdgui"]
+#: Relative to the repository (the shots run there), so pictures show no machine's home folder.
+DEFAULT_RUNS = Path("runs") / "screenshots"
 #: Settings shared by every shot: fixed size and theme, runs kept out of the repository's runs/.
 COMMON = ["--size", "1280x800", "--theme", "light"]
 #: A short demo with one compression stage, so every plot of the Run panel has data.
@@ -67,7 +70,9 @@ SHOTS: tuple[Shot, ...] = (
     Shot("panel-distill", "distill"),
     Shot("panel-compress", "compress", extra=RUN_SETTINGS[2:]),
     Shot("panel-run", "run", autorun=True, extra=RUN_SETTINGS),
-    Shot("panel-results", "results", autorun=True, extra=RUN_SETTINGS),
+    # After the run shot, so its run is in the list. Not --autorun: the window switches to the Run
+    # panel when a run starts and shows it at the end, whatever --panel asked for.
+    Shot("panel-results", "results"),
 )
 
 
@@ -98,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="shots to take (default: all): "
                         + ", ".join(s.name.removeprefix("panel-") for s in SHOTS))
     parser.add_argument("--timeout", type=float, default=600, help="seconds per shot")
-    parser.add_argument("--runs-root", type=Path, default=ROOT / "runs" / "screenshots",
-                        help="where the shots' runs are written (default: runs/screenshots)")
+    parser.add_argument("--runs-root", type=Path, default=DEFAULT_RUNS,
+                        help="where the shots' runs are written (default: runs/screenshots, "
+                        "emptied first when every shot is taken)")
     parser.add_argument("--list", action="store_true", help="print the commands and exit")
     args = parser.parse_args(argv)
     wanted = {n.removeprefix("panel-") for n in args.names}
@@ -111,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         for shot in shots:
             print(" ".join(shot.command(args.runs_root)))
         return 0
+    if not wanted and args.runs_root == DEFAULT_RUNS:
+        # The results shot lists this folder: start it empty so it shows this session's run only.
+        shutil.rmtree(ROOT / DEFAULT_RUNS, ignore_errors=True)
     IMAGES.mkdir(parents=True, exist_ok=True)
     print(f"screenshots: {len(shots)} into {IMAGES.relative_to(ROOT)}/")
     failed = [s.name for s in shots if not take(s, args.runs_root, args.timeout)]

@@ -7,3 +7,4 @@ export QT_QPA_PLATFORM=offscreen
 .venv/bin/ruff check kdgui tests bench scripts
 .venv/bin/lint-imports
 .venv/bin/python -m pytest "$@"
+.venv/bin/mkdocs build --strict --site-dir "$(mktemp -d)"

@@ -125,6 +125,7 @@ class QtRunPanel(QtPanel):
         self.artifacts: list[ArtifactEvent] = []
         self.event_count = 0
         self.last_step: StepEvent | None = None
+        self._step_sparsity = False
         self._started_at: float | None = None
         self._label_timer = QTimer(self)
         self._label_timer.setSingleShot(True)
@@ -169,6 +170,7 @@ class QtRunPanel(QtPanel):
         self.artifacts = []
         self.event_count = 0
         self.last_step = None
+        self._step_sparsity = False
         self.run_dir = ""
         self._started_at = time.monotonic()
 
@@ -178,12 +180,17 @@ class QtRunPanel(QtPanel):
         if isinstance(ev, StepEvent):
             self.last_step = ev
             self.loss_plot.add(ev.step, ev.losses)
+            names = getattr(ev, "layer_names", None)
+            if names:  # the engine reports sparsity with each step: follow it step by step
+                self._step_sparsity = True
+                self.heatmap.add(names, ev.sparsity, getattr(ev, "stage", ""), ev.step, "step")
             if not self._label_timer.isActive():  # labels, like plots, change once a frame
                 self._label_timer.start()
         elif isinstance(ev, EpochEvent):
             self.accuracy_plot.set_teacher(ev.teacher_accuracy)
             self.accuracy_plot.add(ev.train_accuracy, ev.val_accuracy, ev.stage)
-            self.heatmap.add(ev.layer_names, ev.sparsity, ev.stage)
+            if not self._step_sparsity:
+                self.heatmap.add(ev.layer_names, ev.sparsity, ev.stage, None, "epoch")
             self._log(f"epoch {ev.epoch} [{ev.stage}] val {100 * ev.val_accuracy:.2f}% "
                       f"train {100 * ev.train_accuracy:.2f}% agreement "
                       f"{100 * ev.agreement:.1f}% ({ev.duration_s:.1f} s)")

@@ -38,8 +38,12 @@ class QtSparsityHeatmap(QtLivePlot):
         self.layer_names: list[str] = []
         self.columns: list[np.ndarray] = []
         self.stages: list[str] = []
+        self.xs: list[float] = []
+        self.unit = "epoch"
 
-    def add(self, layer_names: list[str], sparsity: np.ndarray, stage: str = "") -> None:
+    def add(self, layer_names: list[str], sparsity: np.ndarray, stage: str = "",
+            x: float | None = None, unit: str = "epoch") -> None:
+        """One column: the sparsity of each layer at time ``x`` (an epoch or a step)."""
         values = np.asarray(sparsity, dtype=np.float32).reshape(-1)
         if list(layer_names) != self.layer_names:
             # A new set of layers (another model): remap old columns by name, NaN where missing.
@@ -52,6 +56,10 @@ class QtSparsityHeatmap(QtLivePlot):
             ]
         self.columns.append(values[: len(self.layer_names)])
         self.stages.append(stage)
+        self.xs.append(float(len(self.xs) + 1 if x is None else x))
+        if unit != self.unit:
+            self.unit = unit
+            self.plot.setLabel("bottom", unit)
         self.mark_dirty()
 
     def matrix(self) -> np.ndarray:
@@ -66,17 +74,22 @@ class QtSparsityHeatmap(QtLivePlot):
             self.image.clear()
             return
         self.image.setImage(np.nan_to_num(data, nan=0.0), levels=(0.0, 1.0), autoLevels=False)
-        self.image.setRect(0.5, 0, data.shape[1], data.shape[0])
+        # Columns are evenly spaced in time (every epoch, or every log_every steps).
+        n = data.shape[1]
+        spacing = (self.xs[-1] - self.xs[0]) / (n - 1) if n > 1 else 1.0
+        left = self.xs[0] - spacing / 2
+        self.image.setRect(left, 0, spacing * n, data.shape[0])
         ticks = [(i + 0.5, short_name(n)) for i, n in enumerate(self.layer_names)]
         step = max(1, len(ticks) // 24)  # keep labels legible for deep models
         self.plot.getAxis("left").setTicks([ticks[::step], []])
-        self.plot.setXRange(0.5, data.shape[1] + 0.5, padding=0)
+        self.plot.setXRange(left, left + spacing * n, padding=0)
         self.plot.setYRange(0, data.shape[0], padding=0)
 
     def clear(self) -> None:
         self.layer_names = []
         self.columns = []
         self.stages = []
+        self.xs = []
         self.image.clear()
         self.plot.getAxis("left").setTicks(None)
         self.mark_dirty()
