@@ -41,7 +41,29 @@ def _gui_available() -> bool:
     return importlib.util.find_spec("PySide6") is not None
 
 
+def _no_display(argv: list[str]) -> str | None:
+    """On Linux without a display, Qt aborts the process; say so instead, or go offscreen
+    when the window is only needed for a screenshot."""
+    import os
+
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    if any(a.split("=")[0] == "--screenshot" for a in argv) and "--exit-when-done" in argv:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        return None
+    return (
+        "no display to open the window on (DISPLAY is not set). Run it on your desktop, "
+        "under 'xvfb-run kdgui', or headless with 'kdgui demo' / 'kdgui run CONFIG'"
+    )
+
+
 def _open_window(argv: list[str]) -> int:
+    problem = _no_display(argv)
+    if problem is not None:
+        print(f"kdgui: {problem}", file=sys.stderr)
+        return 2
     # Imported by name so the CLI never imports the GUI package statically (layering contract).
     app = importlib.import_module("kdgui.gui.app")
     return int(app.main(argv))

@@ -34,6 +34,7 @@ LESSON_FILE = "lesson.json"
 _FAST = (
     "training.log_every=5",
     "training.batch_size=64",
+    "training.num_threads=1",
 )
 
 

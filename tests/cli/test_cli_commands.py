@@ -67,3 +67,13 @@ def test_own_student_file_reloads_without_arch(tmp_path, capsys) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert info["params"] == summary["student"]["params"]
     assert info["input_shape"] == [1, 8, 8]
+
+
+def test_window_without_a_display_says_so_instead_of_aborting(monkeypatch, capsys) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert main([]) == 2
+    assert "no display" in capsys.readouterr().err
