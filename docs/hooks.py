@@ -32,6 +32,9 @@ import gen_cli  # noqa: E402  (needs HERE on sys.path)
 import gen_errors  # noqa: E402
 import gen_methods  # noqa: E402
 
+#: Sphinx roles left in docstrings (``:class:`~kdgui.api.run` ``) as rendered by mkdocstrings,
+#: which reads docstrings as Markdown: shown as plain code, the last component when ``~``-prefixed.
+SPHINX_ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|exc|obj):<code>(~?)([^<]+)</code>")
 MARKER = re.compile(r"^<!-- gen: (?P<name>[\w-]+)(?: (?P<arg>[^>]*?))? -->$", re.MULTILINE)
 FENCE_LANG = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".py": "python", ".sh": "bash"}
 
@@ -112,6 +115,13 @@ def on_post_build(config: Any, **_: Any) -> None:
     target = Path(config["site_dir"]) / "images" / "kdgui-icon.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "resources" / "icons" / "kdgui-64.png", target)
+
+
+def on_page_content(html: str, **_: Any) -> str:
+    """Show the docstrings' Sphinx roles as code instead of raw ``:class:`` text."""
+    return SPHINX_ROLE.sub(
+        lambda m: f"<code>{m[2].rsplit('.', 1)[-1] if m[1] else m[2]}</code>", html
+    )
 
 
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:

@@ -383,8 +383,11 @@ def _write_node(node: onnx.NodeProto, layer: str, values: Mapping[str, Any],
         text = f"{value:.4f}" if key == "sparsity" else (
             json.dumps(value) if isinstance(value, (list, dict)) else str(value))
         entries.append((f"{KEY}.{key}", text))
+    others = list(node.metadata_props)  # kdgui's keys first: Netron lists them in order
+    del node.metadata_props[:]
     for key, value in entries:
         node.metadata_props.add(key=key, value=value)
+    node.metadata_props.extend(others)
     node.doc_string = describe_layer(layer, values)
 
 
