@@ -15,6 +15,7 @@ instead of going missing. Run it directly for a summary: ``.venv/bin/python docs
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "kdgui"
 #: A run-time expression longer than this is shown as ``{…}`` rather than spelled out.
 MAX_EXPR = 24
+#: A message with no literal word outside ``{...}`` placeholders only forwards another one.
+PLAIN_TEXT = re.compile(r"(?:^|})[^{]*[A-Za-z]{2}")
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,9 @@ def collect(package: Path = PACKAGE) -> tuple[dict[str, str], list[Message]]:
             if family not in families:
                 continue
             what = _text(_argument(node, 0, "what"), consts)
-            if not what:  # e.g. a subclass's super().__init__ forwarding its arguments
+            # Skip calls that only forward another error's text (``ConfigError(exc.what, ...)``,
+            # a subclass's ``super().__init__``): the original message is listed where it is made.
+            if not PLAIN_TEXT.search(what):
                 continue
             fix = _text(_argument(node, 1, "fix"), consts)
             messages.append(Message(family, what, fix, module, node.lineno))

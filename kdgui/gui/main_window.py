@@ -43,7 +43,14 @@ from kdgui.gui.qt_student_panel import QtStudentPanel
 from kdgui.gui.qt_teacher_panel import QtTeacherPanel
 from kdgui.gui.qt_worker import QtRunner, RunFn
 
-PANEL_KEYS = ("teacher", "data", "student", "distill", "compress", "run", "results")
+FLOW_KEYS = ("teacher", "data", "student", "distill", "compress", "run", "results")
+
+#: Views beside the flow, created the first time they are shown (they import more, e.g. torch
+#: or QtWebEngine, which must not delay the first paint): key, title, "module:Class".
+EXTRA_VIEWS: tuple[tuple[str, str, str], ...] = (
+    ("models", "8 · Models (Netron)", "kdgui.gui.qt_models_view:ModelsView"),
+)
+PANEL_KEYS = FLOW_KEYS + tuple(key for key, _, _ in EXTRA_VIEWS)
 MAX_RECENT = 8
 CONFIG_FILTER = "Experiment configs (*.yaml *.yml *.json);;All files (*)"
 #: How long closing the window waits for a stopping run before giving up on it.
@@ -110,7 +117,15 @@ class QtMainWindow(QMainWindow):
             err = getattr(panel, "error", None)
             if err is not None:
                 err.connect(self.show_error)
-        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.views: dict[str, QWidget] = {}
+        for key, title, _ in EXTRA_VIEWS:
+            placeholder = QWidget()
+            placeholder.setObjectName(f"placeholder:{key}")
+            self.stack.addWidget(placeholder)
+            item = QListWidgetItem(title)
+            item.setData(Qt.ItemDataRole.UserRole, key)
+            self.sidebar.addItem(item)
+        self.sidebar.currentRowChanged.connect(self._show_row)
         central = QWidget()
         layout = QHBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -185,9 +200,11 @@ class QtMainWindow(QMainWindow):
         for a in (self.run_action, self.pause_action, self.stop_action):
             run_menu.addAction(a)
         view_menu = menu.addMenu("&View")
+        titles = {key: title for key, title, _ in EXTRA_VIEWS}
         for i, key in enumerate(PANEL_KEYS):
+            title = self.panels[key].title if key in self.panels else titles[key]
             view_menu.addAction(self._action(
-                self.panels[key].title, lambda _c=False, k=key: self.show_panel(k), f"Ctrl+{i + 1}"
+                title, lambda _c=False, k=key: self.show_panel(k), f"Ctrl+{i + 1}"
             ))
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("mainToolbar")
@@ -201,15 +218,49 @@ class QtMainWindow(QMainWindow):
 
     # -- panels ----------------------------------------------------------------------------------
     def show_panel(self, key: str) -> None:
-        if key not in self.panels:
+        if key not in PANEL_KEYS:
             raise ValueError(f"unknown panel '{key}'; use one of: {', '.join(PANEL_KEYS)}")
         self.sidebar.setCurrentRow(PANEL_KEYS.index(key))
 
     def current_panel(self) -> str:
         return PANEL_KEYS[self.stack.currentIndex()]
 
+    def _show_row(self, row: int) -> None:
+        if 0 <= row < len(PANEL_KEYS) and PANEL_KEYS[row] not in FLOW_KEYS:
+            self.view(PANEL_KEYS[row])
+        self.stack.setCurrentIndex(row)
+
+    def view(self, key: str) -> QWidget:
+        """The extra view ``key``, created (and put in place of its placeholder) on first use."""
+        if key in self.views:
+            return self.views[key]
+        import importlib
+
+        _, _, target = next(v for v in EXTRA_VIEWS if v[0] == key)
+        module_name, _, cls_name = target.partition(":")
+        cls = getattr(importlib.import_module(module_name), cls_name)
+        widget = cls(self, runs_root=self.runs_root)
+        row = PANEL_KEYS.index(key)
+        old = self.stack.widget(row)
+        self.stack.insertWidget(row, widget)
+        self.stack.removeWidget(old)
+        old.deleteLater()
+        self.views[key] = widget
+        selected = getattr(widget, "layerSelected", None)
+        if selected is not None:
+            selected.connect(self._highlight_layer)
+        if self.run_panel.run_dir and hasattr(widget, "set_run"):
+            with contextlib.suppress(Exception):
+                widget.set_run(self.run_panel.run_dir)
+        return widget
+
+    def _highlight_layer(self, name: str) -> None:
+        self.run_panel.heatmap.highlight(name)
+        self.statusBar().showMessage(
+            f"Layer {name} is highlighted in the sparsity heatmap (6 · Run).", 5000)
+
     def _config_changed(self) -> None:
-        for i, key in enumerate(PANEL_KEYS):
+        for i, key in enumerate(FLOW_KEYS):
             panel = self.panels[key]
             bad = key != "run" and bool(panel.issues())
             self.sidebar.item(i).setText(("⚠ " if bad else "") + panel.title)
@@ -277,6 +328,10 @@ class QtMainWindow(QMainWindow):
             if ev.run_dir and Path(ev.run_dir).is_dir():
                 with contextlib.suppress(UserError):
                     self.results_panel.open_run(ev.run_dir)
+                for widget in self.views.values():
+                    if hasattr(widget, "set_run"):
+                        with contextlib.suppress(Exception):
+                            widget.set_run(ev.run_dir)
         elif isinstance(ev, StateEvent) and ev.state in ("paused", "resumed"):
             self.run_panel.set_running(True, ev.state == "paused")
 
@@ -484,6 +539,10 @@ class QtMainWindow(QMainWindow):
             event.ignore()
             return
         self.save_settings()
+        for widget in self.views.values():
+            shutdown = getattr(widget, "shutdown", None)
+            if shutdown is not None:
+                shutdown()
         event.accept()
 
     def _force_close(self) -> None:

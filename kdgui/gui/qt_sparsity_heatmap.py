@@ -85,6 +85,26 @@ class QtSparsityHeatmap(QtLivePlot):
         self.plot.setXRange(left, left + spacing * n, padding=0)
         self.plot.setYRange(0, data.shape[0], padding=0)
 
+    def highlight(self, name: str) -> bool:
+        """Outline the row of layer ``name`` (as selected in the Models view's layer table)."""
+        index = next((i for i, n in enumerate(self.layer_names) if n == name), None)
+        if index is None:  # table names may carry a prefix the run's names lack, or vice versa
+            index = next((i for i, n in enumerate(self.layer_names)
+                          if n.endswith(name) or name.endswith(n)), None)
+        if getattr(self, "_highlight", None) is None:
+            self._highlight = pg.LinearRegionItem(
+                orientation="horizontal", movable=False,
+                brush=pg.mkBrush(255, 80, 80, 40), pen=pg.mkPen((255, 60, 60), width=2))
+            self._highlight.setZValue(10)
+            self.plot.addItem(self._highlight)
+        self.highlighted = None if index is None else self.layer_names[index]
+        if index is None:
+            self._highlight.hide()
+            return False
+        self._highlight.setRegion((index, index + 1))
+        self._highlight.show()
+        return True
+
     def clear(self) -> None:
         self.layer_names = []
         self.columns = []

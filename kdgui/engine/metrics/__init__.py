@@ -12,6 +12,7 @@ from kdgui.engine.metrics.counting import (
     layer_sparsity,
     model_size_bytes,
 )
+from kdgui.engine.metrics.histograms import weight_histograms
 from kdgui.engine.metrics.latency import measure_latency
 from kdgui.engine.metrics.macs import MacTrace, count_macs, trace_macs
 from kdgui.engine.metrics.summary import layer_table, model_summary
@@ -28,5 +29,6 @@ __all__ = [
     "measure_latency",
     "model_size_bytes",
     "model_summary",
+    "weight_histograms",
     "trace_macs",
 ]

@@ -84,10 +84,17 @@ def model_summary(
     Keys: ``params``, ``nonzero_params``, ``size_bytes``, ``zip_size_bytes``, ``macs`` (-1 when
     the model cannot be traced, with ``macs_note`` saying why), ``latency_ms`` (batch 1) and
     ``latency_ms_b32`` (batch 32; both None with ``latency=False``), ``layers`` (see
-    :func:`layer_table`), ``input_shape``.
+    :func:`layer_table`, each Conv/Linear with a weight ``hist``), ``input_shape``.
     """
+    from kdgui.engine.metrics.histograms import weight_histograms
+
     raw, zipped = model_size_bytes(model)
     trace = trace_macs(model, input_shape)
+    rows = _rows(model, trace)
+    hists = weight_histograms(model)
+    for row in rows:  # the window's weight-histogram plot reads these
+        if row.get("name") in hists:
+            row["hist"] = hists[row["name"]]
     return {
         "input_shape": list(input_shape),
         "params": count_params(model),
@@ -98,5 +105,5 @@ def model_summary(
         "macs_note": trace.note,
         "latency_ms": measure_latency(model, input_shape, 1, device) if latency else None,
         "latency_ms_b32": measure_latency(model, input_shape, 32, device) if latency else None,
-        "layers": _rows(model, trace),
+        "layers": rows,
     }

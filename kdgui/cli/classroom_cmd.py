@@ -1,0 +1,91 @@
+"""``kdgui classroom``: the six classroom presets — list them, or run one and write its report.
+
+    kdgui classroom list
+    kdgui classroom show pruning
+    kdgui classroom run pruning --out lessons/pruning
+
+Each lesson finishes within about a minute on two CPU cores (see bench/bench_classroom.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``classroom`` on the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "classroom", help="classroom presets: short lessons on compression trade-offs",
+        description="Six lessons, each a sweep or a run on the embedded digits data, with an "
+        "explanation, its formula and what to look at in the plots.",
+    )
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    sub.add_parser("list", help="list the lessons").set_defaults(handler=cmd_list)
+    s = sub.add_parser("show", help="print a lesson's explanation")
+    s.add_argument("name", help="lesson name (see 'kdgui classroom list')")
+    s.set_defaults(handler=cmd_show)
+    r = sub.add_parser("run", help="run a lesson and write its report")
+    r.add_argument("name", help="lesson name (see 'kdgui classroom list')")
+    r.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    r.add_argument("--no-report", action="store_true", help="do not write DIR/report.html")
+    r.set_defaults(handler=cmd_run)
+    p.set_defaults(handler=cmd_list)
+    return p
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from kdgui.engine.classroom import LESSONS
+
+    for lesson in LESSONS:
+        what = (f"sweep of {lesson.vary} over {', '.join(str(v) for v in lesson.values)}"
+                if lesson.vary else "one run; its compression stages are compared")
+        print(f"{lesson.name:<18} {lesson.title}\n{'':<18} {what}")
+    return 0
+
+
+def lesson_text(lesson: Any) -> str:
+    """The lesson as a teacher reads it: title, explanation, formula, what to look at."""
+    lines = [lesson.title, "=" * len(lesson.title), ""]
+    for para in lesson.explanation.split("\n\n"):
+        lines += [*textwrap.wrap(para, 88), ""]
+    lines += [f"    {lesson.formula}", "", "What to look at:"]
+    for item in lesson.look_at:
+        lines += textwrap.wrap(item, 86, initial_indent="- ", subsequent_indent="  ")
+    return "\n".join(lines)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from kdgui.engine.classroom import get_lesson
+
+    print(lesson_text(get_lesson(args.name)))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from kdgui.cli.commands import drive
+    from kdgui.cli.printer import EventPrinter
+    from kdgui.cli.sweep_cmd import drive_sweep, format_rows
+    from kdgui.core.events import RunControl
+    from kdgui.engine.classroom import get_lesson, run_lesson
+
+    lesson = get_lesson(args.name)
+    print(lesson_text(lesson) + "\n")
+    control = RunControl()
+    events = run_lesson(lesson.name, args.out, control=control)
+    if lesson.vary:
+        rows, end = drive_sweep(events, control)
+        if rows:
+            print("\n" + format_rows(rows, lesson.vary))
+        ok = bool(rows) and end is not None and not end.stopped
+    else:
+        ok = bool(drive(events, EventPrinter(quiet=True), control))
+    out = Path(args.out)
+    if not args.no_report and ((out / "config.yaml").exists() or (out / "sweep.json").exists()):
+        from kdgui.engine.report import write_report
+
+        result = write_report(out, out / "report.html", out / "report.csv")
+        print(f"\nreport: {result.html_path}")
+    return 0 if ok else 1
