@@ -200,6 +200,12 @@ class QtResultsPanel(QtPanel):
         self._selection_changed()
 
     # -- the run list ----------------------------------------------------------------------------
+    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        """Show the newest run when the panel opens with nothing selected."""
+        super().showEvent(event)
+        if not self.run_list.selectedItems() and self.run_list.count():
+            self.run_list.setCurrentRow(0)
+
     def set_runs_root(self, root: str | Path) -> None:
         self.runs_root = Path(root)
         self.refresh_runs()
