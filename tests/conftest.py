@@ -12,12 +12,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def _is_local(address: object) -> bool:
-    if isinstance(address, tuple) and address:
-        host = str(address[0])
-    elif isinstance(address, (str, bytes)):
+    if isinstance(address, (str, bytes)):
         return True  # AF_UNIX sockets
-    else:
+    if not (isinstance(address, tuple) and address):
         return False
+    host = str(address[0])
     if host in ("localhost", ""):
         return True
     try:
