@@ -495,7 +495,9 @@ class _Session:
         stages: list[dict[str, Any]] = []
         if self.cfg.compression.steps and not self.stopped:
             final_model, stages = yield from self._compress(student, teacher)
-        yield from self._save_student(final_model)
+        # student/ holds the distilled student (its spec matches its weights); compressed models
+        # are saved per stage by the pipeline, and the final one is exported.
+        yield from self._save_student(student)
         exports = []
         if self.cfg.export.formats and not self.stopped:
             exports = yield from self._export(final_model)

@@ -118,3 +118,16 @@ def test_conv_rank_above_limit() -> None:
         conv.svd_conv(nn.Conv2d(2, 8, 1), 5, "c")
     with pytest.raises(CompressionError, match="no layer named"):
         conv.apply(cnn(), ConvLowRankParams(layers=["nope"]), ctx())
+
+
+def test_layer_table_shows_the_rank_on_both_halves_of_a_factorised_layer() -> None:
+    from kdgui.core.components.compression import LowRankParams
+    from kdgui.engine.compress import CompressionContext
+    from kdgui.engine.compress.lowrank import svd as svd_unit
+    from kdgui.engine.metrics import layer_table
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    out = svd_unit.apply(model, LowRankParams(rank=4), CompressionContext(input_shape=(1, 8, 8)))
+    ranks = {row["name"]: row["rank"] for row in layer_table(out, (1, 8, 8))}
+    factorised = [name for name, rank in ranks.items() if rank == 4]
+    assert len(factorised) == 2, ranks

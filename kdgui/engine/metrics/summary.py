@@ -44,6 +44,15 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict[str
 def _rows(model: nn.Module, trace: MacTrace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     packed: list[str] = []  # quantized layers are leaves; their packed-params child is internal
+    # A factorised layer is a container of two smaller layers marked with the rank as a whole;
+    # the rank is shown on each of its leaves.
+    inherited: dict[str, Any] = {}
+    for name, module in model.named_modules():
+        rank = getattr(module, "kdgui_rank", None)
+        if rank is not None and any(True for _ in module.children()):
+            for child_name, _ in module.named_modules():
+                if child_name:
+                    inherited[f"{name}.{child_name}" if name else child_name] = rank
     for name, module in model.named_modules():
         if any(name.startswith(p + ".") or not p for p in packed):
             continue
@@ -65,7 +74,7 @@ def _rows(model: nn.Module, trace: MacTrace) -> list[dict[str, Any]]:
                 "sparsity": (1.0 - nonzero / params) if params else 0.0,
                 "macs": trace.per_module.get(name) if trace.total >= 0 else None,
                 "removed_channels": _json_value(getattr(module, "kdgui_removed_channels", None)),
-                "rank": _json_value(getattr(module, "kdgui_rank", None)),
+                "rank": _json_value(getattr(module, "kdgui_rank", inherited.get(name))),
                 "bits": _json_value(bits if bits is not None else quantized_bits(module)),
             }
         )
