@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kdgui.core.events import RunFailed, RunFinished  # noqa: E402
-from kdgui.engine.classroom import LESSONS, run_lesson  # noqa: E402
-from kdgui.engine.sweep import SweepFinished, SweepRunEvent  # noqa: E402
+from kdgui.core.events import RunFailed, RunFinished
+from kdgui.engine.classroom import LESSONS, run_lesson
+from kdgui.engine.sweep import SweepFinished, SweepRunEvent
 
 
 def run_one(name: str, out: Path) -> tuple[float, str, bool]:

@@ -659,5 +659,14 @@ def open_history(root: str | os.PathLike[str] | None = None) -> History:
     return History(root_path)
 
 
-__all__ = ["History", "HistoryError", "RunRecord", "describe_folder", "find_run_folders",
-           "is_run_folder", "open_history", "default_root", "SCHEMA_VERSION"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "History",
+    "HistoryError",
+    "RunRecord",
+    "default_root",
+    "describe_folder",
+    "find_run_folders",
+    "is_run_folder",
+    "open_history",
+]

@@ -23,8 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from kdgui.core.config import ExperimentConfig, demo_config
-from kdgui.core.config_io import apply_overrides, atomic_write_text, config_from_dict, \
-    config_to_dict
+from kdgui.core.config_io import (
+    apply_overrides,
+    atomic_write_text,
+    config_from_dict,
+    config_to_dict,
+)
 from kdgui.core.errors import ConfigError
 from kdgui.core.events import Event, RunControl
 

@@ -470,4 +470,4 @@ def write_report(folder: str | Path, html_path: str | Path,
     return ReportResult(html_path=target, csv_path=csv_target, plots=plots, kind=kind)
 
 
-__all__ = ["ReportResult", "write_report", "sweep_plots", "run_plots", "fmt"]
+__all__ = ["ReportResult", "fmt", "run_plots", "sweep_plots", "write_report"]

@@ -553,8 +553,24 @@ def run_sweep(
 
 
 __all__ = [
-    "ALIASES", "COMPRESSION_KNOBS", "CSV_COLUMNS", "SIZE_KEYS", "SweepFinished", "SweepPlan",
-    "SweepRunDone", "SweepRunEvent", "SweepStarted", "add_pareto_flags", "final_metrics",
-    "load_sweep", "parse_vary", "pareto_front", "plan_sweep", "run_row", "run_sweep",
-    "vary_config", "weight_bits", "write_csv",
+    "ALIASES",
+    "COMPRESSION_KNOBS",
+    "CSV_COLUMNS",
+    "SIZE_KEYS",
+    "SweepFinished",
+    "SweepPlan",
+    "SweepRunDone",
+    "SweepRunEvent",
+    "SweepStarted",
+    "add_pareto_flags",
+    "final_metrics",
+    "load_sweep",
+    "pareto_front",
+    "parse_vary",
+    "plan_sweep",
+    "run_row",
+    "run_sweep",
+    "vary_config",
+    "weight_bits",
+    "write_csv",
 ]

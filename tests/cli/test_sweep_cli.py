@@ -10,13 +10,18 @@ from kdgui.cli.main import main
 FAST = ["--epochs", "1", "--set", "data.limit=240", "--set", "training.num_threads=1"]
 
 
+def read_rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def test_sweep_demo_writes_three_runs_and_sweep_csv(tmp_path, capsys) -> None:
     out = tmp_path / "sweep"
     assert main(["sweep", "--demo", "--vary", "distill.temperature=1,4,8", "--out", str(out),
                  *FAST]) == 0
     text = capsys.readouterr().out
     assert "[3/3] 8: completed" in text and "Pareto" in text
-    rows = list(csv.DictReader(open(out / "sweep.csv", newline="")))
+    rows = read_rows(out / "sweep.csv")
     assert [r["value"] for r in rows] == ["1", "4", "8"]
     runs = sorted(p for p in out.iterdir() if p.is_dir())
     assert len(runs) == 3

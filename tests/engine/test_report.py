@@ -18,6 +18,11 @@ from kdgui.engine.sweep import run_sweep
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+def read_rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def embedded_pngs(page: str) -> list[bytes]:
     return [base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
 
@@ -53,7 +58,7 @@ def test_run_report_holds_plots_metrics_stages_and_config(run_dir, tmp_path) -> 
     assert "Training loss" in page and "Accuracy per epoch" in page
     assert "<h2>Metrics</h2>" in page and "<h2>Compression stages</h2>" in page
     assert "quantize:fake" in page and "temperature: 4.0" in page  # stage and config
-    rows = list(csv.DictReader(open(tmp_path / "r.csv", newline="")))
+    rows = read_rows(tmp_path / "r.csv")
     assert [r["model"] for r in rows] == ["teacher", "student", "quantize:fake"]
     import json
 
@@ -84,7 +89,7 @@ def test_sweep_report_holds_trade_off_and_pareto_plots_and_the_table(tmp_path) -
     assert "Temperature &lt;lesson&gt;" in page and "p = softmax(z/T)" in page  # escaped
     for acc in ("55.0%", "70.0%", "90.0%"):
         assert acc in page
-    rows = list(csv.DictReader(open(tmp_path / "s.csv", newline="")))
+    rows = read_rows(tmp_path / "s.csv")
     assert [r["value"] for r in rows] == ["1", "4", "8"]
 
 
