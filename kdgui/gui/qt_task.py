@@ -62,3 +62,29 @@ class QtTask(QObject):
     def _on_finished(self) -> None:
         self.running = False
         self.finished.emit()
+
+
+def off_main_thread(fn: Callable[[], Any]) -> Any:
+    """Run a *short* torch computation on a throw-away thread and wait for it.
+
+    Why: torch's CPU thread pool (OpenMP) belongs to the thread that first runs an op and lives
+    as long as that thread. If the UI thread ever ran one, its idle pool competes with the run
+    worker's pool on a small machine, and training in the window became 2–3× slower (measured
+    with 2 cores). A pool made here dies with the thread.
+    """
+    import threading
+
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # re-raised on the caller's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=work, name="kdgui-torch-probe")
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")

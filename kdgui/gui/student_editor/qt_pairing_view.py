@@ -171,9 +171,11 @@ class QtPairingView(QWidget):
                           "computed from a valid student.")
             return
         try:
-            self.data = compute_pairing(self.model.spec, self.model.input_shape,  # type: ignore
-                                        self.model.num_classes, self.teacher_module,
-                                        self.teacher_spec)
+            from kdgui.gui.qt_task import off_main_thread
+
+            self.data = off_main_thread(lambda: compute_pairing(
+                self.model.spec, self.model.input_shape,  # type: ignore[arg-type]
+                self.model.num_classes, self.teacher_module, self.teacher_spec))
         except Exception as exc:  # a teacher that cannot be probed: say so, keep the editor
             self._message(f"Cannot probe the networks: {getattr(exc, 'what', exc)}")
             return
