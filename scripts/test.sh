@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export QT_QPA_PLATFORM=offscreen
-.venv/bin/ruff check kdgui tests bench scripts
+.venv/bin/ruff check kdgui tests bench scripts docs packaging
 .venv/bin/lint-imports
 .venv/bin/python -m pytest "$@"
 .venv/bin/mkdocs build --strict --site-dir "$(mktemp -d)"

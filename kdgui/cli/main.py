@@ -19,7 +19,7 @@ from typing import Any
 from kdgui import __version__
 from kdgui.core.errors import UserError
 
-GUI_FLAGS = ("--demo", "--autorun", "--screenshot", "--exit-when-done", "--panel", "--config")
+CLI_FLAGS = ("-h", "--help", "--version", "--debug")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.register_all(sub)
     return parser
+
+
+def _wants_window(argv: list[str]) -> bool:
+    """No subcommand means the window: ``kdgui``, ``kdgui --demo --autorun``, ``kdgui exp.yaml``."""
+    if not argv:
+        return True
+    first = argv[0]
+    if first in CLI_FLAGS:
+        return False
+    if first.startswith("-"):
+        return True  # a window flag (--demo, --panel, --screenshot, ...)
+    if first.lower().endswith((".yaml", ".yml", ".json")) and Path(first).is_file():
+        return True  # a config opened from a file manager or a .desktop entry
+    return False
 
 
 def _gui_available() -> bool:
@@ -72,10 +86,7 @@ def _open_window(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    wants_window = not argv or (argv[0].startswith("--") and argv[0] in GUI_FLAGS) or any(
-        a.split("=")[0] in GUI_FLAGS for a in argv[:1]
-    )
-    if wants_window:
+    if _wants_window(argv):
         if _gui_available() and importlib.util.find_spec("kdgui.gui.app") is not None:
             try:
                 return _open_window(argv)

@@ -119,7 +119,9 @@ LESSONS: tuple[Lesson, ...] = (
         ),
         formula="p_i = exp(z_i/T) / Σ_j exp(z_j/T),   L_soft = T²·KL(p_teacher ‖ p_student)",
         look_at=(
-            "Accuracy against T: usually a rise from T = 1 and a plateau or a fall at large T.",
+            "Accuracy against T: on these small digits the differences are small (about a "
+            "point) — the soft targets matter more on harder data; compare T = 1 (close to the "
+            "labels again) with T = 4.",
             "Open the soft-target explorer and move the T slider to see the teacher's "
             "distribution flatten.",
         ),

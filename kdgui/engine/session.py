@@ -116,6 +116,8 @@ def run(
     single :class:`RunFailed` event before any run folder is created.
     """
     config = config.model_copy(deep=True)
+    # Seeded before the student is built, so its initial weights follow training.seed too.
+    seed_everything(config.training.seed)
     try:
         prepared = prepare(config)
     except UserError as exc:

@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="PATH", help="save a PNG of the window after the run")
     p.add_argument("--exit-when-done", action="store_true", help="exit when the run ends "
                    "(code 0 on success)")
-    p.add_argument("--panel", metavar="NAME", help="panel shown first: teacher, data, student, "
-                   "distill, compress, run, results")
+    p.add_argument("--panel", metavar="NAME", help="panel shown first (and in the screenshot): "
+                   "teacher, data, student, distill, compress, run, results, or a view: "
+                   "models, explorer, sweeps, history")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. training.epochs=2 (repeatable)")
     p.add_argument("--runs-root", metavar="DIR", help="folder for run folders (default: runs)")
@@ -73,6 +74,17 @@ def apply_theme(app: object, theme: str = "system") -> None:
         app.setPalette(app.style().standardPalette())
 
 
+def _set_icon(app: object) -> None:
+    """The window icon from resources/icons (no icon rather than no window if it is missing)."""
+    from PySide6.QtGui import QIcon
+
+    from kdgui.core.resources import resource_path
+
+    path = resource_path("icons", "kdgui.svg")
+    if path.is_file():
+        app.setWindowIcon(QIcon(str(path)))  # type: ignore[attr-defined]
+
+
 def _initial_config(args: argparse.Namespace) -> object:
     from kdgui.core.config import demo_config
     from kdgui.core.config_io import apply_overrides, load_config
@@ -95,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     assert isinstance(app, QApplication)
     app.setApplicationName("KD Studio")
     app.setOrganizationName("kdgui")
+    app.setDesktopFileName("org.kdgui.KDStudio")
+    _set_icon(app)
     apply_theme(app, args.theme)
     try:
         config = _initial_config(args)
@@ -140,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def finish(ok: bool) -> None:
         window.run_panel.flush()
+        if args.panel:
+            window.show_panel(args.panel)
         app.processEvents()
         if args.screenshot:
             Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)

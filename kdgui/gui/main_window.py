@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QStackedWidget,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -55,6 +56,15 @@ MAX_RECENT = 8
 CONFIG_FILTER = "Experiment configs (*.yaml *.yml *.json);;All files (*)"
 #: How long closing the window waits for a stopping run before giving up on it.
 CLOSE_TIMEOUT_MS = 15000
+
+
+def _truthy(value: Any) -> bool:
+    """QSettings' INI back end returns booleans as strings."""
+    return str(value).lower() in ("1", "true", "yes")
+
+
+def show_what_to_try(window: QtMainWindow) -> None:
+    window.hint.show()
 
 
 def new_run_dir(root: Path, name: str) -> Path:
@@ -131,7 +141,18 @@ class QtMainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.sidebar)
-        layout.addWidget(self.stack, 1)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(6, 6, 6, 0)
+        right_layout.setSpacing(4)
+        from kdgui.gui.qt_first_run_hint import SETTINGS_KEY, QtFirstRunHint
+
+        self.hint = QtFirstRunHint()
+        self.hint.dismissed.connect(lambda: self.settings.setValue(SETTINGS_KEY, True))
+        self.hint.setVisible(not _truthy(self.settings.value(SETTINGS_KEY, False)))
+        right_layout.addWidget(self.hint)
+        right_layout.addWidget(self.stack, 1)
+        layout.addWidget(right, 1)
         self.setCentralWidget(central)
 
         self.run_panel: QtRunPanel = self.panels["run"]  # type: ignore[assignment]
@@ -206,6 +227,8 @@ class QtMainWindow(QMainWindow):
             view_menu.addAction(self._action(
                 title, lambda _c=False, k=key: self.show_panel(k), f"Ctrl+{i + 1}"
             ))
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self._action("What to try", lambda: show_what_to_try(self)))
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("mainToolbar")
         toolbar.setMovable(False)

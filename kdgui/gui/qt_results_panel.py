@@ -200,7 +200,7 @@ class QtResultsPanel(QtPanel):
         self._selection_changed()
 
     # -- the run list ----------------------------------------------------------------------------
-    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+    def showEvent(self, event: Any) -> None:
         """Show the newest run when the panel opens with nothing selected."""
         super().showEvent(event)
         if not self.run_list.selectedItems() and self.run_list.count():

@@ -129,7 +129,7 @@ def test_unknown_config_key(tmp_path, capsys) -> None:
 
 
 def test_nan_learning_rate_exits_2_naming_the_step(tmp_path, capsys) -> None:
-    code = main(["demo", "--epochs", "1", "--quiet", "--lr", "100", "--student", "mlp-small", "--optimizer", "sgd",
+    code = main(["demo", "--epochs", "1", "--quiet", "--lr", "1e4", "--student", "mlp-small", "--optimizer", "sgd",
                  "--schedule", "none", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 2 and "step" in err and "learning rate" in err

@@ -106,7 +106,7 @@ def test_resume_continues_after_the_last_checkpoint(tmp_path) -> None:
 
 
 def test_a_diverging_loss_stops_with_a_clear_event(tmp_path) -> None:
-    cfg = _quick(2, lr=100.0, optimizer="sgd", schedule="none")
+    cfg = _quick(2, lr=1e4, optimizer="sgd", schedule="none")
     cfg.student.preset = "mlp-small"  # no BatchNorm to tame the blow-up
     events = list(run(cfg, tmp_path / "r"))
     failed = events[-1]

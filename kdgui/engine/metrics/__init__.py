@@ -29,6 +29,6 @@ __all__ = [
     "measure_latency",
     "model_size_bytes",
     "model_summary",
-    "weight_histograms",
     "trace_macs",
+    "weight_histograms",
 ]
