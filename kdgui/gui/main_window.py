@@ -49,7 +49,10 @@ FLOW_KEYS = ("teacher", "data", "student", "distill", "compress", "run", "result
 #: Views beside the flow, created the first time they are shown (they import more, e.g. torch
 #: or QtWebEngine, which must not delay the first paint): key, title, "module:Class".
 EXTRA_VIEWS: tuple[tuple[str, str, str], ...] = (
-    ("models", "8 · Models (Netron)", "kdgui.gui.qt_models_view:ModelsView"),
+    ("models", "8 · Models (Netron)", "kdgui.gui.qt_views:make_models"),
+    ("explorer", "9 · Soft-target explorer", "kdgui.gui.qt_views:make_explorer"),
+    ("sweeps", "Sweeps & lessons", "kdgui.gui.qt_views:make_sweeps"),
+    ("history", "History", "kdgui.gui.qt_views:make_history"),
 )
 PANEL_KEYS = FLOW_KEYS + tuple(key for key, _, _ in EXTRA_VIEWS)
 MAX_RECENT = 8
@@ -225,8 +228,15 @@ class QtMainWindow(QMainWindow):
         for i, key in enumerate(PANEL_KEYS):
             title = self.panels[key].title if key in self.panels else titles[key]
             view_menu.addAction(self._action(
-                title, lambda _c=False, k=key: self.show_panel(k), f"Ctrl+{i + 1}"
+                title, lambda _c=False, k=key: self.show_panel(k),
+                f"Ctrl+{i + 1}" if i < 9 else None
             ))
+        view_menu.addSeparator()
+        self.presentation_action = self._action(
+            "Presentation mode", self._toggle_presentation, "F5",
+            "Larger fonts and thicker lines for projectors")
+        self.presentation_action.setCheckable(True)
+        view_menu.addAction(self.presentation_action)
         help_menu = menu.addMenu("&Help")
         help_menu.addAction(self._action("What to try", lambda: show_what_to_try(self)))
         toolbar = self.addToolBar("Main")
@@ -261,8 +271,8 @@ class QtMainWindow(QMainWindow):
 
         _, _, target = next(v for v in EXTRA_VIEWS if v[0] == key)
         module_name, _, cls_name = target.partition(":")
-        cls = getattr(importlib.import_module(module_name), cls_name)
-        widget = cls(self, runs_root=self.runs_root)
+        factory = getattr(importlib.import_module(module_name), cls_name)
+        widget = factory(self)
         row = PANEL_KEYS.index(key)
         old = self.stack.widget(row)
         self.stack.insertWidget(row, widget)
@@ -276,6 +286,11 @@ class QtMainWindow(QMainWindow):
             with contextlib.suppress(Exception):
                 widget.set_run(self.run_panel.run_dir)
         return widget
+
+    def _toggle_presentation(self, on: bool | None = None) -> None:
+        from kdgui.gui.presentation import set_presentation_mode
+
+        set_presentation_mode(self, bool(self.presentation_action.isChecked()))
 
     def _highlight_layer(self, name: str) -> None:
         self.run_panel.heatmap.highlight(name)

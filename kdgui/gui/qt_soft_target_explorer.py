@@ -83,7 +83,12 @@ class QtSoftTargetExplorer(QWidget):
         self.readout = QLabel(wordWrap=True)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        self.plot = pg.PlotWidget()
+        from kdgui.gui.qt_plot_base import background, foreground
+
+        self.plot = pg.PlotWidget(background=background())
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).setTextPen(foreground())
+            self.plot.getAxis(axis).setPen(foreground())
         self.plot.setMouseEnabled(False, False)
         self.plot.setMenuEnabled(False)
         self.plot.setLabel("left", "probability")
@@ -121,6 +126,21 @@ class QtSoftTargetExplorer(QWidget):
         layout.addLayout(left)
         layout.addLayout(right, 1)
         self._on_slider(self.slider.value())
+
+    def showEvent(self, event: Any) -> None:
+        """Load the images the first time the explorer is shown (nothing to click first)."""
+        super().showEvent(event)
+        if self._data is None and self._loader is not None and not getattr(self, "_tried", False):
+            self._tried = True
+            from PySide6.QtCore import QTimer
+
+            QTimer.singleShot(0, self._load_quietly)
+
+    def _load_quietly(self) -> None:
+        try:
+            self.load()
+        except Exception as exc:  # shown in the widget; the button lets the user retry
+            self.readout.setText(f"Cannot load images: {getattr(exc, 'what', exc)}")
 
     # -- data -----------------------------------------------------------------------------------
     def load(self) -> None:

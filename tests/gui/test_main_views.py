@@ -22,3 +22,30 @@ def test_models_view_is_created_lazily_and_highlights_heatmap_rows(window, qtbot
     assert heatmap.highlighted is None
     window.show_panel("run")
     assert window.current_panel() == "run"
+
+
+def test_every_extra_view_opens(window, qtbot) -> None:
+    from kdgui.gui.main_window import EXTRA_VIEWS
+
+    for key, _, _ in EXTRA_VIEWS:
+        window.show_panel(key)
+        assert window.current_panel() == key
+        assert window.stack.currentWidget() is window.views[key]
+    window.presentation_action.trigger()
+    assert window.presentation_action.isChecked()
+    window.presentation_action.trigger()
+
+
+def test_first_run_hint_is_dismissed_once_and_can_come_back(make_window, settings) -> None:
+    first = make_window()
+    assert first.hint.isVisible()
+    from PySide6.QtWidgets import QPushButton
+
+    first.hint.findChild(QPushButton).click()  # "Got it"
+    assert not first.hint.isVisible()
+    second = make_window()
+    assert not second.hint.isVisible()
+    from kdgui.gui.main_window import show_what_to_try
+
+    show_what_to_try(second)
+    assert second.hint.isVisible()
