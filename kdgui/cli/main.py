@@ -46,9 +46,8 @@ def _wants_window(argv: list[str]) -> bool:
         return False
     if first.startswith("-"):
         return True  # a window flag (--demo, --panel, --screenshot, ...)
-    if first.lower().endswith((".yaml", ".yml", ".json")) and Path(first).is_file():
-        return True  # a config opened from a file manager or a .desktop entry
-    return False
+    # A config opened from a file manager or a .desktop entry.
+    return first.lower().endswith((".yaml", ".yml", ".json")) and Path(first).is_file()
 
 
 def _gui_available() -> bool:
