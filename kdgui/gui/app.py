@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import pyqtgraph as pg
 
-    pg.setConfigOptions(antialias=True)
+    from kdgui.gui.qt_plot_base import background, foreground
+
+    # Every plot, including those made by views created later, follows the palette.
+    pg.setConfigOptions(antialias=True, background=background(), foreground=foreground())
     from kdgui.gui.main_window import PANEL_KEYS, QtMainWindow
 
     if args.panel and args.panel not in PANEL_KEYS:
