@@ -31,7 +31,7 @@ KDGUI = [sys.executable, "-m", "kdgui"]
 #: Relative to the repository (the shots run there), so pictures show no machine's home folder.
 DEFAULT_RUNS = Path("runs") / "screenshots"
 #: Settings shared by every shot: fixed size and theme, runs kept out of the repository's runs/.
-COMMON = ["--size", "1280x800", "--theme", "light"]
+COMMON = ["--size", "1280x800", "--theme", "light", "--no-hint"]
 #: A short demo with one compression stage, so every plot of the Run panel has data.
 RUN_SETTINGS = [
     "--set", "training.epochs=2",
@@ -64,6 +64,7 @@ class Shot:
 # Panels the window supports today (kdgui/gui/main_window.py PANEL_KEYS). Add a line here when a
 # new panel or view can be selected with --panel; leave out what the app cannot show by itself.
 SHOTS: tuple[Shot, ...] = (
+    Shot("first-run", "teacher", extra=["--hint"]),
     Shot("panel-teacher", "teacher"),
     Shot("panel-data", "data"),
     Shot("panel-student", "student"),
@@ -73,6 +74,10 @@ SHOTS: tuple[Shot, ...] = (
     # After the run shot, so its run is in the list. Not --autorun: the window switches to the Run
     # panel when a run starts and shows it at the end, whatever --panel asked for.
     Shot("panel-results", "results"),
+    Shot("view-explorer", "explorer"),
+    Shot("view-sweeps", "sweeps"),
+    Shot("view-history", "history"),
+    Shot("view-models", "models"),
 )
 
 

@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--theme", choices=("system", "light", "dark"), default="system",
                    help="colour scheme (default: follow the system)")
     p.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
+    p.add_argument("--hint", action=argparse.BooleanOptionalAction, default=None,
+                   help="show or hide the 'what to try' hint (default: until dismissed)")
     p.add_argument("--exit-after-paint", action="store_true",
                    help="print the time to first paint and exit (startup benchmark)")
     return p
@@ -136,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     if args.config and not args.demo:
         window.config_path = Path(args.config)
+    if args.hint is not None:
+        window.hint.setVisible(args.hint)
     window.show_panel(args.panel or ("run" if args.autorun else "teacher"))
     result = {"code": 0}
 
