@@ -122,8 +122,9 @@ def best_wall(cmd: list[str], repeats: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--log-every", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--log-every", type=int, default=10,
+                        help="the default config logs every 10 steps; 1 is the stress case")
     parser.add_argument("--rounds", type=int, default=2, help="headless/window pairs")
     parser.add_argument("--startup-repeats", type=int, default=3)
     args = parser.parse_args()

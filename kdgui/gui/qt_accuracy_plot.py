@@ -47,8 +47,8 @@ class QtAccuracyPlot(QtLivePlot):
         self._stage_lines: list[pg.InfiniteLine] = []
 
     def set_teacher(self, accuracy: float | None) -> None:
-        if accuracy is None:
-            return
+        if accuracy is None or as_percent(float(accuracy)) == self.teacher_accuracy:
+            return  # every epoch event repeats it; rebuilding the legend each time is costly
         self.teacher_accuracy = as_percent(float(accuracy))
         self.teacher_line.setPos(self.teacher_accuracy)
         self.legend.removeItem(self._teacher_key)
