@@ -191,6 +191,8 @@ def run_prepared(
         return None
     finally:
         run_dir.close()
+        if session.previous_threads is not None:
+            torch.set_num_threads(session.previous_threads)
 
 
 class _Stopped(KDError):
@@ -218,6 +220,7 @@ class _Session:
         self.device = pick_device(self.tcfg.device)
         self.amp = bool(self.tcfg.amp and self.device.type == "cuda")
         self.stopped = False
+        self.previous_threads: int | None = None
 
     # -- plumbing -------------------------------------------------------------------------
     def _emit(self, event: Event) -> Iterator[Event]:
@@ -241,6 +244,8 @@ class _Session:
 
         seed_everything(self.tcfg.seed)
         if self.tcfg.num_threads:
+            # Process-wide in torch: remembered so the run can put it back when it ends.
+            self.previous_threads = torch.get_num_threads()
             torch.set_num_threads(self.tcfg.num_threads)
         teacher = self.p.teacher.to(self.device).eval()
         for param in teacher.parameters():

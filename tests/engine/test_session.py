@@ -162,3 +162,12 @@ def test_a_pipeline_run_reports_stages_sparsity_and_verified_exports(tmp_path) -
     exports = {e["format"]: e for e in summary["exports"]}
     assert exports["onnx"]["ok"] and exports["onnx"]["verified"]
     assert exports["pt2"]["ok"] and exports["pt2"]["verified"]
+
+
+def test_a_run_with_its_own_thread_count_puts_the_old_one_back(tmp_path) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    cfg = _quick(1, num_threads=1)
+    assert isinstance(list(run(cfg, tmp_path / "r"))[-1], RunFinished)
+    assert torch.get_num_threads() == before
