@@ -171,3 +171,14 @@ def test_a_run_with_its_own_thread_count_puts_the_old_one_back(tmp_path) -> None
     cfg = _quick(1, num_threads=1)
     assert isinstance(list(run(cfg, tmp_path / "r"))[-1], RunFinished)
     assert torch.get_num_threads() == before
+
+
+def test_one_shot_pruning_stays_sparse_at_every_fine_tuning_step(tmp_path) -> None:
+    from kdgui.core.config import CompressionStep
+
+    cfg = _quick(1)
+    cfg.compression.steps = [CompressionStep(kind="prune", method="magnitude",
+                                             params={"sparsity": 0.6}, finetune_epochs=1)]
+    events = list(run(cfg, tmp_path / "r"))
+    finetune = [e for e in events if isinstance(e, StepEvent) and e.stage == "finetune"]
+    assert finetune and all(e.sparsity.min() > 0.55 for e in finetune)

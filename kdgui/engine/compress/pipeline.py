@@ -13,6 +13,7 @@ dense CPU kernels, fake-quant), the log says so with the two measured latencies.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,11 @@ def check_steps(steps: list[CompressionStep], ctx: CompressionContext) -> None:
 
 def _finetune(model: nn.Module, epochs: int, ctx: CompressionContext) -> Generator[Event]:
     """Fine-tune, keeping a masked model's pruned weights at zero."""
-    with keep_masks(model):
-        yield from ctx.finetune(model, epochs)
+    with keep_masks(model) as keeper:
+        if keeper is not None and "on_step" in inspect.signature(ctx.finetune).parameters:
+            yield from ctx.finetune(model, epochs, on_step=keeper.reapply)
+        else:
+            yield from ctx.finetune(model, epochs)
 
 
 def _gain_notes(before: dict[str, Any], after: dict[str, Any], step: CompressionStep) -> list[str]:

@@ -122,6 +122,10 @@ class MaskKeeper:
                 module.weight.mul_(self.masks[name].to(module.weight.dtype))
         return hook
 
+    def reapply(self, _step: int | None = None) -> None:
+        """Zero the pruned weights again (after an optimizer step moved them)."""
+        apply_masks(self.model, self.masks)
+
     def close(self) -> None:
         for handle in self._handles:
             handle.remove()
@@ -207,13 +211,18 @@ class GradualPruner:
 
 
 @contextmanager
-def keep_masks(model: nn.Module) -> Iterator[None]:
-    """Keep a masked model's zeros during training (no-op unless ``prune_state == 'masked'``)."""
+def keep_masks(model: nn.Module) -> Iterator[MaskKeeper | None]:
+    """Keep a masked model's zeros during training (no-op unless ``prune_state == 'masked'``).
+
+    Yields the keeper (or None): a trainer that can call back after each optimizer step should
+    call :meth:`MaskKeeper.reapply` there, so the weights are zero between steps too (what the
+    run's per-step sparsity reports), not only inside forward passes.
+    """
     if getattr(model, "kdgui_prune_state", None) != "masked":
-        yield
+        yield None
         return
-    with MaskKeeper(model, masks_from_zeros(model)):
-        yield
+    with MaskKeeper(model, masks_from_zeros(model)) as keeper:
+        yield keeper
 
 
 def prune_oneshot(model: nn.Module, params: object) -> nn.Module:
