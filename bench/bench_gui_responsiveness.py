@@ -35,12 +35,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def demo(epochs: int, log_every: int):
+def demo(epochs: int, log_every: int, data: str | None = None):
+    """The demo config; with ``data`` (e.g. mnist:../shared/data) a teacher is trained first."""
     from kdgui.core.config import demo_config
     from kdgui.core.config_io import apply_overrides
 
-    return apply_overrides(demo_config(), [f"training.epochs={epochs}",
-                                           f"training.log_every={log_every}"])
+    overrides = [f"training.epochs={epochs}", f"training.log_every={log_every}"]
+    if data:
+        overrides += [f"data.spec={data}", "teacher.path=null", "teacher.arch=preset:cnn-small",
+                      "teacher.train_epochs=1"]
+    return apply_overrides(demo_config(), overrides)
 
 
 def training_rate(events: list) -> float:
@@ -126,6 +130,9 @@ def main() -> int:
     parser.add_argument("--log-every", type=int, default=10,
                         help="the default config logs every 10 steps; 1 is the stress case")
     parser.add_argument("--rounds", type=int, default=2, help="headless/window pairs")
+    parser.add_argument("--data", default=None,
+                        help="dataset spec instead of the 8×8 digits demo, e.g. "
+                        "mnist:../shared/data (28×28: steps dominated by torch kernels)")
     parser.add_argument("--startup-repeats", type=int, default=3)
     args = parser.parse_args()
 
@@ -139,7 +146,7 @@ def main() -> int:
     import pyqtgraph as pg
 
     pg.setConfigOptions(antialias=True)
-    config = demo(args.epochs, args.log_every)
+    config = demo(args.epochs, args.log_every, args.data)
     headless_rates, window_rates, lateness = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.rounds):

@@ -221,6 +221,7 @@ class _Session:
         self.amp = bool(self.tcfg.amp and self.device.type == "cuda")
         self.stopped = False
         self.previous_threads: int | None = None
+        self.trained_teacher = False
 
     # -- plumbing -------------------------------------------------------------------------
     def _emit(self, event: Event) -> Iterator[Event]:
@@ -248,6 +249,14 @@ class _Session:
             self.previous_threads = torch.get_num_threads()
             torch.set_num_threads(self.tcfg.num_threads)
         teacher = self.p.teacher.to(self.device).eval()
+        if self._teacher_needs_training():
+            state = self.run_dir.load_checkpoint() if self.resume else None
+            if state is not None and "teacher" in state:
+                teacher.load_state_dict(state["teacher"])
+            else:
+                yield from self._train_teacher(teacher)
+            self.trained_teacher = True
+            teacher.eval()
         for param in teacher.parameters():
             param.requires_grad_(False)
         student = self.p.student.to(self.device)
@@ -318,6 +327,7 @@ class _Session:
                             "torch_rng": torch.get_rng_state(),
                             "epoch": epoch,
                             "step": self.step,
+                            **({"teacher": teacher.state_dict()} if self.trained_teacher else {}),
                         }
                     )
 
@@ -333,6 +343,64 @@ class _Session:
 
         summary = yield from self._finish(teacher, student, teacher_eval, distiller)
         return summary
+
+    def _teacher_needs_training(self) -> bool:
+        ref = self.cfg.teacher
+        return ref.train_epochs > 0 and ref.path is None and not ref.pretrained
+
+    def _train_teacher(self, teacher: nn.Module) -> Generator[Event, str | None, None]:
+        """Train an architecture-only teacher with hard labels first (``teacher.train_epochs``).
+
+        Lets a class start from nothing but a dataset: the teacher's epochs appear in the
+        same plots, tagged ``stage="teacher"``. A stop request ends this phase early; the
+        distillation loop then stops at its first batch.
+        """
+        import torch.nn.functional as F
+
+        from kdgui.engine.metrics import evaluate
+
+        for param in teacher.parameters():
+            param.requires_grad_(True)
+        source = BatchSource(self.p.train, self.tcfg.batch_size, shuffle=True,
+                             seed=self.tcfg.seed + 7)
+        optimizer = torch.optim.Adam(teacher.parameters(), lr=1e-3)
+        epochs = self.cfg.teacher.train_epochs
+        try:
+            for epoch in range(epochs):
+                teacher.train()
+                started = time.perf_counter()
+                seen = correct = 0
+                loss_sum = 0.0
+                for x, y, _ in source.epoch():
+                    yield from self._checkpoint_control()
+                    x = x.to(self.device, non_blocking=True)
+                    y = y.to(self.device, non_blocking=True)
+                    if self.p.augment is not None:
+                        x = self.p.augment(x)
+                    logits = teacher(x)
+                    loss = F.cross_entropy(logits, y)
+                    if not torch.isfinite(loss):
+                        raise TrainingDiverged(
+                            f"the teacher's loss became {loss.item()} in its epoch {epoch + 1}",
+                            "Check the data for NaN values, or give the teacher a weights file.",
+                        )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    n = int(y.shape[0])
+                    seen += n
+                    correct += int((logits.detach().argmax(1) == y).sum())
+                    loss_sum += float(loss.detach()) * n
+                result = evaluate(teacher, self.p.val, device=self.device)
+                yield from self._emit(EpochEvent(
+                    epoch=epoch + 1, step=self.step, train_loss=loss_sum / max(seen, 1),
+                    train_accuracy=correct / max(seen, 1),
+                    val_accuracy=float(result["accuracy"]), teacher_accuracy=None,
+                    agreement=1.0, layer_names=[], sparsity=np.zeros(0, dtype=np.float32),
+                    duration_s=time.perf_counter() - started, stage="teacher",
+                ))
+        except _Stopped:
+            pass
 
     def _use_teacher_cache(self, distiller: Any, source: BatchSource) -> bool:
         mode = self.tcfg.cache_teacher

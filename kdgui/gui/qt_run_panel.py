@@ -129,7 +129,7 @@ class QtRunPanel(QtPanel):
         self._started_at: float | None = None
         self._label_timer = QTimer(self)
         self._label_timer.setSingleShot(True)
-        self._label_timer.setInterval(FRAME_MS)
+        self._label_timer.setInterval(4 * FRAME_MS)
         self._label_timer.timeout.connect(self._show_step)
         self.set_running(False)
         self.show_issues()

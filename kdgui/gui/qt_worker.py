@@ -38,7 +38,7 @@ RunFn = Callable[..., Iterator[Event]]
 #: After a stop request, a generator that keeps yielding for this long is closed by force.
 STOP_GRACE_S = 5.0
 #: How often the UI thread takes the events the worker has queued (ms; ≤ 30 Hz).
-DRAIN_MS = 33
+DRAIN_MS = 100
 
 
 def engine_run_fn() -> RunFn:

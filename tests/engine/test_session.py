@@ -6,6 +6,7 @@ import json
 import threading
 
 import numpy as np
+import pytest
 
 from kdgui.core.config import demo_config
 from kdgui.core.events import (
@@ -182,3 +183,18 @@ def test_one_shot_pruning_stays_sparse_at_every_fine_tuning_step(tmp_path) -> No
     events = list(run(cfg, tmp_path / "r"))
     finetune = [e for e in events if isinstance(e, StepEvent) and e.stage == "finetune"]
     assert finetune and all(e.sparsity.min() > 0.55 for e in finetune)
+
+
+def test_an_architecture_only_teacher_is_trained_first(tmp_path) -> None:
+    cfg = _quick(1)
+    cfg.teacher.path = None
+    cfg.teacher.arch = "preset:cnn-small"
+    cfg.teacher.train_epochs = 2
+    cfg.student.preset = "cnn-tiny"
+    events = list(run(cfg, tmp_path / "r"))
+    assert isinstance(events[-1], RunFinished), events[-1]
+    teacher_epochs = [e for e in events if isinstance(e, EpochEvent) and e.stage == "teacher"]
+    assert [e.epoch for e in teacher_epochs] == [1, 2]
+    assert teacher_epochs[-1].val_accuracy > 0.5
+    summary = events[-1].summary
+    assert summary["teacher"]["accuracy"] == pytest.approx(teacher_epochs[-1].val_accuracy)
