@@ -53,7 +53,7 @@ def register_all(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_methods)
 
-    for name in ("compress_cmd", "sweep_cmd", "report_cmd", "history_cmd", "classroom_cmd",
+    for name in ("compress_cmd", "sensitivity_cmd", "sweep_cmd", "report_cmd", "history_cmd", "classroom_cmd",
                  "netron_cmd"):
         try:
             module = importlib.import_module(f"kdgui.cli.{name}")

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kdgui.core.config_io import atomic_write_text
 from kdgui.core.config import CompressionStep, DataConfig, ModelRef
 from kdgui.core.errors import CompressionError, UserError
 
@@ -186,7 +187,7 @@ def compress(args: argparse.Namespace) -> int:
             printer(event)
     exports, failed = _export(final, formats, out, ctx, args.json)
     summary = {"model": args.model, "data": args.data, "stages": stages, "exports": exports}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:

@@ -77,3 +77,16 @@ def test_window_without_a_display_says_so_instead_of_aborting(monkeypatch, capsy
         monkeypatch.delenv(name, raising=False)
     assert main([]) == 2
     assert "no display" in capsys.readouterr().err
+
+
+def test_sensitivity_table_and_bad_ratio(tmp_path, capsys) -> None:
+    out = tmp_path / "s.json"
+    assert main(["sensitivity", "demo", "--data", "digits", "--ratios", "0.5,0.95",
+                 "--layers", "layers.0,layers.19", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "layers.0" in text and "baseline accuracy" in text
+    data = json.loads(out.read_text())
+    assert data["layers"] == ["layers.0", "layers.19"] and len(data["accuracy_drop"][0]) == 2
+    assert data["accuracy_drop"][1][1] >= data["accuracy_drop"][1][0]  # more pruning, more loss
+    assert main(["sensitivity", "demo", "--data", "digits", "--ratios", "1.5"]) == 2
+    assert "1.5" in capsys.readouterr().err
