@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kdgui.core.config_io import atomic_write_text
 from kdgui.core.config import CompressionStep, DataConfig, ModelRef
+from kdgui.core.config_io import atomic_write_text
 from kdgui.core.errors import CompressionError, UserError
 
 QUANTIZE_CHOICES = "dynamic-int8, static-int8, qat-int8, onnx-int8 or fake:BITS"
