@@ -3,6 +3,7 @@
 A page asks for generated content with an HTML comment on a line of its own::
 
     <!-- gen: methods -->            every registered loss/pruner/quantizer/... (gen_methods.py)
+    <!-- gen: classroom -->          every classroom lesson of kdgui.engine.classroom (gen_classroom.py)
     <!-- gen: cli -->                the ``--help`` of every command (gen_cli.py)
     <!-- gen: config-example -->     ``kdgui config --example``
     <!-- gen: events -->             the fields of every ``metrics.jsonl`` event (kdgui.core.events)
@@ -28,7 +29,8 @@ ROOT = HERE.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import gen_cli  # noqa: E402  (needs HERE on sys.path)
+import gen_classroom  # noqa: E402  (needs HERE on sys.path)
+import gen_cli  # noqa: E402
 import gen_errors  # noqa: E402
 import gen_methods  # noqa: E402
 
@@ -92,6 +94,8 @@ def generate(name: str, arg: str, markdown: str) -> str:
         return gen_methods.render()
     if name == "cli":
         return gen_cli.render()
+    if name == "classroom":
+        return gen_classroom.render()
     if name == "config-example":
         return _config_example()
     if name == "events":

@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(code 0 on success)")
     p.add_argument("--panel", metavar="NAME", help="panel shown first (and in the screenshot): "
                    "teacher, data, student, distill, compress, run, results, or a view: "
-                   "models, explorer, sweeps, history")
+                   "models, explorer, sensitivity, sweeps, history")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. training.epochs=2 (repeatable)")
     p.add_argument("--runs-root", metavar="DIR", help="folder for run folders (default: runs)")

@@ -51,6 +51,7 @@ FLOW_KEYS = ("teacher", "data", "student", "distill", "compress", "run", "result
 EXTRA_VIEWS: tuple[tuple[str, str, str], ...] = (
     ("models", "8 · Models (Netron)", "kdgui.gui.qt_views:make_models"),
     ("explorer", "9 · Soft-target explorer", "kdgui.gui.qt_views:make_explorer"),
+    ("sensitivity", "Pruning sensitivity", "kdgui.gui.qt_views:make_sensitivity"),
     ("sweeps", "Sweeps & lessons", "kdgui.gui.qt_views:make_sweeps"),
     ("history", "History", "kdgui.gui.qt_views:make_history"),
 )

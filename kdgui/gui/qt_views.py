@@ -70,3 +70,9 @@ def make_history(window: QtMainWindow) -> QWidget:
 
     panel.open_run.connect(open_run)
     return panel
+
+
+def make_sensitivity(window: QtMainWindow) -> QWidget:
+    from kdgui.gui.qt_sensitivity_view import QtSensitivityView
+
+    return QtSensitivityView(window)

@@ -49,3 +49,19 @@ def test_first_run_hint_is_dismissed_once_and_can_come_back(make_window, setting
 
     show_what_to_try(second)
     assert second.hint.isVisible()
+
+
+def test_sensitivity_view_draws_the_teachers_heatmap(window, qtbot) -> None:
+    window.show_panel("sensitivity")
+    view = window.views["sensitivity"]
+    view.model_box.setCurrentIndex(1)  # the teacher: no run needed
+    view.ratios_edit.setText("0.5, 0.95")
+    view.analyze()
+    qtbot.waitUntil(lambda: view.result is not None, timeout=60000)
+    result = view.result
+    assert result["ratios"] == [0.5, 0.95] and len(result["layers"]) >= 4
+    assert view.image.image.shape == (len(result["layers"]), 2)
+    assert "baseline accuracy" in view.status.text()
+    view.ratios_edit.setText("0.5, 1.2")
+    view.analyze()
+    assert "[0, 1)" in view.status.text()

@@ -1,0 +1,139 @@
+"""Pruning sensitivity as a heatmap: which layers tolerate sparsity, which collapse early.
+
+Each cell is the accuracy lost (points) when only that layer is pruned to that sparsity. The
+computation runs on a worker thread (it evaluates the model layers × ratios times); the view
+only draws the result, with a fixed colour scale from 0 to the largest drop.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kdgui.gui.qt_plot_base import background, foreground
+
+if TYPE_CHECKING:
+    from kdgui.gui.main_window import QtMainWindow
+
+
+class QtSensitivityView(QWidget):
+    """Pick the model and the ratios, press Analyze, read the heatmap."""
+
+    def __init__(self, window: QtMainWindow) -> None:
+        super().__init__(window)
+        self.window_ = window
+        self.result: dict[str, Any] | None = None
+        self._task: Any = None
+        layout = QVBoxLayout(self)
+        intro = QLabel(
+            "<b>Pruning sensitivity</b> — each layer is pruned <i>alone</i> to each sparsity and "
+            "the model re-evaluated: bright cells are layers that lose accuracy early (prune "
+            "them less, or exclude them); dark cells show how far each layer can go.")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("model"))
+        self.model_box = QComboBox()
+        self.model_box.addItems(["student of the latest run", "teacher"])
+        row.addWidget(self.model_box)
+        row.addWidget(QLabel("sparsities"))
+        self.ratios_edit = QLineEdit("0.3, 0.5, 0.7, 0.8, 0.9, 0.95")
+        row.addWidget(self.ratios_edit, 1)
+        self.analyze_button = QPushButton("Analyze")
+        self.analyze_button.clicked.connect(self.analyze)
+        row.addWidget(self.analyze_button)
+        layout.addLayout(row)
+        self.status = QLabel("Press Analyze (takes a few seconds on the demo).")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        self.plot_widget = pg.PlotWidget(background=background())
+        self.plot = self.plot_widget.getPlotItem()
+        self.plot.setTitle("Accuracy drop (points) when one layer is pruned", color=foreground())
+        self.plot.setLabel("bottom", "sparsity of that layer")
+        self.plot.invertY(True)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setColorMap(pg.colormap.get("inferno"))
+        self.plot.addItem(self.image)
+        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("inferno"),
+                                        interactive=False, label="points lost")
+        self.colorbar.setImageItem(self.image, insert_in=self.plot)
+        layout.addWidget(self.plot_widget, 1)
+
+    def ratios(self) -> list[float]:
+        from kdgui.core.errors import ConfigError
+
+        try:
+            values = [float(v) for v in self.ratios_edit.text().replace(";", ",").split(",")
+                      if v.strip()]
+        except ValueError:
+            raise ConfigError("the sparsities are not numbers",
+                              "Write them like 0.5, 0.7, 0.9.") from None
+        if not values or any(not 0 <= v < 1 for v in values):
+            raise ConfigError("each sparsity must be in [0, 1)", "Write them like 0.5, 0.7, 0.9.")
+        return values
+
+    def analyze(self) -> None:
+        from kdgui.core.errors import UserError
+        from kdgui.gui.qt_task import QtTask
+        from kdgui.gui.qt_views import _newest_run_with_student
+
+        window = self.window_
+        try:
+            ratios = self.ratios()
+        except UserError as exc:
+            self.status.setText(exc.one_line())
+            return
+        config = window.state.config
+        if config is None:
+            self.status.setText("Fix the config's problems first (⚠ in the sidebar).")
+            return
+        which = "teacher" if self.model_box.currentIndex() == 1 else "student"
+        run_dir = window.run_panel.run_dir or _newest_run_with_student(window.runs_root)
+
+        def work() -> dict[str, Any]:
+            from kdgui.engine.sensitivity_run import analyze
+
+            return analyze(config, which, ratios, run_dir)
+
+        self.analyze_button.setEnabled(False)
+        self.status.setText(f"Analyzing the {which}…")
+        self._task = QtTask(work, self)
+        self._task.done.connect(self.show_result)
+        self._task.errored.connect(self._failed)
+        self._task.finished.connect(lambda: self.analyze_button.setEnabled(True))
+        self._task.start()
+
+    def _failed(self, error: dict[str, str]) -> None:
+        self.status.setText(f"{error.get('what', 'failed')}. {error.get('fix', '')}")
+
+    def show_result(self, result: dict[str, Any]) -> None:
+        """Draw a sensitivity result (``layers``, ``ratios``, ``accuracy_drop``, ``baseline``)."""
+        self.result = result
+        drops = 100 * np.asarray(result["accuracy_drop"], dtype=np.float32)
+        top = max(1.0, float(drops.max()) if drops.size else 1.0)
+        self.image.setImage(drops, levels=(0.0, top), autoLevels=False)
+        self.colorbar.setLevels((0.0, top))
+        layers, ratios = result["layers"], result["ratios"]
+        self.image.setRect(0, 0, len(ratios), len(layers))
+        self.plot.getAxis("left").setTicks([[(i + 0.5, n) for i, n in enumerate(layers)]])
+        self.plot.getAxis("bottom").setTicks(
+            [[(i + 0.5, f"{r:.0%}") for i, r in enumerate(ratios)]])
+        self.plot.setXRange(0, len(ratios), padding=0)
+        self.plot.setYRange(0, len(layers), padding=0)
+        worst = int(np.argmax(drops[:, -1])) if drops.size else 0
+        self.status.setText(
+            f"{result.get('model', 'model')} ({result.get('source', '')}): baseline accuracy "
+            f"{100 * result['baseline']:.1f}%. Most sensitive at {ratios[-1]:.0%}: "
+            f"{layers[worst]} (−{drops[worst, -1]:.1f} points).")
