@@ -119,3 +119,17 @@ def test_error_catalogue_finds_the_messages_and_troubleshooting_explains_core_fa
     trust = [m for m in messages if m.family == "TrustRequired"]
     assert trust and "pickled" in trust[0].what and "--trust" in trust[0].fix
     assert any("{" in m.what for m in messages)
+
+
+def test_classroom_page_shows_every_lesson_from_the_code() -> None:
+    from kdgui.engine.classroom import LESSONS
+
+    assert "<!-- gen: classroom -->" in (DOCS / "classroom.md").read_text(encoding="utf-8")
+    page = _load(DOCS / "gen_classroom.py").render()
+    for lesson in LESSONS:
+        assert f"— `{lesson.name}` {{#lesson-{lesson.name}}}" in page
+        assert lesson.formula in page
+        assert all(item in page for item in lesson.look_at)
+        assert f"kdgui classroom run {lesson.name} --out" in page
+        if lesson.vary:
+            assert f"A sweep of `{lesson.vary}`" in page

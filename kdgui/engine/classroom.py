@@ -135,7 +135,7 @@ LESSONS: tuple[Lesson, ...] = (
         explanation=(
             "Magnitude pruning sets the smallest weights to zero. A network has many redundant "
             "weights: half of them can usually go at almost no cost, then accuracy falls off a "
-            "cliff. Each pruned student is fine-tuned for one epoch with the distillation loss, "
+            "cliff. Each pruned student is fine-tuned for two epochs with the distillation loss, "
             "which recovers much of the loss.\n\n"
             "Unstructured zeros do not make dense CPU kernels faster — the latency stays the same "
             "— but the file compresses better (zip) and sparse formats can store only non-zeros."
@@ -184,7 +184,7 @@ LESSONS: tuple[Lesson, ...] = (
             "matrices of rank r, from its singular value decomposition: r·(in + out) numbers "
             "instead of in·out. Convolutions are decomposed the same way after reshaping the "
             "kernel. The smaller r, the fewer parameters and multiply-adds — and the larger the "
-            "approximation error. Each decomposed student is fine-tuned for one epoch."
+            "approximation error. Each decomposed student is fine-tuned for two epochs."
         ),
         formula="W ≈ U_r Σ_r V_rᵀ,   params: out·in → r·(out + in)",
         look_at=(

@@ -280,6 +280,10 @@ class QtMainWindow(QMainWindow):
         self.stack.removeWidget(old)
         old.deleteLater()
         self.views[key] = widget
+        if self.presentation_action.isChecked():  # a view opened later follows the mode too
+            from kdgui.gui.presentation import set_presentation_mode
+
+            set_presentation_mode(widget, True)
         selected = getattr(widget, "layerSelected", None)
         if selected is not None:
             selected.connect(self._highlight_layer)
