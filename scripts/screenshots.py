@@ -77,7 +77,7 @@ SHOTS: tuple[Shot, ...] = (
     Shot("view-explorer", "explorer"),
     Shot("view-sweeps", "sweeps"),
     Shot("view-history", "history"),
-    Shot("view-models", "models"),
+    Shot("view-models", "models", extra=["--screenshot-delay", "8000"]),
 )
 
 

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--theme", choices=("system", "light", "dark"), default="system",
                    help="colour scheme (default: follow the system)")
     p.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
+    p.add_argument("--screenshot-delay", type=int, default=300, metavar="MS",
+                   help="without --autorun: wait this long before the screenshot (default 300; "
+                   "a Netron graph needs a few seconds)")
     p.add_argument("--hint", action=argparse.BooleanOptionalAction, default=None,
                    help="show or hide the 'what to try' hint (default: until dismissed)")
     p.add_argument("--exit-after-paint", action="store_true",
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.exit_when_done:
                 app.exit(0)
 
-        QTimer.singleShot(300, shot)
+        QTimer.singleShot(max(0, args.screenshot_delay), shot)
 
     window.show()
     code = app.exec()

@@ -215,6 +215,15 @@ class ModelsView(QWidget):
         self._show_summaries()
         self.open_button.setEnabled(bool(self._sources))
 
+    def showEvent(self, event: Any) -> None:
+        """The first time the view is shown with a model to pick, draw it: nothing to click."""
+        super().showEvent(event)
+        if not getattr(self, "_auto_shown", False) and self._sources:
+            self._auto_shown = True
+            from PySide6.QtCore import QTimer
+
+            QTimer.singleShot(0, self.show_selected)
+
     def _show_summaries(self) -> None:
         teacher = next((s.metrics for s in self._sources if s.kind == "teacher"), {})
         student = next((s.metrics for s in self._sources if s.kind == "student"), {})
