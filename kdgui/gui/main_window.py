@@ -582,6 +582,9 @@ class QtMainWindow(QMainWindow):
             event.ignore()
             return
         self.save_settings()
+        from kdgui.gui.qt_task import wait_for_tasks
+
+        wait_for_tasks(10000)  # a model inspection or analysis still loading finishes first
         for widget in self.views.values():
             shutdown = getattr(widget, "shutdown", None)
             if shutdown is not None:

@@ -33,6 +33,16 @@ class _TaskWorker(QObject):
             self.ended.emit()
 
 
+#: Threads of tasks still running, held here so that closing the widget that started a task
+#: never destroys a running QThread (Qt aborts the process when that happens).
+_RUNNING: set[QThread] = set()
+
+
+def wait_for_tasks(timeout_ms: int = 10000) -> bool:
+    """Wait for every running task's thread (the window calls this when it closes)."""
+    return all(thread.wait(timeout_ms) for thread in list(_RUNNING))
+
+
 class QtTask(QObject):
     """``QtTask(fn)`` then connect :attr:`done` / :attr:`errored`, then :meth:`start`."""
 
@@ -54,12 +64,15 @@ class QtTask(QObject):
 
     def start(self) -> None:
         self.running = True
+        _RUNNING.add(self._thread)  # released in _on_finished, on the UI thread
         self._thread.start()
 
     def wait(self, timeout_ms: int = 10000) -> bool:
         return self._thread.wait(timeout_ms)
 
     def _on_finished(self) -> None:
+        self._thread.wait(2000)  # "finished" comes just before the thread really ends
+        _RUNNING.discard(self._thread)
         self.running = False
         self.finished.emit()
 
