@@ -65,7 +65,7 @@ class Shot:
 # new panel or view can be selected with --panel; leave out what the app cannot show by itself.
 SHOTS: tuple[Shot, ...] = (
     Shot("first-run", "teacher", extra=["--hint"]),
-    Shot("panel-teacher", "teacher"),
+    Shot("panel-teacher", "teacher", extra=["--screenshot-delay", "5000"]),
     Shot("panel-data", "data"),
     Shot("panel-student", "student"),
     Shot("panel-distill", "distill"),

@@ -218,6 +218,18 @@ class QtTeacherPanel(QtPanel):
             self.set_path(path)
             event.acceptProposedAction()
 
+    def showEvent(self, event: Any) -> None:
+        """Summarise the bundled demo teacher by itself the first time the panel is shown (it
+        is safe to load); other files wait for Inspect, which may have to ask for trust."""
+        super().showEvent(event)
+        if not getattr(self, "_auto_inspected", False) and self.state.get(("teacher", "path")) \
+                == "demo":
+            self._auto_inspected = True
+            from PySide6.QtCore import QTimer
+
+            # After the first paint: the window must appear before torch is imported.
+            QTimer.singleShot(500, self.inspect)
+
     # -- inspection ------------------------------------------------------------------------------
     def inspect(self) -> None:
         if self._task is not None and self._task.running:

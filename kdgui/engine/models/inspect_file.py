@@ -110,10 +110,16 @@ def describe_module(module: nn.Module, input_shape: tuple[int, ...] | None) -> d
     }
     if input_shape:
         try:
-            from kdgui.engine.metrics import count_macs
+            from kdgui.engine.metrics import trace_macs
 
-            macs = count_macs(module, tuple(input_shape))
-            out["macs"] = macs if macs >= 0 else None
+            trace = trace_macs(module, tuple(input_shape))
+            out["macs"] = trace.total if trace.total >= 0 else None
+            for layer in layers:  # per-layer output shapes and MACs from the same forward pass
+                shape = trace.out_shapes.get(layer["name"])
+                if shape is not None:
+                    layer["out_shape"] = list(shape)
+                if trace.total >= 0:
+                    layer["macs"] = int(trace.per_module.get(layer["name"], 0))
         except Exception:  # MACs are a nicety; an untraceable model still gets inspected
             out["macs"] = None
     return out
