@@ -295,7 +295,11 @@ def test_inspect_state_dict_with_and_without_arch(tmp_path: Path) -> None:
     assert "layers" not in info
     full = inspect_file(path, arch="preset:cnn-tiny", num_classes=10, input_shape=SHAPE)
     assert full["params"] == sum(p.numel() for p in _tiny().parameters())
-    assert full["layers"][0] == {"name": "layers.0", "type": "Conv2d", "params": 72}
+    first = full["layers"][0]
+    assert {k: first[k] for k in ("name", "type", "params")} == {
+        "name": "layers.0", "type": "Conv2d", "params": 72}
+    if full.get("input_shape"):
+        assert first["out_shape"][1] == 8 and first["macs"] > 0
     assert full["input_shape"] == [1, 8, 8] and full["spec"]["name"] == "cnn-tiny"
 
 
