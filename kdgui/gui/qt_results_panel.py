@@ -186,13 +186,22 @@ class QtResultsPanel(QtPanel):
         c_layout = QVBoxLayout(compare_box)
         c_layout.addWidget(self.compare)
         r_layout.addWidget(compare_box, 0)
-        plots = QHBoxLayout()
+        plots = QSplitter(Qt.Orientation.Horizontal)
         self.bars = QtBars()
         self.histogram = QtHistogram()
+        from kdgui.gui.qt_compare_plot import QtCompareCurves
+
+        self.curves = QtCompareCurves()
         self.bars.setMinimumHeight(240)
-        plots.addWidget(self.bars, 3)
-        plots.addWidget(self.histogram, 2)
-        r_layout.addLayout(plots, 1)
+        plots.addWidget(self.bars)
+        from PySide6.QtWidgets import QTabWidget
+
+        self.plot_tabs = QTabWidget()
+        self.plot_tabs.addTab(self.curves, "Accuracy curves")
+        self.plot_tabs.addTab(self.histogram, "Weight histogram")
+        plots.addWidget(self.plot_tabs)
+        plots.setSizes([500, 400])
+        r_layout.addWidget(plots, 1)
         splitter.addWidget(right)
         splitter.setSizes([260, 800])
         self.body_layout.addWidget(splitter, 1)
@@ -275,6 +284,7 @@ class QtResultsPanel(QtPanel):
         self._fill_table(records)
         self.bars.clear()
         self.histogram.clear()
+        self.curves.set_runs([(r.name, r.events) for r in records])
         if len(records) == 1:
             from kdgui.core.events import StageEvent
 
@@ -284,6 +294,7 @@ class QtResultsPanel(QtPanel):
                 if isinstance(ev, StageEvent):
                     self.histogram.set_stage(ev.name, ev.layers)
         self.bars.flush()
+        self.curves.flush()
 
     def _fill_table(self, records: list[RunRecord]) -> None:
         self.compare.clear()

@@ -65,3 +65,24 @@ def test_sensitivity_view_draws_the_teachers_heatmap(window, qtbot) -> None:
     view.ratios_edit.setText("0.5, 1.2")
     view.analyze()
     assert "[0, 1)" in view.status.text()
+
+
+def test_compare_curves_draw_one_validation_curve_per_run(qtbot) -> None:
+    from kdgui.core.events import EpochEvent
+    from kdgui.gui.qt_compare_plot import QtCompareCurves
+
+    def epochs(values):
+        return [EpochEvent(epoch=i + 1, step=i, train_loss=0.1, train_accuracy=v,
+                           val_accuracy=v, teacher_accuracy=0.99, agreement=v, layer_names=[],
+                           sparsity=np.zeros(0), duration_s=1.0) for i, v in enumerate(values)]
+
+    plot = QtCompareCurves()
+    qtbot.addWidget(plot)
+    plot.set_runs([("T=1", epochs([0.8, 0.9])), ("T=4", epochs([0.85, 0.93, 0.95]))])
+    plot.flush()
+    assert len(plot._curves) == 2
+    xs, ys = plot._curves[1].getData()
+    assert list(xs) == [1, 2, 3] and ys[-1] == 95.0
+    plot.set_runs([])
+    plot.flush()
+    assert plot._curves == []
