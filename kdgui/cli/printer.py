@@ -17,13 +17,7 @@ from kdgui.core.events import (
     StateEvent,
     StepEvent,
 )
-
-
-def fmt_duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+from kdgui.core.formatting import fmt_duration
 
 
 def fmt_bytes(n: float | None) -> str:

@@ -38,6 +38,7 @@ import yaml
 
 from kdgui.core.config_io import atomic_write_text
 from kdgui.core.errors import ConfigError, UserError
+from kdgui.core.run_folders import is_run_folder
 
 SCHEMA_VERSION = 1
 DB_NAME = "history.sqlite"
@@ -116,12 +117,6 @@ class RunRecord:
 
 
 # --------------------------------------------------------------------------- reading run folders
-
-
-def is_run_folder(path: Path) -> bool:
-    return (path / "config.yaml").is_file() and (
-        (path / "metrics.jsonl").is_file() or (path / "summary.json").is_file()
-    )
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

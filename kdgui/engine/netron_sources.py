@@ -62,7 +62,8 @@ def is_run_dir(path: Path) -> bool:
 
 
 def find_runs(root: str | Path) -> list[Path]:
-    """Run folders in ``root`` (or ``root`` itself when it is one), newest first."""
+    """Folders with models to show in ``root`` (or ``root`` itself), newest first: run folders
+    and also ``kdgui compress`` output folders, which have stages but no config.yaml."""
     base = Path(root).expanduser()
     if is_run_dir(base):
         return [base]

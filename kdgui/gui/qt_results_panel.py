@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from kdgui.core.errors import ConfigError
 from kdgui.core.events import Event, event_from_dict
+from kdgui.core.run_folders import find_runs, is_run_folder
 from kdgui.gui.qt_bars import QtBars, format_value, metric_values, stages_from_summary
 from kdgui.gui.qt_config_state import QtConfigState
 from kdgui.gui.qt_histogram import QtHistogram
@@ -75,15 +76,11 @@ class RunRecord:
         return stages
 
 
-def is_run_folder(path: Path) -> bool:
-    return (path / "metrics.jsonl").is_file() or (path / "summary.json").is_file()
-
-
 def read_run(path: str | Path) -> RunRecord:
     """Read a run folder; a half-written last line (a crashed run) is skipped, not fatal."""
     p = Path(path)
     if not p.is_dir() or not is_run_folder(p):
-        raise ConfigError(f"'{p}' is not a run folder (no metrics.jsonl or summary.json)",
+        raise ConfigError(f"'{p}' is not a run folder (it needs config.yaml and metrics.jsonl or summary.json)",
                           "Choose the folder of an earlier run, e.g. runs/…-demo.")
     record = RunRecord(p)
     summary_path = p / "summary.json"
@@ -110,15 +107,6 @@ def read_run(path: str | Path) -> RunRecord:
         if finished:
             record.summary = finished[-1].summary
     return record
-
-
-def find_runs(root: str | Path) -> list[Path]:
-    """Run folders directly under ``root``, newest first."""
-    r = Path(root)
-    if not r.is_dir():
-        return []
-    runs = [p for p in r.iterdir() if p.is_dir() and is_run_folder(p)]
-    return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
 class QtResultsPanel(QtPanel):

@@ -35,6 +35,7 @@ from kdgui.core.events import (
     StateEvent,
     StepEvent,
 )
+from kdgui.core.formatting import fmt_duration
 from kdgui.gui.qt_accuracy_plot import QtAccuracyPlot
 from kdgui.gui.qt_bars import QtBars, stages_from_summary
 from kdgui.gui.qt_config_state import QtConfigState
@@ -42,15 +43,6 @@ from kdgui.gui.qt_loss_plot import QtLossPlot
 from kdgui.gui.qt_panel_base import QtPanel
 from kdgui.gui.qt_plot_base import FRAME_MS, QtLivePlot
 from kdgui.gui.qt_sparsity_heatmap import QtSparsityHeatmap
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "–"
-    seconds = round(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 class QtRunPanel(QtPanel):
@@ -239,7 +231,7 @@ class QtRunPanel(QtPanel):
         if ev is None:
             return
         self.progress.setValue(int(1000 * min(max(ev.progress, 0.0), 1.0)))
-        self.eta_label.setText(f"ETA {format_eta(ev.eta_s)}")
+        self.eta_label.setText(f"ETA {fmt_duration(ev.eta_s)}")
         self.status_label.setText(
             f"Epoch {ev.epoch} · step {ev.step} · loss {ev.losses.get('total', 0):.4g} · "
             f"{ev.samples_per_s:,.0f} samples/s · lr {ev.lr:.3g}"

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdgui.core.config import ModelRef
+from kdgui.core.formatting import fmt_count
 from kdgui.core.params import describe
 from kdgui.gui.qt_config_state import QtConfigState
 from kdgui.gui.qt_forms import QtParamForm
@@ -50,15 +51,6 @@ def confirm_trust(parent: QWidget, path: str) -> bool:
         QMessageBox.StandardButton.No,
     )
     return answer == QMessageBox.StandardButton.Yes
-
-
-def fmt_count(n: Any) -> str:
-    if not isinstance(n, (int, float)) or n < 0:
-        return "–"
-    for f, s in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if n >= f:
-            return f"{n / f:.3g} {s}"
-    return str(int(n))
 
 
 def inspect_model(ref_data: dict[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def make_explorer(window: QtMainWindow) -> QWidget:
 
 def _newest_run_with_student(root: str | Path) -> str | None:
     """The latest run whose distilled student can be compared with the teacher, if any."""
-    from kdgui.gui.qt_results_panel import find_runs
+    from kdgui.core.run_folders import find_runs
 
     for path in find_runs(root):
         if (Path(path) / "student" / "student.safetensors").is_file():

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from kdgui.core.config import ExperimentConfig
+from kdgui.core.config_io import dump_config
 from kdgui.core.errors import DataError
 from kdgui.core.events import (
     ArtifactEvent,
@@ -51,6 +52,7 @@ def fake_run(
     control = control or RunControl()
     run_dir = Path(out_dir or "runs/fake")
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")  # as RunDir does
     log = (run_dir / "metrics.jsonl").open("a", encoding="utf-8")
     pause = threading.Event()
 

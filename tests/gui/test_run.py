@@ -144,6 +144,7 @@ def test_reopen_a_run_folder_and_replay_its_curves(make_window, qtbot, tmp_path:
 def test_a_crashed_runs_partial_last_line_is_skipped(window, tmp_path: Path) -> None:
     run = tmp_path / "crashed"
     run.mkdir()
+    (run / "config.yaml").write_text("name: crashed\n", encoding="utf-8")
     (run / "metrics.jsonl").write_text(
         '{"event": "log", "level": "info", "message": "hi", "time": 1}\n{"event": "st',
         encoding="utf-8")

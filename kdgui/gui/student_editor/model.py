@@ -439,16 +439,6 @@ class EditorModel:
             self._undo[-1].merge_key = None
 
 
-def fmt_count(n: float | None) -> str:
-    """``12345`` → ``'12.3k'`` for labels; ``None`` → ``'–'``."""
-    if n is None:
-        return "–"
-    for f, s in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if n >= f:
-            return f"{n / f:.3g}{s}"
-    return str(int(n))
-
-
 def all_paths(layers: list[Any], prefix: LayerPath = ()) -> list[LayerPath]:
     """Every layer's path in pre-order (a block before its children), as the views list them."""
     out: list[LayerPath] = []

@@ -41,8 +41,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kdgui.core.formatting import fmt_count
 from kdgui.core.student_shapes import LayerReport, fmt_shape
-from kdgui.gui.student_editor.model import LABELS, EditorModel, LayerPath, fmt_count, summary
+from kdgui.gui.student_editor.model import LABELS, EditorModel, LayerPath, summary
 
 #: Mime type of a palette entry (payload: the layer type key).
 MIME_TYPE = "application/x-kdgui-layer-type"

@@ -11,8 +11,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
+from kdgui.core.formatting import fmt_count
 from kdgui.core.student_shapes import fmt_shape
-from kdgui.gui.student_editor.model import LABELS, EditorModel, LayerPath, fmt_count, summary
+from kdgui.gui.student_editor.model import LABELS, EditorModel, LayerPath, summary
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 COLUMNS = ["#", "layer", "output", "params", "MACs"]

@@ -30,8 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kdgui.core.formatting import fmt_count
 from kdgui.core.student_shapes import fmt_shape
-from kdgui.gui.student_editor.model import EditorModel, fmt_count
+from kdgui.gui.student_editor.model import EditorModel
 
 Shape = tuple[int, ...]
 Pair = tuple[str, str]
