@@ -277,38 +277,19 @@ def _program_input_shape(program: Any) -> tuple[int, ...] | None:
 
 def _load_module(source: ModelSource) -> tuple[Any, tuple[int, ...]]:
     """The float module of a teacher, a saved student or a model file, and its input shape."""
-    if source.kind == "student":
-        return _load_student(source)
+    from kdgui.core.config import ModelRef
     from kdgui.engine.models import load_model
 
-    loaded = load_model(source.ref, input_shape=source.input_shape,
-                        num_classes=source.ref.num_classes if source.ref else None)
+    # A saved student carries its architecture in the file, which load_model reads.
+    ref = ModelRef(path=str(source.path)) if source.kind == "student" else source.ref
+    loaded = load_model(ref, input_shape=source.input_shape,
+                        num_classes=ref.num_classes if ref else None)
     shape = loaded.input_shape or source.input_shape
     if not shape:
         raise ModelLoadError("the model's input shape is unknown",
                              "Pass it with --input-shape C,H,W (e.g. 1,28,28).",
                              source=loaded.source)
     return loaded.module, tuple(int(s) for s in shape)
-
-
-def _load_student(source: ModelSource) -> tuple[Any, tuple[int, ...]]:
-    from safetensors.torch import load_file
-
-    from kdgui.core.student_spec import StudentSpec
-    from kdgui.engine.export import read_metadata
-    from kdgui.engine.models import build_from_spec, load_weights
-
-    assert source.path is not None
-    meta = read_metadata(source.path)
-    arch, shape, classes = meta.get("architecture"), meta.get("input_shape"), meta.get(
-        "num_classes")
-    if not isinstance(arch, dict) or not shape or classes is None:
-        raise ModelLoadError("the saved student carries no architecture in its metadata",
-                             "Open one of the run's stages instead.", source=str(source.path))
-    shape_t = tuple(int(s) for s in shape)
-    module = build_from_spec(StudentSpec.model_validate(arch), shape_t, int(classes))
-    load_weights(module, load_file(str(source.path)), arch="spec", source=str(source.path))
-    return module.eval(), shape_t
 
 
 def _summary(layers: list[dict[str, Any]], known: dict[str, Any]) -> dict[str, Any]:

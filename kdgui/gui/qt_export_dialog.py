@@ -32,7 +32,7 @@ SUFFIX = {"state_dict": ".pt", "safetensors": ".safetensors", "pt2": ".pt2", "on
 
 
 def export_from_run(run_dir: str, fmt: str, out: str, verify: bool) -> dict[str, Any]:
-    """Load the run's final student and export it (runs on a worker thread)."""
+    """Load the run's distilled student and export it (runs on a worker thread)."""
     import torch
 
     from kdgui.core.config import ModelRef
@@ -51,22 +51,9 @@ def export_from_run(run_dir: str, fmt: str, out: str, verify: bool) -> dict[str,
         metadata = read_metadata(student)
     except Exception:
         metadata = {}
-    shape = metadata.get("input_shape")
-    arch = metadata.get("architecture")
-    if isinstance(arch, dict) and shape and metadata.get("num_classes") is not None:
-        # A kdgui student: its architecture spec travels in the file's metadata.
-        from safetensors.torch import load_file
-
-        from kdgui.core.student_spec import StudentSpec
-        from kdgui.engine.models import build_from_spec, load_weights
-
-        module = build_from_spec(StudentSpec.model_validate(arch),
-                                 tuple(int(s) for s in shape), int(metadata["num_classes"]))
-        load_weights(module, load_file(str(student)), arch="spec", source=str(student))
-        module.eval()
-    else:
-        loaded = load_model(ModelRef(path=str(student)))
-        module, shape = loaded.module, loaded.input_shape or shape
+    # load_model rebuilds a kdgui student from the architecture stored in the file.
+    loaded = load_model(ModelRef(path=str(student)))
+    module, shape = loaded.module, loaded.input_shape or metadata.get("input_shape")
     if not shape:
         raise ExportError(f"the input shape of '{student}' is unknown",
                           "Export it from the CLI with an explicit input shape.")

@@ -267,37 +267,22 @@ def embedded_architecture(path: Path) -> dict | None:
     """The kdgui metadata saved with a weights file, when it names a spec architecture.
 
     KD Studio writes its students' architecture (a StudentSpec) into safetensors metadata and
-    into the ``.json`` sidecar of a state_dict, so its own files reload without ``--arch``.
+    into the ``.json`` sidecar of a state_dict (see :mod:`kdgui.engine.export`), so its own files
+    reload without ``--arch``.
     """
-    import json
+    from kdgui.engine.export import read_metadata
 
-    meta: dict | None = None
+    fmt = "safetensors" if path.suffix == ".safetensors" else "state_dict"
     try:
-        if path.suffix == ".safetensors":
-            from safetensors import safe_open
-
-            with safe_open(str(path), "pt") as fh:
-                raw = (fh.metadata() or {}).get("kdgui")
-            meta = json.loads(raw) if raw else None
-        else:
-            sidecar = path.with_suffix(".json")
-            if sidecar.is_file():
-                meta = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = read_metadata(path, fmt)
+    except Exception:  # not ours, or no readable metadata: the caller asks for --arch
         return None
-    if not isinstance(meta, dict):
-        return None
-    arch = meta.get("architecture")
-    if isinstance(arch, str):
-        try:
-            arch = json.loads(arch)
-        except ValueError:
-            return None
+    arch = meta.get("architecture") if isinstance(meta, dict) else None
     if not isinstance(arch, dict) or "layers" not in arch:
         return None
     if not meta.get("input_shape") or not meta.get("num_classes"):
         return None
-    return {**meta, "architecture": arch}
+    return meta
 
 
 def _from_embedded(state: dict[str, Tensor], meta: dict, fmt: str, src: str) -> LoadedModel:
