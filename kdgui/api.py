@@ -172,10 +172,7 @@ def _drain(events: Iterator[Event], on_event: Callable[[Event], None] | None) ->
         if on_event is not None:
             on_event(event)
         if isinstance(event, RunFailed):
-            err = event.error
-            if event.internal:
-                raise RuntimeError(err.get("message", "internal error"))
-            raise UserError(err.get("what", "run failed"), err.get("fix", ""))
+            raise event.to_exception()
         if isinstance(event, RunFinished):
             summary = event.summary
     return summary

@@ -78,12 +78,7 @@ def drive(events: Any, printer: EventPrinter, control: Any) -> dict[str, Any]:
     for event in events:
         printer(event)
         if isinstance(event, RunFailed):
-            err = event.error
-            cls = ConfigError if not event.internal else RuntimeError
-            if event.internal:
-                raise RuntimeError(err.get("message", "internal error") + "\n" +
-                                   err.get("traceback", ""))
-            raise _replay_error(err, cls)
+            raise event.to_exception()
         if isinstance(event, RunFinished):
             result = event.summary
     return result
@@ -93,11 +88,6 @@ def threading_main() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _replay_error(err: dict[str, str], cls: type[UserError]) -> UserError:
-    exc = cls(err.get("what", "error"), err.get("fix", ""), source=err.get("source") or None)
-    return exc
 
 
 def _execute(config: ExperimentConfig, out: str | None, resume: bool, quiet: bool) -> int:

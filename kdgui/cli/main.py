@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
 import signal
 import sys
 from collections.abc import Callable
@@ -138,14 +137,6 @@ def guarded(handler: Callable[[argparse.Namespace], int], args: Any, *, debug: b
         return 1
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
-
-
-def existing_path(text: str) -> Path:
-    return Path(text)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,18 @@ class RunFailed(Event):
     step: int | None = None
     internal: bool = False
 
+    def to_exception(self) -> Exception:
+        """The error to raise where a run is consumed as a function call (CLI, Python API):
+        a :class:`UserError` with the same what/fix, or a RuntimeError for an internal error."""
+        from kdgui.core.errors import UserError
+
+        err = self.error
+        if self.internal:
+            return RuntimeError(err.get("message", "internal error") + "\n"
+                                + err.get("traceback", ""))
+        return UserError(err.get("what", "the run failed"), err.get("fix", ""),
+                         source=err.get("source") or None)
+
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls

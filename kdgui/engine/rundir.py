@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -41,9 +40,8 @@ def default_run_dir(name: str, root: str | os.PathLike[str] = "runs") -> Path:
 class RunDir:
     """Owns one run folder: creation, event log, checkpoints and the final summary."""
 
-    def __init__(self, path: Path, *, created: bool) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._created = created
         self._log = None
 
     @classmethod
@@ -55,7 +53,6 @@ class RunDir:
                 f"'{p}' already holds a run",
                 "Choose another --out folder, or pass --resume to continue that run.",
             )
-        existed = p.exists()
         try:
             p.mkdir(parents=True, exist_ok=True)
             probe = p / ".write-test"
@@ -66,7 +63,7 @@ class RunDir:
                 f"cannot write to run folder '{p}': {exc.strerror or exc}",
                 "Choose a folder you can write to with --out.",
             ) from None
-        run = cls(p, created=not existed)
+        run = cls(p)
         atomic_write_text(p / "config.yaml", dump_config(config))
         return run
 
@@ -77,7 +74,7 @@ class RunDir:
             raise ConfigError(
                 f"'{p}' is not a run folder (no config.yaml)", "Pass the folder of an earlier run."
             )
-        return cls(p, created=False)
+        return cls(p)
 
     # -- events -------------------------------------------------------------------------
     def log_event(self, event: Event) -> None:
@@ -120,12 +117,6 @@ class RunDir:
         target = self.path / "summary.json"
         atomic_write_text(target, json.dumps(summary, indent=2, default=_json_default))
         return target
-
-    def discard_if_empty(self) -> None:
-        """Remove a folder this run created when it failed before writing anything useful."""
-        self.close()
-        if self._created and not self.checkpoint_path.exists():
-            shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _json_default(value: Any) -> Any:

@@ -13,7 +13,6 @@ stop and pause take effect within one batch.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -311,7 +310,6 @@ class _Session:
         if start_epoch >= epochs:
             yield from self._emit(LogEvent(level="info", message="all epochs already done"))
 
-        history: list[dict[str, float]] = []
         try:
             for epoch in range(start_epoch, epochs):
 
@@ -331,12 +329,11 @@ class _Session:
                         }
                     )
 
-                record = yield from self._train_epoch(
+                yield from self._train_epoch(
                     distiller, optimizer, scheduler, scaler, train_src, cache,
                     epoch=epoch, total_steps=total_steps, teacher_eval=teacher_eval,
                     teacher_acc=teacher_acc, stage="distill", on_epoch_end=save,
                 )
-                history.append(record)
         except _Stopped:
             self.stopped = True
             yield from self._emit(StateEvent(state="stopped"))
@@ -403,17 +400,14 @@ class _Session:
             pass
 
     def _use_teacher_cache(self, distiller: Any, source: BatchSource) -> bool:
-        mode = self.tcfg.cache_teacher
-        possible = (
-            source.indexable
+        # "on" and "auto" both cache whenever caching is correct: without augmentation, with
+        # indexable data, and when no loss needs the teacher's feature maps.
+        return (
+            self.tcfg.cache_teacher != "off"
+            and source.indexable
             and not distiller.needs_teacher_features
             and not self.cfg.data.augment
         )
-        if mode == "off":
-            return False
-        if mode == "on" and not possible:
-            return False
-        return possible
 
     def _train_epoch(
         self,
@@ -737,9 +731,4 @@ def _plain_result(result: Any) -> dict[str, Any]:
     return out
 
 
-def collect(events: Iterator[Event]) -> list[Event]:
-    """Drain a run (tests, notebooks): the list of every event it yielded."""
-    return list(events)
-
-
-__all__ = ["Prepared", "collect", "copy", "prepare", "run", "run_prepared"]
+__all__ = ["Prepared", "prepare", "run", "run_prepared"]
