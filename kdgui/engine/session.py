@@ -366,8 +366,9 @@ class _Session:
             for epoch in range(epochs):
                 teacher.train()
                 started = time.perf_counter()
-                seen = correct = 0
-                loss_sum = 0.0
+                seen = 0
+                correct = torch.zeros((), dtype=torch.long, device=self.device)
+                loss_sum = torch.zeros((), device=self.device)
                 for x, y, _ in source.epoch():
                     yield from self._checkpoint_control()
                     x = x.to(self.device, non_blocking=True)
@@ -386,12 +387,12 @@ class _Session:
                     optimizer.step()
                     n = int(y.shape[0])
                     seen += n
-                    correct += int((logits.detach().argmax(1) == y).sum())
-                    loss_sum += float(loss.detach()) * n
+                    correct += (logits.detach().argmax(1) == y).sum()
+                    loss_sum += loss.detach().float() * n
                 result = evaluate(teacher, self.p.val, device=self.device)
                 yield from self._emit(EpochEvent(
-                    epoch=epoch + 1, step=self.step, train_loss=loss_sum / max(seen, 1),
-                    train_accuracy=correct / max(seen, 1),
+                    epoch=epoch + 1, step=self.step, train_loss=float(loss_sum) / max(seen, 1),
+                    train_accuracy=int(correct) / max(seen, 1),
                     val_accuracy=float(result["accuracy"]), teacher_accuracy=None,
                     agreement=1.0, layer_names=[], sparsity=np.zeros(0, dtype=np.float32),
                     duration_s=time.perf_counter() - started, stage="teacher",
@@ -426,18 +427,20 @@ class _Session:
         on_step: Callable[[int], None] | None = None,
         step_offset: int = 0,
         on_epoch_end: Callable[[], None] | None = None,
-    ) -> Generator[Event, str | None, dict[str, float]]:
+    ) -> Generator[Event, str | None, None]:
         from kdgui.engine.metrics import agreement, evaluate, layer_sparsity
 
         distiller.train()
         distiller.teacher.eval()
         started = time.perf_counter()
         window_start, window_samples = started, 0
-        seen = correct = 0
-        loss_sum = 0.0
-        sums: dict[str, float] = {}
-        count = 0
-        for x, y, idx in source.epoch():
+        seen = window_steps = 0
+        # Running sums stay on the device as tensors: reading them (a sync on a GPU) happens
+        # only when an event is sent, not at every step.
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        sums: dict[str, torch.Tensor] = {}
+        for epoch_steps, (x, y, idx) in enumerate(source.epoch(), start=1):
             yield from self._checkpoint_control()
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
@@ -470,26 +473,24 @@ class _Session:
             n = int(y.shape[0])
             seen += n
             window_samples += n
-            correct += int((logits.detach().argmax(1) == y).sum())
-            loss_sum += float(total.detach()) * n
-            count += 1
+            window_steps += 1
+            correct += (logits.detach().argmax(1) == y).sum()
+            loss_sum += total.detach().float() * n
             for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
+                sums[k] = sums[k] + v.detach().float() if k in sums else v.detach().float()
             if self.step % self.tcfg.log_every == 0:
                 names, sparsity = layer_sparsity(distiller.student)
                 now = time.perf_counter()
                 rate = window_samples / max(now - window_start, 1e-9)
                 window_start, window_samples = now, 0
                 done = (self.step - step_offset) / max(total_steps, 1)
-                elapsed = now - started
-                steps_this_epoch = count
-                per_step = elapsed / max(steps_this_epoch, 1)
+                per_step = (now - started) / epoch_steps
                 remaining = max(total_steps - (self.step - step_offset), 0) * per_step
                 yield from self._emit(
                     StepEvent(
                         step=self.step,
                         epoch=epoch + 1,
-                        losses={k: v / count for k, v in sums.items()},
+                        losses={k: float(v) / window_steps for k, v in sums.items()},
                         lr=float(optimizer.param_groups[0]["lr"]),
                         samples_per_s=rate,
                         progress=min(done, 1.0),
@@ -499,24 +500,18 @@ class _Session:
                         stage=stage,
                     )
                 )
-                sums, count = {}, 0
+                sums, window_steps = {}, 0
         student_eval = evaluate(distiller.student, self.p.val, device=self.device)
         names, sparsity = layer_sparsity(distiller.student)
-        record = {
-            "epoch": epoch + 1,
-            "train_loss": loss_sum / max(seen, 1),
-            "train_accuracy": correct / max(seen, 1),
-            "val_accuracy": float(student_eval["accuracy"]),
-        }
         if on_epoch_end is not None:
             on_epoch_end()
         yield from self._emit(
             EpochEvent(
                 epoch=epoch + 1,
                 step=self.step,
-                train_loss=record["train_loss"],
-                train_accuracy=record["train_accuracy"],
-                val_accuracy=record["val_accuracy"],
+                train_loss=float(loss_sum) / max(seen, 1),
+                train_accuracy=int(correct) / max(seen, 1),
+                val_accuracy=float(student_eval["accuracy"]),
                 teacher_accuracy=teacher_acc,
                 agreement=float(
                     agreement(student_eval["predictions"], teacher_eval["predictions"])
@@ -527,7 +522,6 @@ class _Session:
                 stage=stage,
             )
         )
-        return record
 
     # -- after training -------------------------------------------------------------------------
     def _measure(self, name: str, model: nn.Module, val_eval: dict[str, Any] | None = None

@@ -198,3 +198,13 @@ def test_an_architecture_only_teacher_is_trained_first(tmp_path) -> None:
     assert teacher_epochs[-1].val_accuracy > 0.5
     summary = events[-1].summary
     assert summary["teacher"]["accuracy"] == pytest.approx(teacher_epochs[-1].val_accuracy)
+
+
+def test_eta_counts_down_with_the_steps_left(tmp_path) -> None:
+    events = [e for e in run(_quick(3), tmp_path / "r") if isinstance(e, StepEvent)]
+    first, last = events[0], events[-1]
+    per_step_first = first.eta_s / (3 * 23 - first.step)
+    per_step_last = last.eta_s / max(3 * 23 - last.step, 1)
+    # The same per-step estimate all along (within noise), not one inflated after each event.
+    assert last.eta_s < first.eta_s
+    assert per_step_last < 2 * per_step_first + 1e-3
