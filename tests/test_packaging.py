@@ -131,7 +131,7 @@ def test_icons_exist_in_every_size_and_are_pngs_of_that_size() -> None:
 def test_resources_are_found_inside_a_frozen_app(monkeypatch: pytest.MonkeyPatch,
                                                  tmp_path: Path) -> None:
     """A PyInstaller app has sys._MEIPASS; its resources/ must win over sys.prefix."""
-    from kdgui.engine import resources
+    from kdgui.core import resources
 
     (tmp_path / "resources" / "demo_teacher").mkdir(parents=True)
     monkeypatch.delenv("KDGUI_RESOURCES", raising=False)

@@ -275,7 +275,7 @@ def test_missing_demo_resources(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 
 
 def test_resource_path_honours_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from kdgui.engine.resources import resource_path
+    from kdgui.core.resources import resource_path
 
     (tmp_path / "demo_teacher").mkdir()
     monkeypatch.setenv("KDGUI_RESOURCES", str(tmp_path))

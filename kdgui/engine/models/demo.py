@@ -8,8 +8,8 @@ anything. ``scripts/build_demo_teacher.py`` writes both files.
 from __future__ import annotations
 
 from kdgui.core.errors import ModelLoadError
+from kdgui.core.resources import resource_path
 from kdgui.engine.models.loading import LoadedModel, load_spec_with_weights
-from kdgui.engine.resources import resource_path
 
 DEMO_DIR = "demo_teacher"
 SPEC_FILE = "spec.json"

@@ -10,11 +10,9 @@ and show the pairing without loading weights.
 from __future__ import annotations
 
 import json
-import os
-import sys
-from pathlib import Path
 from typing import Any
 
+from kdgui.core.resources import resource_path
 from kdgui.core.student_shapes import infer
 from kdgui.core.student_spec import StudentSpec
 
@@ -37,15 +35,8 @@ def data_context(data: dict[str, Any]) -> tuple[tuple[int, int, int], int] | Non
 
 def demo_teacher_spec() -> StudentSpec | None:
     """The bundled demo teacher's architecture, or ``None`` when the file is missing."""
-    # The same places as kdgui.engine.resources.resource_roots, looked up here because the
-    # window must not import kdgui.engine before a run (tests/gui/test_with_engine.py).
-    env = os.environ.get("KDGUI_RESOURCES")
-    roots = [Path(env).expanduser()] if env else []
-    roots += [Path(__file__).resolve().parents[3] / "resources",
-              Path(sys.prefix) / "share" / "kdgui" / "resources"]
-    path = next((r / "demo_teacher" / "spec.json" for r in roots
-                 if (r / "demo_teacher" / "spec.json").is_file()), None)
-    if path is None:
+    path = resource_path("demo_teacher", "spec.json")  # core: no torch, safe before a run
+    if not path.is_file():
         return None
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
