@@ -221,6 +221,8 @@ class _Session:
         self.stopped = False
         self.previous_threads: int | None = None
         self.trained_teacher = False
+        self.teacher_eval: dict[str, Any] | None = None
+        self._teacher_logits: torch.Tensor | None = None
 
     # -- plumbing -------------------------------------------------------------------------
     def _emit(self, event: Event) -> Iterator[Event]:
@@ -287,9 +289,9 @@ class _Session:
                 start_epoch = int(state["epoch"]) + 1
                 self.step = int(state["step"])
 
-        teacher_eval = evaluate(teacher, self.p.val, device=self.device)
+        teacher_eval = self.teacher_eval = evaluate(teacher, self.p.val, device=self.device)
         teacher_acc = float(teacher_eval["accuracy"])
-        cache = teacher_outputs(teacher, train_src, self.device) if use_cache else None
+        cache = self._teacher_cache(teacher, train_src) if use_cache else None
 
         yield from self._emit(
             RunStarted(
@@ -399,6 +401,13 @@ class _Session:
                 ))
         except _Stopped:
             pass
+
+    def _teacher_cache(self, teacher: nn.Module, source: BatchSource) -> torch.Tensor:
+        """Every training sample's teacher logits, computed once per run (distillation and
+        each compression step's fine-tuning share them: same teacher, same samples)."""
+        if self._teacher_logits is None:
+            self._teacher_logits = teacher_outputs(teacher, source, self.device)
+        return self._teacher_logits
 
     def _use_teacher_cache(self, distiller: Any, source: BatchSource) -> bool:
         # "on" and "auto" both cache whenever caching is correct: without augmentation, with
@@ -674,7 +683,6 @@ class _Session:
     ) -> Generator[Event, str | None, None]:
         """Fine-tune a compressed student with the run's soft+hard distillation loss."""
         from kdgui.engine.distill import Distiller
-        from kdgui.engine.metrics import evaluate
 
         dcfg = DistillConfig(
             alpha=self.cfg.distill.alpha, temperature=self.cfg.distill.temperature,
@@ -683,12 +691,14 @@ class _Session:
         distiller = Distiller(teacher, model, dcfg, self.p.input_shape, device=self.device)
         source = BatchSource(self.p.train, self.tcfg.batch_size, shuffle=True,
                              seed=self.tcfg.seed + 1)
-        cache = teacher_outputs(teacher, source, self.device) if source.indexable else None
+        cache = self._teacher_cache(teacher, source) if self._use_teacher_cache(
+            distiller, source) else None
         tcfg = self.tcfg.model_copy(update={"lr": self.tcfg.lr * 0.3})
         optimizer = make_optimizer(distiller.trainable_parameters(), tcfg)
         total = epochs * len(source)
         scheduler = make_scheduler(optimizer, tcfg, total)
-        teacher_eval = evaluate(teacher, self.p.val, device=self.device)
+        teacher_eval = self.teacher_eval
+        assert teacher_eval is not None  # measured before distillation
         offset = self.step
         for epoch in range(epochs):
             yield from self._train_epoch(
