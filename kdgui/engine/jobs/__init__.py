@@ -1,0 +1,37 @@
+"""The engine's one front door: every job a front end can start.
+
+The CLI, the window and the Python API import the engine only through this package (plus
+``kdgui.core`` for config, events and errors); a layering test enforces it. Long jobs
+(``run``, ``compress``, ``sensitivity``, ``sweep``, ``export_run``, ...) are generators of the
+same plain events (``kdgui.core.events``); short ones (inspect a file, preview data, probe
+shapes) are plain functions that return plain data.
+
+Names resolve lazily so that importing the facade does not import torch: the window must be
+able to import it on the UI thread, and ``kdgui --help`` must stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: public name -> "submodule:attribute" (submodules of this package). One line per job; a new
+#: job is its module plus its line here.
+_EXPORTS: dict[str, str] = {}
+
+
+def __getattr__(name: str) -> Any:
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'kdgui.engine.jobs' has no attribute {name!r}")
+    module_name, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(f"{__name__}.{module_name}"), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(_EXPORTS)
+
+
+__all__ = sorted(_EXPORTS)
