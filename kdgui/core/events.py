@@ -157,10 +157,38 @@ class RunFailed(Event):
                          source=err.get("source") or None)
 
 
+@dataclass
+class JobProgress(Event):
+    """How far a job that is not a training run has got (sensitivity cells, export formats),
+    so a front end can show a progress bar without knowing the job."""
+
+    kind: ClassVar[str] = "progress"
+    job: str
+    done: int
+    total: int
+    message: str = ""
+
+
+@dataclass
+class JobFinished(Event):
+    """A job other than a run or a sweep ended (``compress``, ``sensitivity``, ``export_run``).
+
+    ``result`` is the job's plain-data result: compress's ``summary.json`` content, the
+    sensitivity table, or the files export_run wrote and from which stage. Its own event (not
+    :class:`RunFinished`) because its summary has none of a distillation run's fields.
+    """
+
+    kind: ClassVar[str] = "job_finished"
+    job: str
+    out_dir: str
+    result: dict[str, Any]
+    stopped: bool = False
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (RunStarted, StepEvent, EpochEvent, StageEvent, ArtifactEvent, StateEvent,
-                LogEvent, RunFinished, RunFailed)
+                LogEvent, RunFinished, RunFailed, JobProgress, JobFinished)
 }
 
 
@@ -226,6 +254,8 @@ __all__ = [
     "ArtifactEvent",
     "EpochEvent",
     "Event",
+    "JobFinished",
+    "JobProgress",
     "LogEvent",
     "RunControl",
     "RunFailed",
