@@ -17,7 +17,21 @@ from typing import Any
 
 #: public name -> "submodule:attribute" (submodules of this package). One line per job; a new
 #: job is its module plus its line here.
-_EXPORTS: dict[str, str] = {}
+_EXPORTS: dict[str, str] = {
+    "data_preview": "probes:data_preview",
+    "derive_spec": "probes:derive_spec",
+    "explorer_data": "probes:explorer_data",
+    "inspect_model": "probes:inspect_model",
+    "model_source_for_path": "probes:model_source_for_path",
+    "model_sources": "probes:model_sources",
+    "netron_info": "probes:netron_info",
+    "netron_server": "probes:netron_server",
+    "pairing_probe": "probes:pairing_probe",
+    "prepare_model": "probes:prepare_model",
+    "softmax_at_temperature": "probes:softmax_at_temperature",
+    "warm_up": "probes:warm_up",
+    "write_report": "probes:write_report",
+}
 
 
 def __getattr__(name: str) -> Any:
