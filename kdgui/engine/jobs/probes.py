@@ -1,4 +1,4 @@
-"""The window's short engine calls: warm-up, inspect, preview, probe, derive, explore, Netron.
+"""The window's short engine calls: warm-up, describe, preview, probe, derive, explore, Netron.
 
 Long jobs (``run``, ``sweep``, ...) are generators of events; these are plain functions that
 return plain data (numbers, strings, numpy arrays, dataclasses of those), called by the window
@@ -49,7 +49,7 @@ def warm_up() -> dict[str, Any]:
     return dict(_WARM)
 
 
-def inspect_model(ref: ModelRef | dict[str, Any]) -> dict[str, Any]:
+def describe_model(ref: ModelRef | dict[str, Any]) -> dict[str, Any]:
     """Facts about a model (file or architecture): format, layers, params, MACs."""
     from kdgui.engine.models import describe_module, inspect_file, load_model
 
@@ -142,11 +142,12 @@ def netron_info() -> Any:
     return info()
 
 
-def netron_server(model_path: str | Path) -> Any:
-    """A (not yet started) Netron server for one model file, on 127.0.0.1 only."""
+def netron_server(model_path: str | Path, port: int | None = None) -> Any:
+    """A (not yet started) Netron server for one model file, on 127.0.0.1 only (``port``
+    None: a free one; ``kdgui netron --port`` gives one)."""
     from kdgui.engine.netron_server import NetronServer
 
-    return NetronServer(model_path)
+    return NetronServer(model_path, port)
 
 
 def write_report(folder: str | Path, html_path: str | Path,
@@ -157,6 +158,18 @@ def write_report(folder: str | Path, html_path: str | Path,
     return write(folder, html_path, csv_path)
 
 
-__all__ = ["data_preview", "derive_spec", "explorer_data", "inspect_model", "model_source_for_path",
-           "model_sources", "netron_info", "netron_server", "pairing_probe", "prepare_model",
-           "softmax_at_temperature", "warm_up", "write_report"]
+__all__ = [
+    "data_preview",
+    "derive_spec",
+    "describe_model",
+    "explorer_data",
+    "model_source_for_path",
+    "model_sources",
+    "netron_info",
+    "netron_server",
+    "pairing_probe",
+    "prepare_model",
+    "softmax_at_temperature",
+    "warm_up",
+    "write_report",
+]
