@@ -20,8 +20,8 @@ from typing import Any
 _EXPORTS: dict[str, str] = {
     "data_preview": "probes:data_preview",
     "derive_spec": "probes:derive_spec",
-    "describe_model": "probes:describe_model",
     "explorer_data": "probes:explorer_data",
+    "inspect_model": "probes:inspect_model",
     "model_source_for_path": "probes:model_source_for_path",
     "model_sources": "probes:model_sources",
     "netron_info": "probes:netron_info",

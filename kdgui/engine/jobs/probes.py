@@ -1,4 +1,4 @@
-"""The window's short engine calls: warm-up, describe, preview, probe, derive, explore, Netron.
+"""The window's short engine calls: warm-up, inspect, preview, probe, derive, explore, Netron.
 
 Long jobs (``run``, ``sweep``, ...) are generators of events; these are plain functions that
 return plain data (numbers, strings, numpy arrays, dataclasses of those), called by the window
@@ -49,10 +49,18 @@ def warm_up() -> dict[str, Any]:
     return dict(_WARM)
 
 
-def describe_model(ref: ModelRef | dict[str, Any]) -> dict[str, Any]:
-    """Facts about a model (file or architecture): format, layers, params, MACs."""
+def inspect_model(ref: ModelRef | dict[str, Any] | str | Path, *, arch: str | None = None,
+                  num_classes: int | None = None, trust: bool = False) -> dict[str, Any]:
+    """Format, input shape, params, MACs and the layer table of a model.
+
+    ``ref``: a model file (then ``arch``, ``num_classes`` and ``trust`` apply: pickles load only
+    with ``trust``), or a ``ModelRef`` (a file, or an architecture with no file: the window's
+    Teacher panel describes the demo teacher this way).
+    """
     from kdgui.engine.models import describe_module, inspect_file, load_model
 
+    if isinstance(ref, (str, Path)):
+        ref = ModelRef(path=str(ref), arch=arch, num_classes=num_classes, trust=trust)
     ref = ModelRef.model_validate(ref)
     if ref.path is None:
         loaded = load_model(ref)
@@ -161,8 +169,8 @@ def write_report(folder: str | Path, html_path: str | Path,
 __all__ = [
     "data_preview",
     "derive_spec",
-    "describe_model",
     "explorer_data",
+    "inspect_model",
     "model_source_for_path",
     "model_sources",
     "netron_info",
