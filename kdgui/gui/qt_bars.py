@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QWidget
+from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtWidgets import QApplication, QWidget
 
-from kdgui.gui.qt_plot_base import SERIES_COLORS, QtLivePlot, foreground
+from kdgui.gui.qt_plot_base import SERIES_COLORS, QtLivePlot, background, foreground
 
 
 def _si(value: float) -> str:
@@ -44,9 +44,11 @@ class Metric:
     scale: float = 1.0  # multiply the stored value by this before formatting
 
 
+#: "size" prefers the zipped file size: pruning zeroes weights without shrinking the raw file,
+#: and the zip size is what shows the gain (the raw size is the fallback when unmeasured).
 METRICS = (
     Metric("params", ("params", "parameters", "num_params", "n_params"), _si),
-    Metric("size", ("size_bytes", "file_size_bytes", "bytes"), _bytes),
+    Metric("size", ("zip_size_bytes", "size_bytes", "file_size_bytes", "bytes"), _bytes),
     Metric("size", ("size_mb",), _bytes, 2**20),
     Metric("MACs", ("macs", "MACs", "mac", "flops"), _si),
     Metric("latency", ("latency_ms", "latency_ms_b1", "latency"), lambda v: f"{v:.3g} ms"),
@@ -104,38 +106,84 @@ def _same_model(a: dict[str, float], b: dict[str, float]) -> bool:
 
 
 class QtBars(QtLivePlot):
+    """Grouped bars; the legend sits above the tallest value label and wraps into rows that fit
+    the plot's width, so it neither hides a label nor is clipped (measured in pixels at each
+    redraw, and redrawn when the plot is resized)."""
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Before / after: % of the teacher (labels: absolute values)", parent)
         self.plot.setLabel("left", "relative to first stage", units="%")
         self.plot.showGrid(y=True, alpha=0.2)
         self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.getAxis("bottom").setTicks([[(i, g) for i, g in enumerate(GROUPS)], []])
-        self.legend = self.add_legend((-5, 2))
+        self._set_ticks(zip_size=True)
+        self.legend: pg.LegendItem | None = None
         self.stages: dict[str, dict[str, float]] = {}
+        self._zip: dict[str, bool] = {}
         self._items: list[Any] = []
+
+    def _set_ticks(self, zip_size: bool) -> None:
+        labels = [("zip size" if g == "size" and zip_size else g) for g in GROUPS]
+        self.plot.getAxis("bottom").setTicks([list(enumerate(labels)), []])
 
     def set_stage(self, name: str, metrics: dict[str, Any]) -> None:
         values = metric_values(metrics)
         if not values:
             return
-        if name not in self.stages and any(_same_model(v, values) for v in self.stages.values()):
-            return  # the same model measured again (a pipeline's "before"): one bar is enough
+        if name == "before" and any(_same_model(v, values) for v in self.stages.values()):
+            return  # the pipeline's "before" is the student measured again: one bar is enough
         self.stages[name] = {**self.stages.get(name, {}), **values}
+        self._zip[name] = isinstance(metrics.get("zip_size_bytes"), (int, float)) and \
+            metrics["zip_size_bytes"] >= 0
         self.mark_dirty()
+
+    def legend_names(self) -> list[str]:
+        """The names the legend shows, in order (tests and screenshots read it)."""
+        if self.legend is None:
+            return []
+        return [label.text for _sample, label in self.legend.items]
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        if self.stages:
+            self.mark_dirty()
+
+    def _new_legend(self, names: list[str], colors: list[str], width_px: float) -> float:
+        """A fresh legend (pyqtgraph's loses items when re-laid out) with as many columns as
+        fit ``width_px``; returns its height in pixels."""
+        if self.legend is not None and self.legend.scene() is not None:
+            self.legend.scene().removeItem(self.legend)
+        metrics = QFontMetrics(QApplication.font())
+        col_w = max(metrics.horizontalAdvance(n) for n in names) + 50
+        columns = max(1, min(len(names), int((width_px - 16) // col_w)))
+        legend = pg.LegendItem(offset=(8, 2), colCount=columns, labelTextColor=foreground(),
+                               brush=pg.mkBrush(background() + "c8"))
+        legend.setParentItem(self.plot.getViewBox())
+        for name, color in zip(names, colors, strict=True):
+            legend.addItem(pg.BarGraphItem(x=[0], height=[1], width=1, brush=color, pen=None),
+                           name)
+        legend.updateSize()
+        self.legend = legend
+        rows = -(-len(names) // columns)
+        return max(legend.boundingRect().height(), rows * (metrics.height() + 8) + 6)
 
     def redraw(self) -> None:
         for item in self._items:
             self.plot.removeItem(item)
         self._items.clear()
-        self.legend.clear()
         if not self.stages:
+            if self.legend is not None:
+                self.legend.clear()
             return
         names = list(self.stages)
+        self._set_ticks(zip_size=all(self._zip.get(n, False) for n in names))
         width = 0.8 / len(names)
         font = QFont()
         font.setPointSize(7)
+        label_metrics = QFontMetrics(font)
         top = 100.0
         upright = len(names) > 3  # narrow bars: write the values vertically
+        longest = 0
+        colors = [SERIES_COLORS[s % len(SERIES_COLORS)] for s in range(len(names))]
         for s, name in enumerate(names):
             xs, heights, labels = [], [], []
             for g, group in enumerate(GROUPS):
@@ -149,11 +197,9 @@ class QtBars(QtLivePlot):
                 xs.append(g - 0.4 + width * (s + 0.5))
                 heights.append(min(rel, CLIP_PERCENT))
                 labels.append(("↑ " if clipped else "") + format_value(group, value))
-            color = SERIES_COLORS[s % len(SERIES_COLORS)]
-            bars = pg.BarGraphItem(x=xs, height=heights, width=width * 0.9, brush=color, pen=None)
+            bars = pg.BarGraphItem(x=xs, height=heights, width=width * 0.9, brush=colors[s],
+                                   pen=None, name=name)
             self.plot.addItem(bars)
-            self.legend.addItem(bars, name)
-            self.legend.setColumnCount(min(len(names), 4))  # one row above the bars
             self._items.append(bars)
             for x, h, text in zip(xs, heights, labels, strict=False):
                 if upright:
@@ -165,11 +211,28 @@ class QtBars(QtLivePlot):
                 self.plot.addItem(label)
                 self._items.append(label)
                 top = max(top, h)
+                longest = max(longest, label_metrics.horizontalAdvance(text))
+        view = self.plot.getViewBox().sceneBoundingRect()
+        w_px = view.width() if view.width() > 50 else 400.0
+        h_px = view.height() if view.height() > 50 else 250.0
+        legend_px = self._new_legend(names, colors, w_px)
+        label_px = (longest + 8) if upright else (label_metrics.height() + 4)
+        free = max(0.3, 1.0 - (label_px + legend_px + 8) / h_px)
         self.plot.setXRange(-0.5, len(GROUPS) - 0.5, padding=0)
-        rows = (len(names) + 3) // 4
-        self.plot.setYRange(0, top * ((1.55 if upright else 1.2) + 0.1 * rows), padding=0)
+        self.plot.setYRange(0, top / free, padding=0)
+
+    def hover_text(self, x: float, y: float) -> str | None:
+        """Every stage's value in the group under the mouse."""
+        g = round(x)
+        if not 0 <= g < len(GROUPS) or not self.stages:
+            return None
+        group = GROUPS[g]
+        rows = [f"{name}: {format_value(group, v[group])}" for name, v in self.stages.items()
+                if group in v]
+        return "\n".join([group, *rows]) if rows else None
 
     def clear(self) -> None:
         self.stages.clear()
+        self._zip.clear()
         self.mark_dirty()
         self._dirty = True

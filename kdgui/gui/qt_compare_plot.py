@@ -1,7 +1,8 @@
-"""Validation accuracy of several runs on one plot, for comparing experiments side by side.
+"""Validation accuracy (or total loss) of several runs on one plot, to compare experiments.
 
 A class compares e.g. T = 1, 4 and 8: the table gives the final numbers, this plot shows how each
-run got there (epochs counted across stages, like the Run panel's accuracy plot).
+run got there (epochs counted across stages, like the Run panel's accuracy plot; loss against
+the training step, like TensorBoard's overlaid scalars).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
-from kdgui.core.events import EpochEvent
+from kdgui.core.events import EpochEvent, StepEvent
 from kdgui.gui.qt_plot_base import SERIES_COLORS, QtLivePlot
 
 
@@ -21,21 +22,45 @@ def validation_curve(events: list[Any]) -> tuple[list[int], list[float]]:
     return list(range(1, len(values) + 1)), values
 
 
-class QtCompareCurves(QtLivePlot):
-    """One validation-accuracy curve per selected run."""
+def loss_curve(events: list[Any]) -> tuple[list[int], list[float]]:
+    """(step, total loss) of one run's distillation steps; the epoch's mean loss stands in for
+    a run shorter than ``log_every`` (which logs no step)."""
+    xs, ys = [], []
+    for e in events:
+        if isinstance(e, StepEvent) and e.stage == "distill" and "total" in e.losses:
+            xs.append(int(e.step))
+            ys.append(float(e.losses["total"]))
+    if not xs:
+        for e in events:
+            if isinstance(e, EpochEvent) and e.stage == "distill":
+                xs.append(int(e.step))
+                ys.append(float(e.train_loss))
+    return xs, ys
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("Validation accuracy of the selected runs", parent)
-        self.plot.setLabel("bottom", "epoch (all stages)")
-        self.plot.setLabel("left", "accuracy", units="%")
+
+class QtCompareCurves(QtLivePlot):
+    """One curve per selected run: validation accuracy per epoch, or total loss per step."""
+
+    def __init__(self, parent: QWidget | None = None, metric: str = "accuracy") -> None:
+        title = ("Total loss of the selected runs" if metric == "loss"
+                 else "Validation accuracy of the selected runs")
+        super().__init__(title, parent)
+        self.metric = metric
+        if metric == "loss":
+            self.plot.setLabel("bottom", "step")
+            self.plot.setLabel("left", "total loss")
+        else:
+            self.plot.setLabel("bottom", "epoch (all stages)")
+            self.plot.setLabel("left", "accuracy", units="%")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.legend = self.add_legend((-10, -10))
+        self.legend = self.add_legend((-10, 10) if metric == "loss" else (-10, -10))
         self.runs: list[tuple[str, list[int], list[float]]] = []
         self._curves: list[Any] = []
 
     def set_runs(self, runs: list[tuple[str, list[Any]]]) -> None:
         """``runs``: (name, events) for each selected run."""
-        self.runs = [(name, *validation_curve(events)) for name, events in runs]
+        curve = loss_curve if self.metric == "loss" else validation_curve
+        self.runs = [(name, *curve(events)) for name, events in runs]
         self.mark_dirty()
 
     def redraw(self) -> None:

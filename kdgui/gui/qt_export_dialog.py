@@ -1,11 +1,19 @@
-"""Export a run's final model to another format and show the verification result.
+"""Export one stage of a run (the final compressed model by default) and say what was written.
 
-Formats come from the exporter registry (the same list as the config's ``export.formats``); the
-export and its verification (reload and compare outputs with PyTorch) run on a worker thread.
+A run folder holds several models: the distilled student (``student/``) and, after a compression
+pipeline, one model per step (``stages/<i>_<name>/``). Users export what they compressed, so the
+dialog offers the *final* stage first and names, after the export, which stage each file holds
+and how many parameters it has. The export itself — loading the stage, writing the files,
+reloading them to compare outputs — is one engine job (``kdgui.engine.jobs.export_run``) run on a
+worker thread; the dialog only lists the choices and shows the records the job returns.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,75 +32,196 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kdgui.core.formatting import fmt_count
 from kdgui.core.registry import REGISTRIES
-from kdgui.gui.qt_task import QtTask
+from kdgui.gui.qt_worker import QtWorker
 
-SUFFIX = {"state_dict": ".pt", "safetensors": ".safetensors", "pt2": ".pt2", "onnx": ".onnx",
-          "torchscript": ".torchscript.pt"}
+#: The stage key meaning "the last model the run produced" (the compressed one, if any).
+FINAL = "final"
+STUDENT = "student"
 
 
-def export_from_run(run_dir: str, fmt: str, out: str, verify: bool) -> dict[str, Any]:
-    """Load the run's distilled student and export it (runs on a worker thread)."""
-    import torch
+@dataclass(frozen=True)
+class StageChoice:
+    """One model of a run the user can export."""
 
-    from kdgui.core.config import ModelRef
-    from kdgui.core.errors import ExportError
-    from kdgui.engine.export import export_model, read_metadata
-    from kdgui.engine.models import load_model
+    key: str  # what export_run receives as ``stage``
+    label: str  # what the combo box shows
+    params: int | None = None
 
-    student = Path(run_dir) / "student" / "student.safetensors"
-    if not student.is_file():
-        raise ExportError(
-            f"'{run_dir}' holds no saved student ({student.name} is missing)",
-            "Open a run that finished, or set export formats before running (a quantized "
-            "student is exported during the run only).",
-        )
+
+def _stage_dirs(run_dir: Path) -> list[tuple[int, str, dict[str, Any]]]:
+    """``stages/<i>_<name>/metrics.json`` of a run, in pipeline order (index, name, metrics)."""
+    out = []
+    root = run_dir / "stages"
+    if not root.is_dir():
+        return out
+    for folder in root.iterdir():
+        index, _, _slug = folder.name.partition("_")
+        if not folder.is_dir() or not index.isdigit():
+            continue
+        try:
+            data = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        metrics = data.get("metrics", {}) if isinstance(data, dict) else {}
+        out.append((int(index), str(metrics.get("name") or _slug), metrics))
+    return sorted(out)
+
+
+def stage_choices(run_dir: str | Path) -> list[StageChoice]:
+    """The models of ``run_dir``: the final stage first, then each compression step, then the
+    distilled student. A run without compression offers only its student (which is final)."""
+    path = Path(run_dir)
+    steps = [s for s in _stage_dirs(path) if s[0] > 0]  # stage 0 is the student again
+    student_params = None
     try:
-        metadata = read_metadata(student)
-    except Exception:
-        metadata = {}
-    # load_model rebuilds a kdgui student from the architecture stored in the file.
-    loaded = load_model(ModelRef(path=str(student)))
-    module, shape = loaded.module, loaded.input_shape or metadata.get("input_shape")
-    if not shape:
-        raise ExportError(f"the input shape of '{student}' is unknown",
-                          "Export it from the CLI with an explicit input shape.")
-    example = torch.zeros(1, *[int(s) for s in shape])
-    result = export_model(module, fmt, out, example, metadata=metadata, verify=verify)
-    return result.to_dict()
-
-
-def describe_result(result: dict[str, Any]) -> str:
-    lines = [f"Wrote <b>{result.get('path', '')}</b> ({result.get('size_bytes', 0):,} bytes)"]
-    diff, tol = result.get("max_abs_diff"), result.get("tolerance")
-    if diff is None:
-        lines.append("Not verified.")
-    elif result.get("verified"):
-        lines.append(f"✓ verified: max |Δ| = {diff:.3g} (tolerance {tol:.3g})")
+        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+        student_params = summary.get("student", {}).get("params")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        pass
+    choices: list[StageChoice] = []
+    if steps:
+        _i, name, metrics = steps[-1]
+        params = metrics.get("params")
+        choices.append(StageChoice(FINAL, f"final model — after {name}{_params(params)}", params))
+        for _i, name, metrics in steps[:-1]:
+            params = metrics.get("params")
+            choices.append(StageChoice(name, f"after {name}{_params(params)}", params))
+        choices.append(StageChoice(STUDENT, f"distilled student, before compression"
+                                            f"{_params(student_params)}", student_params))
     else:
-        lines.append(f"✗ verification failed: max |Δ| = {diff:.3g} (tolerance {tol:.3g})")
-    if result.get("ort_latency_ms") is not None:
-        lines.append(f"onnxruntime latency: {result['ort_latency_ms']:.3g} ms")
-    lines += [f"⚠ {w}" for w in result.get("warnings", [])]
+        choices.append(StageChoice(FINAL, f"final model — the distilled student"
+                                          f"{_params(student_params)}", student_params))
+    return choices
+
+
+def _params(params: Any) -> str:
+    return f" ({fmt_count(params)} params)" if isinstance(params, (int, float)) else ""
+
+
+def _export_job() -> Callable[..., Any]:
+    """The engine's export job (imported on the worker thread: it imports torch)."""
+    from kdgui.engine import jobs
+
+    return jobs.export_run
+
+
+def run_export(run_dir: str, fmt: str, stage: str, out_dir: str, verify: bool,
+               job: Callable[..., Any] | None = None) -> list[dict[str, Any]]:
+    """Call the export job and collect its per-format records (runs on a worker thread).
+
+    The job may be a generator of events (its return value, or its ``export:<fmt>`` artifact
+    events, are the records) or a plain function returning the records.
+    """
+    job = job or _export_job()
+    kwargs: dict[str, Any] = {"stage": stage, "out_dir": out_dir}
+    if "verify" in inspect.signature(job).parameters:
+        kwargs["verify"] = verify
+    result = job(run_dir, [fmt], **kwargs)
+    if isinstance(result, Iterator):
+        records: list[dict[str, Any]] = []
+        errors: list[str] = []
+        finished: Any = None
+        try:
+            while True:
+                ev = next(result)
+                what = getattr(ev, "what", "")
+                if isinstance(what, str) and what.startswith("export:"):
+                    records.append({"format": what.partition(":")[2], "path": ev.path,
+                                    **dict(getattr(ev, "details", {}) or {})})
+                elif getattr(ev, "level", "") == "error":
+                    errors.append(str(getattr(ev, "message", "")))
+                elif getattr(ev, "kind", "") == "failed":
+                    raise _failed_job(ev.error)
+                elif getattr(ev, "kind", "") == "job_finished":
+                    finished = ev.result
+        except StopIteration as stop:
+            result = stop.value
+        if result is None:
+            result = finished if finished is not None else records
+        if not result and errors:
+            result = [{"format": fmt, "ok": False, "error": "; ".join(errors)}]
+    return _records(result)
+
+
+def _records(result: Any) -> list[dict[str, Any]]:
+    """Per-format records from the job's result: a list, or a dict holding one (with the
+    stage it exported, which each record inherits)."""
+    if isinstance(result, dict):
+        stage = result.get("stage")
+        listed = next((result[k] for k in ("exports", "files", "records")
+                       if isinstance(result.get(k), list)), None)
+        rows = listed if listed is not None else [result]
+        return [{**({"stage": stage} if stage else {}), **dict(r)} for r in rows
+                if isinstance(r, dict)]
+    return [dict(r) for r in result or [] if isinstance(r, dict)]
+
+
+def _failed_job(error: dict[str, str]) -> Exception:
+    from kdgui.core.errors import UserError
+
+    return UserError(error.get("what", "the export failed"), error.get("fix", ""))
+
+
+def verified_text(record: dict[str, Any]) -> str:
+    """"✓ verified" only when the file was reloaded and compared; otherwise say what happened."""
+    diff, tol = record.get("max_abs_diff"), record.get("tolerance")
+    if diff is None:
+        return "Not verified: the file was not reloaded and compared."
+    tol_text = f" (tolerance {tol:.3g})" if isinstance(tol, (int, float)) else ""
+    if record.get("verified"):
+        return f"✓ verified: reloaded, max |Δ| = {diff:.3g}{tol_text}"
+    return f"✗ verification failed: max |Δ| = {diff:.3g}{tol_text}"
+
+
+def describe_record(record: dict[str, Any], stage_label: str) -> str:
+    """One format's outcome as HTML: the file, which stage it holds, verification, warnings."""
+    fmt = record.get("format", "")
+    if record.get("ok") is False or record.get("error"):
+        return (f"<b style='color:#d62728'>✗ {fmt} failed</b>: "
+                f"{_esc(str(record.get('error') or 'no file written'))}")
+    stage = record.get("stage") or stage_label
+    params = record.get("params")
+    lines = [f"Wrote <b>{_esc(str(record.get('path', '')))}</b> "
+             f"({int(record.get('size_bytes') or 0):,} bytes)",
+             f"Model: <b>{_esc(str(stage))}</b>" + (f", {fmt_count(params)} params"
+                                                    if isinstance(params, (int, float)) else ""),
+             verified_text(record)]
+    if record.get("ort_latency_ms") is not None:
+        lines.append(f"onnxruntime latency: {record['ort_latency_ms']:.3g} ms")
+    lines += [f"⚠ {_esc(str(w))}" for w in record.get("warnings", []) or []]
     return "<br>".join(lines)
 
 
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 class QtExportDialog(QDialog):
-    def __init__(self, run_dir: str, parent: QWidget | None = None) -> None:
+    """Pick a stage, a format and a folder; Export runs the engine's job off the UI thread."""
+
+    def __init__(self, run_dir: str, parent: QWidget | None = None,
+                 job: Callable[..., Any] | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export model")
         self.run_dir = run_dir
-        self._task: QtTask | None = None
-        self.result_data: dict[str, Any] | None = None
+        self._job = job
+        self._task: QtWorker | None = None
+        self.records: list[dict[str, Any]] = []
         self.error_data: dict[str, str] | None = None
         layout = QVBoxLayout(self)
         form = QFormLayout()
+        self.stage_combo = QComboBox()
+        for choice in stage_choices(run_dir):
+            self.stage_combo.addItem(choice.label, choice.key)
+        self.stage_combo.setToolTip("Which of the run's models to write: the final (compressed) "
+                                    "one unless you choose an earlier stage")
         self.format_combo = QComboBox()
         for comp in REGISTRIES["exporter"]:
             self.format_combo.addItem(f"{comp.name} — {comp.title}", comp.name)
             self.format_combo.setItemData(self.format_combo.count() - 1, comp.summary, 3)
-        self.format_combo.currentIndexChanged.connect(self._suggest_path)
-        self.path_edit = QLineEdit()
+        self.path_edit = QLineEdit(str(Path(run_dir) / "export"))
         browse = QPushButton("…")
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
@@ -100,8 +229,9 @@ class QtExportDialog(QDialog):
         row.addWidget(browse)
         self.verify_box = QCheckBox("Reload the file and compare its outputs with PyTorch")
         self.verify_box.setChecked(True)
+        form.addRow("Model", self.stage_combo)
         form.addRow("Format", self.format_combo)
-        form.addRow("File", row)
+        form.addRow("Folder", row)
         form.addRow("", self.verify_box)
         layout.addLayout(form)
         self.result_label = QLabel("")
@@ -112,37 +242,43 @@ class QtExportDialog(QDialog):
         self.export_button.clicked.connect(self.export)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
-        self._suggest_path()
-        self.resize(560, 220)
+        self.resize(600, 240)
 
-    def _suggest_path(self) -> None:
-        fmt = self.format_combo.currentData()
-        self.path_edit.setText(str(Path(self.run_dir) / "export" / f"model{SUFFIX.get(fmt, '')}"))
+    @property
+    def result_data(self) -> dict[str, Any] | None:
+        """The first record of the last export (kept for callers that export one format)."""
+        return self.records[0] if self.records else None
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path_edit.text())
+        path = QFileDialog.getExistingDirectory(self, "Export to folder", self.path_edit.text())
         if path:
             self.path_edit.setText(path)
 
     def export(self) -> None:
         if self._task is not None and self._task.running:
             return
-        args = (self.run_dir, self.format_combo.currentData(), self.path_edit.text(),
-                self.verify_box.isChecked())
+        args = (self.run_dir, self.format_combo.currentData(), self.stage_combo.currentData(),
+                self.path_edit.text(), self.verify_box.isChecked(), self._job)
+        self._stage_label = self.stage_combo.currentText()
         self.export_button.setEnabled(False)
-        self.result_label.setText("Exporting…")
-        self.result_data = self.error_data = None
-        task = QtTask(lambda: export_from_run(*args), self)
-        task.done.connect(self._done)
+        self.result_label.setText(f"Exporting the {self._stage_label}…")
+        self.records, self.error_data = [], None
+        task = QtWorker(lambda: run_export(*args))
+        task.returned.connect(self._done)
         task.errored.connect(self._failed)
         task.finished.connect(lambda: self.export_button.setEnabled(True))
         self._task = task
         task.start()
 
-    def _done(self, result: dict[str, Any]) -> None:
-        self.result_data = result
-        self.result_label.setText(describe_result(result))
+    def _done(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+        if not records:
+            self.result_label.setText("The export wrote nothing.")
+            return
+        self.result_label.setText("<br><br>".join(describe_record(r, self._stage_label)
+                                                  for r in records))
 
     def _failed(self, error: dict[str, str]) -> None:
         self.error_data = error
-        self.result_label.setText(f"<b>{error.get('what', '')}</b><br>{error.get('fix', '')}")
+        self.result_label.setText(f"<b>{_esc(error.get('what', ''))}</b><br>"
+                                  f"{_esc(error.get('fix', ''))}")

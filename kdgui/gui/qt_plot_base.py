@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
@@ -72,6 +72,54 @@ def background() -> str:
     return app.palette().color(QPalette.ColorRole.Base).name()  # type: ignore[attr-defined]
 
 
+class HoverReadout:
+    """A crosshair and a small box with the values under the mouse (TensorBoard's hover)."""
+
+    def __init__(self, owner: QtLivePlot) -> None:
+        self.owner = owner
+        plot = owner.plot
+        pen = pg.mkPen(foreground(), width=1, style=Qt.PenStyle.DotLine)
+        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
+        self.label = pg.TextItem("", color=foreground(), fill=pg.mkBrush(background() + "e0"),
+                                 border=pg.mkPen(foreground()))
+        for item in (self.vline, self.label):
+            item.setZValue(1000)
+            item.hide()
+            plot.addItem(item, ignoreBounds=True)
+        self.text: str | None = None
+        plot.scene().sigMouseMoved.connect(self.moved)
+
+    def moved(self, scene_pos: QPointF) -> None:
+        view = self.owner.plot.getViewBox()
+        if not view.sceneBoundingRect().contains(scene_pos):
+            self.hide()
+            return
+        point = view.mapSceneToView(scene_pos)
+        self.show_at(point.x(), point.y())
+
+    def show_at(self, x: float, y: float) -> str | None:
+        """Show the readout at data point (x, y); returns the text shown (None: nothing)."""
+        text = self.owner.hover_text(x, y)
+        self.text = text
+        if not text:
+            self.hide()
+            return None
+        (x0, x1), (y0, y1) = self.owner.plot.getViewBox().viewRange()
+        self.vline.setPos(x)
+        self.label.setText(text)
+        # Keep the box inside the plot: it opens away from the nearer edge.
+        self.label.setAnchor((1.0 if x > (x0 + x1) / 2 else 0.0,
+                              0.0 if y > (y0 + y1) / 2 else 1.0))
+        self.label.setPos(x, y)
+        self.vline.show()
+        self.label.show()
+        return text
+
+    def hide(self) -> None:
+        self.vline.hide()
+        self.label.hide()
+
+
 class QtLivePlot(QWidget):
     """Base of the live plots: a titled PlotWidget plus the coalescing redraw timer."""
 
@@ -85,6 +133,12 @@ class QtLivePlot(QWidget):
             axis = self.plot.getAxis(name)
             axis.setPen(fg)
             axis.setTextPen(fg)
+            # "(x0.001)" on an axis of hyper-parameters or milliseconds reads as a wrong value.
+            axis.enableAutoSIPrefix(False)
+        # Before any data, 0…1 rather than pyqtgraph's empty range (which shows −400…400).
+        self.plot.getViewBox().setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        self.plot.enableAutoRange()  # setRange turned it off; data must still fit when it comes
+        self._hover = HoverReadout(self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot_widget)
@@ -130,6 +184,24 @@ class QtLivePlot(QWidget):
 
     def redraw(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def hover_text(self, x: float, y: float) -> str | None:
+        """What the crosshair reads at data point (x, y): by default, each named curve's value
+        at the nearest x. Heatmaps override it with the cell's value."""
+        rows = []
+        nearest_x = None
+        for item in self.plot.listDataItems():
+            xs, ys = item.getData()
+            name = item.name()
+            if xs is None or len(xs) == 0 or not name:
+                continue
+            i = int(np.argmin(np.abs(np.asarray(xs, dtype=np.float64) - x)))
+            nearest_x = float(xs[i]) if nearest_x is None else nearest_x
+            rows.append(f"{name}: {float(ys[i]):.4g}")
+        if not rows:
+            return None
+        x_label = self.plot.getAxis("bottom").labelText or "x"
+        return f"{x_label} {nearest_x:g}\n" + "\n".join(rows)
 
     def clear(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -36,6 +36,7 @@ from kdgui.gui.qt_bars import QtBars, format_value, metric_values, stages_from_s
 from kdgui.gui.qt_config_state import QtConfigState
 from kdgui.gui.qt_histogram import QtHistogram
 from kdgui.gui.qt_panel_base import QtPanel
+from kdgui.gui.qt_run_panel import PROBLEM_STYLE, run_problems
 
 #: Rows of the comparison table: (label, how to read it from a summary).
 COMPARE_ROWS: list[tuple[str, str, str]] = [
@@ -67,6 +68,15 @@ class RunRecord:
     @property
     def completed(self) -> bool:
         return bool(self.summary) and not self.summary.get("stopped", False)
+
+    @property
+    def status(self) -> str:
+        return ("completed" if self.completed else
+                "stopped" if self.summary.get("stopped") else "incomplete")
+
+    def problems(self) -> list[str]:
+        """Failed exports and the engine's errors and warnings, as the Run panel lists them."""
+        return run_problems(self.summary, self.events)
 
     def stage_values(self) -> dict[str, dict[str, float]]:
         stages = {n: metric_values(m) for n, m in stages_from_summary(self.summary).items()}
@@ -120,7 +130,10 @@ class QtResultsPanel(QtPanel):
     show_curves = Signal(object)
     error = Signal(dict)
     export_requested = Signal(object)
-    save_plots_requested = Signal()
+    #: (folder, "png" or "svg"): the window writes each plot there in that format.
+    save_plots_requested = Signal(str, str)
+    #: The one selected run's folder (the explorer and sensitivity views follow it).
+    run_selected = Signal(str)
 
     def __init__(self, state: QtConfigState, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
@@ -160,12 +173,25 @@ class QtResultsPanel(QtPanel):
         self.export_button.setToolTip("Export the selected run's final model (Ctrl+E)")
         self.export_button.clicked.connect(self._export_clicked)
         self.save_plots_button = QPushButton("Save plots…")
-        self.save_plots_button.setToolTip("Write every plot to PNG or SVG files")
-        self.save_plots_button.clicked.connect(self.save_plots_requested)
-        for b in (self.curves_button, self.export_button, self.save_plots_button):
+        self.save_plots_button.setToolTip("Write the loss, accuracy, sparsity and before/after "
+                                          "plots to a folder, in the format chosen beside")
+        self.save_plots_button.clicked.connect(self._save_plots_clicked)
+        from PySide6.QtWidgets import QComboBox
+
+        self.plot_format = QComboBox()
+        self.plot_format.addItem("as PNG images", "png")
+        self.plot_format.addItem("as SVG drawings", "svg")
+        for b in (self.curves_button, self.export_button, self.save_plots_button,
+                  self.plot_format):
             actions.addWidget(b)
         actions.addStretch(1)
         r_layout.addLayout(actions)
+        self.problems_label = QLabel()
+        self.problems_label.setObjectName("runProblems")
+        self.problems_label.setStyleSheet(PROBLEM_STYLE)
+        self.problems_label.setWordWrap(True)
+        self.problems_label.hide()
+        r_layout.addWidget(self.problems_label)
         self.compare = QTableWidget(0, 0)
         self.compare.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.compare.verticalHeader().setDefaultSectionSize(22)
@@ -180,12 +206,14 @@ class QtResultsPanel(QtPanel):
         from kdgui.gui.qt_compare_plot import QtCompareCurves
 
         self.curves = QtCompareCurves()
+        self.loss_curves = QtCompareCurves(metric="loss")
         self.bars.setMinimumHeight(240)
         plots.addWidget(self.bars)
         from PySide6.QtWidgets import QTabWidget
 
         self.plot_tabs = QTabWidget()
         self.plot_tabs.addTab(self.curves, "Accuracy curves")
+        self.plot_tabs.addTab(self.loss_curves, "Loss curves")
         self.plot_tabs.addTab(self.histogram, "Weight histogram")
         plots.addWidget(self.plot_tabs)
         plots.setSizes([500, 400])
@@ -273,6 +301,8 @@ class QtResultsPanel(QtPanel):
         self.bars.clear()
         self.histogram.clear()
         self.curves.set_runs([(r.name, r.events) for r in records])
+        self.loss_curves.set_runs([(r.name, r.events) for r in records])
+        self._show_problems(records)
         if len(records) == 1:
             from kdgui.core.events import StageEvent
 
@@ -283,6 +313,24 @@ class QtResultsPanel(QtPanel):
                     self.histogram.set_stage(ev.name, ev.layers)
         self.bars.flush()
         self.curves.flush()
+        self.loss_curves.flush()
+        if len(records) == 1:
+            self.run_selected.emit(str(records[0].path))
+
+    def _show_problems(self, records: list[RunRecord]) -> None:
+        rows = []
+        for record in records:
+            prefix = f"{record.name}: " if len(records) > 1 else ""
+            if record.status == "stopped":
+                rows.append(f"{prefix}stopped before the end (its numbers are of a partial run)")
+            rows += [prefix + p for p in record.problems()]
+        if rows:
+            from kdgui.gui.qt_run_panel import _esc
+
+            items = "".join(f"<li>{_esc(r)}</li>" for r in rows)
+            self.problems_label.setText(f"<b>⚠ Problems</b><ul style='margin:0; "
+                                        f"margin-left:-20px'>{items}</ul>")
+        self.problems_label.setVisible(bool(rows))
 
     def _fill_table(self, records: list[RunRecord]) -> None:
         self.compare.clear()
@@ -301,10 +349,14 @@ class QtResultsPanel(QtPanel):
             ratio = record.summary.get("compression_ratio")
             self.compare.setItem(len(COMPARE_ROWS), c, QTableWidgetItem(
                 f"{ratio:.2f}×" if isinstance(ratio, (int, float)) else "–"))
-            status = ("completed" if record.completed else
-                      "stopped" if record.summary.get("stopped") else "incomplete")
-            self.compare.setItem(len(COMPARE_ROWS) + 1, c, QTableWidgetItem(status))
+            self.compare.setItem(len(COMPARE_ROWS) + 1, c, QTableWidgetItem(record.status))
         self.compare.resizeColumnsToContents()
+
+    def _save_plots_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Save plots to folder",
+                                                  str(self.runs_root))
+        if folder:
+            self.save_plots_requested.emit(folder, self.plot_format.currentData())
 
     def _curves_clicked(self) -> None:
         records = self.selected()

@@ -44,6 +44,49 @@ from kdgui.gui.qt_panel_base import QtPanel
 from kdgui.gui.qt_plot_base import FRAME_MS, QtLivePlot
 from kdgui.gui.qt_sparsity_heatmap import QtSparsityHeatmap
 
+PROBLEM_STYLE = (
+    "QLabel#runProblems { background: rgba(255, 176, 0, 0.18); border: 1px solid #e0a000;"
+    " border-radius: 4px; padding: 6px; }"
+)
+
+
+def export_failure(what: str, details: dict[str, Any] | None) -> str | None:
+    """The message for an ``export:<fmt>`` artifact whose export failed, else None."""
+    if not what.startswith("export:") or not isinstance(details, dict) or \
+            details.get("ok", True) is not False:
+        return None
+    fmt = what.partition(":")[2]
+    return f"{fmt} export failed: {details.get('error') or 'no file written'}"
+
+
+def summary_problems(summary: dict[str, Any]) -> list[str]:
+    """Failed exports recorded in a run's summary (``exports`` entries with ``ok: false``)."""
+    out = []
+    for record in summary.get("exports") or []:
+        if isinstance(record, dict) and record.get("ok") is False:
+            out.append(f"{record.get('format', '?')} export failed: "
+                       f"{record.get('error') or 'no file written'}")
+    return out
+
+
+def run_problems(summary: dict[str, Any], events: list[Event]) -> list[str]:
+    """Everything that went wrong in a finished run: failed exports, then errors and warnings
+    the engine logged (a reopened run shows the same list as the live one)."""
+    out = summary_problems(summary)
+    for ev in events:
+        text = None
+        if isinstance(ev, LogEvent) and ev.level in ("error", "warning"):
+            text = ev.message.strip()
+        elif isinstance(ev, ArtifactEvent):
+            text = export_failure(ev.what, ev.details)
+        if text and not any(text in p or p in text for p in out):
+            out.append(text)
+    return out
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
 
 class QtRunPanel(QtPanel):
     key = "run"
@@ -77,12 +120,18 @@ class QtRunPanel(QtPanel):
         self.eta_label = QLabel("ETA –")
         self.eta_label.setMinimumWidth(90)
         self.status_label = QLabel("Ready.")
+        self.problems_label = QLabel()
+        self.problems_label.setObjectName("runProblems")
+        self.problems_label.setStyleSheet(PROBLEM_STYLE)
+        self.problems_label.setWordWrap(True)
+        self.problems_label.hide()
         for w in (self.start_button, self.pause_button, self.stop_button):
             controls.addWidget(w)
         controls.addWidget(self.progress, 1)
         controls.addWidget(self.eta_label)
         self.body_layout.addLayout(controls)
         self.body_layout.addWidget(self.status_label)
+        self.body_layout.addWidget(self.problems_label)
 
         self.loss_plot = QtLossPlot()
         self.accuracy_plot = QtAccuracyPlot()
@@ -115,10 +164,13 @@ class QtRunPanel(QtPanel):
         self.run_dir: str = ""
         self.summary: dict[str, Any] = {}
         self.artifacts: list[ArtifactEvent] = []
+        self.problems: list[str] = []
+        self.stopped = False
         self.event_count = 0
         self.last_step: StepEvent | None = None
         self._step_sparsity = False
         self._started_at: float | None = None
+        self._running = self._paused = False
         self._label_timer = QTimer(self)
         self._label_timer.setSingleShot(True)
         self._label_timer.setInterval(4 * FRAME_MS)
@@ -143,6 +195,10 @@ class QtRunPanel(QtPanel):
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
         self.pause_button.setText("▶  Resume" if paused else "‖  Pause")
+        if running and paused:
+            self.status_label.setText("Paused.")
+        elif running and self._paused and self.status_label.text() == "Paused.":
+            self.status_label.setText("Running…")  # the next step replaces it
         self._running, self._paused = running, paused
 
     def _pause_clicked(self) -> None:
@@ -160,6 +216,9 @@ class QtRunPanel(QtPanel):
         self.eta_label.setText("ETA –")
         self.summary = {}
         self.artifacts = []
+        self.problems = []
+        self.stopped = False
+        self.problems_label.hide()
         self.event_count = 0
         self.last_step = None
         self._step_sparsity = False
@@ -183,11 +242,16 @@ class QtRunPanel(QtPanel):
             self.accuracy_plot.add(ev.train_accuracy, ev.val_accuracy, ev.stage)
             if not self._step_sparsity:
                 self.heatmap.add(ev.layer_names, ev.sparsity, ev.stage, None, "epoch")
+            if self.loss_plot.point_count() == 0 and ev.train_loss == ev.train_loss:
+                # Fewer steps than log_every: no step event came; the epoch's mean loss is the
+                # one point there is (a short run would otherwise show an empty plot).
+                self.loss_plot.add(ev.step, {"total": ev.train_loss})
             self._log(f"epoch {ev.epoch} [{ev.stage}] val {100 * ev.val_accuracy:.2f}% "
                       f"train {100 * ev.train_accuracy:.2f}% agreement "
                       f"{100 * ev.agreement:.1f}% ({ev.duration_s:.1f} s)")
         elif isinstance(ev, StageEvent):
             self.bars.set_stage(ev.name, ev.metrics)
+            self._stage_sparsity(ev)
             self._log(f"measured {ev.name}: " + ", ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                 for k, v in ev.metrics.items()
@@ -202,18 +266,30 @@ class QtRunPanel(QtPanel):
             self._log(f"run folder: {ev.run_dir}")
         elif isinstance(ev, ArtifactEvent):
             self.artifacts.append(ev)
-            self._log(f"wrote {ev.what}: {ev.path}")
+            failed = export_failure(ev.what, ev.details)
+            if failed:
+                self._add_problem(failed)
+                self._log(f"error: {failed}")
+            else:
+                self._log(f"wrote {ev.what}: {ev.path}")
         elif isinstance(ev, StateEvent):
             self._log(f"run {ev.state}")
             if ev.state == "paused":
                 self.status_label.setText("Paused.")
+            elif ev.state == "resumed" and self.status_label.text() == "Paused.":
+                self.status_label.setText("Running…")
         elif isinstance(ev, LogEvent):
             self._log(f"{ev.level}: {ev.message}")
+            if ev.level in ("error", "warning"):
+                self._add_problem(ev.message)
         elif isinstance(ev, RunFinished):
             self._label_timer.stop()
             self._show_step()
             self.summary = ev.summary
+            self.stopped = ev.stopped
             self.run_dir = ev.run_dir or self.run_dir
+            for text in summary_problems(ev.summary):
+                self._add_problem(text)
             for name, metrics in stages_from_summary(ev.summary).items():
                 if name not in self.bars.stages:
                     self.bars.set_stage(name, metrics)
@@ -225,6 +301,44 @@ class QtRunPanel(QtPanel):
         elif isinstance(ev, RunFailed):
             self.status_label.setText(f"Failed: {ev.error.get('what', '')}")
             self._log(f"error: {ev.error.get('message') or ev.error.get('what')}")
+
+    # -- problems ------------------------------------------------------------------------------
+    def _add_problem(self, text: str) -> None:
+        """A failed export or an engine warning: listed in the yellow box, never only logged."""
+        text = text.strip()
+        if not text or any(text in p or p in text for p in self.problems):
+            return
+        self.problems.append(text)
+        rows = "".join(f"<li>{_esc(p)}</li>" for p in self.problems)
+        self.problems_label.setText(f"<b>⚠ {len(self.problems)} problem"
+                                    f"{'s' if len(self.problems) > 1 else ''} in this run</b>"
+                                    f"<ul style='margin:0; margin-left:-20px'>{rows}</ul>")
+        self.problems_label.show()
+
+    def finished_status(self) -> str:
+        """The status bar's words for a run that ended normally (names any failure)."""
+        if not self.problems:
+            return "Run finished."
+        first = self.problems[0]
+        more = f" (+{len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        return f"Run finished with problems: {first}{more} — see 6 · Run."
+
+    def _stage_sparsity(self, ev: StageEvent) -> None:
+        """A compression stage's per-layer sparsity as a heatmap column, so one-shot pruning
+        without fine-tuning (which sends no epoch or step) still shows in the heatmap."""
+        if ev.name in ("teacher", "student", "before"):
+            return
+        names, values = [], []
+        for layer in ev.layers or []:
+            if isinstance(layer, dict) and "sparsity" in layer and layer.get("name"):
+                names.append(str(layer["name"]))
+                values.append(float(layer["sparsity"]))
+        if not names:
+            return
+        xs = self.heatmap.xs
+        step = (xs[-1] - xs[0]) / (len(xs) - 1) if len(xs) > 1 else 1.0
+        self.heatmap.add(names, values, ev.name, (xs[-1] + step) if xs else 1.0,
+                         self.heatmap.unit)
 
     def _show_step(self) -> None:
         ev = self.last_step
