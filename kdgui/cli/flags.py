@@ -24,6 +24,7 @@ def _flag_name(spec: ParamSpec) -> str:
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """Add hand-named data/model flags and generated distill/training flags."""
     group = parser.add_argument_group("data and models")
+    group.add_argument("--name", help="a name for the run (its folder's name too)")
     group.add_argument("--data", metavar="SPEC", help="dataset spec: digits, mnist:ROOT, "
                        "fashionmnist:ROOT, cifar10:ROOT, folder:PATH, ...")
     group.add_argument("--download", action="store_true", default=None,
@@ -54,6 +55,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                 kwargs["type"] = float if spec.kind == "float" else int
                 kwargs["metavar"] = spec.name.upper()
             grp.add_argument(_flag_name(spec), **kwargs)
+    parser.add_argument("--export", metavar="FORMATS",
+                        help="export the final model: comma-separated state_dict, safetensors, "
+                        "pt2, onnx, torchscript (config: export.formats)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config field, e.g. --set distill.feature.distance=l1")
 
@@ -61,28 +65,32 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 def apply_config_flags(config: ExperimentConfig, args: argparse.Namespace) -> ExperimentConfig:
     """Return ``config`` with the flags that were given applied (and validated)."""
     overrides: list[str] = []
+    labels: dict[str, str] = {}  # config key -> the flag that set it, for error messages
 
-    def put(key: str, value: Any) -> None:
+    def put(key: str, value: Any, flag: str) -> None:
         if value is not None:
             overrides.append(f"{key}={_yaml_scalar(value)}")
+            labels[key] = flag
 
-    put("data.spec", args.data)
-    put("data.download", args.download)
+    put("data.spec", args.data, "--data")
+    put("data.download", args.download, "--download")
     if args.teacher is not None:
-        put("teacher.path", args.teacher)
-    put("teacher.arch", args.arch)
-    put("teacher.num_classes", args.num_classes)
-    put("teacher.trust", args.trust)
+        put("teacher.path", args.teacher, "--teacher")
+    put("teacher.arch", args.arch, "--arch")
+    put("teacher.num_classes", args.num_classes, "--num-classes")
+    put("teacher.trust", args.trust, "--trust")
     if args.student is not None:
-        put("student.preset", args.student)
-    put("student.width", args.width)
-    put("student.derive_from_teacher", args.derive)
+        put("student.preset", args.student, "--student")
+    put("student.width", args.width, "--width")
+    put("student.derive_from_teacher", args.derive, "--derive")
     for key, value in vars(args).items():
         if key.startswith("cfg__") and value is not None:
             _, section, name = key.split("__", 2)
-            put(f"{section}.{name}", value)
+            put(f"{section}.{name}", value, "--" + name.replace("_", "-"))
     overrides.extend(args.set)
-    return apply_overrides(config, overrides) if overrides else config
+    for item in args.set:  # a later --set of the same key is what the error is about
+        labels.pop(item.partition("=")[0].strip(), None)
+    return apply_overrides(config, overrides, labels) if overrides else config
 
 
 def _yaml_scalar(value: Any) -> str:

@@ -9,19 +9,35 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from kdgui.core.components.distill import AttentionParams, FeatureParams, Temperature
-from kdgui.core.params import param
+from kdgui.core.data_spec import known_kinds_text, parse_data_spec
+from kdgui.core.errors import DataError
+from kdgui.core.params import Params, describe, param
+from kdgui.core.presets import PRESETS
+from kdgui.core.registry import REGISTRIES
 from kdgui.core.student_spec import StudentSpec
 
 SCHEMA_VERSION = 1
+#: Longest run name: it becomes part of a folder name and of every report's title.
+MAX_NAME = 200
+#: Which registry a compression step's ``method`` is looked up in, by the step's ``kind``.
+STEP_REGISTRY: dict[str, str] = {"prune": "pruner", "quantize": "quantizer", "lowrank": "decomposer"}
 
 
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, assignments are validated."""
+class Section(Params):
+    """Base of every config section: unknown keys are errors, assignments are validated, and
+    numbers are read strictly (see :class:`kdgui.core.params.Params`).
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    Everything a run would reject on its own (an unknown preset, dataset kind, method or method
+    parameter) is rejected here, by the schema, so ``kdgui config --check``, ``kdgui run`` and the
+    window all refuse the same configs before any folder is written.
+    """
+
+
+def _known(names: Any) -> str:
+    return ", ".join(sorted(names)) or "none"
 
 
 class DataConfig(Section):
@@ -46,6 +62,17 @@ class DataConfig(Section):
         False, "Random crops and flips for training. Turns teacher-output caching off."
     )
     normalize: bool = param(True, "Normalize inputs with the dataset's mean and std.")
+
+    @field_validator("spec")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        try:
+            parse_data_spec(value)
+        except DataError as exc:
+            hint = exc.fix.partition(". For ")[2]  # "a folder of class subfolders write ..."
+            more = f"; for {hint.rstrip('.')}" if hint else ""
+            raise ValueError(f"{exc.what} (known: {known_kinds_text()}){more}") from None
+        return value
 
 
 class ModelRef(Section):
@@ -74,6 +101,25 @@ class ModelRef(Section):
     train_epochs: int = param(
         0, "Train this model from scratch for N epochs first when it has no weights.", ge=0, le=1000
     )
+    # The first training's optimizer and schedule; momentum, weight decay, batch size, seed and
+    # device come from 'training'. The defaults (Adam, 1e-3, no schedule) are what it used before
+    # these fields existed, so older configs train the same teacher.
+    train_optimizer: Literal["sgd", "adam", "adamw"] = param(
+        "adam", "Optimizer of that first training (other settings come from 'training')."
+    )
+    train_lr: float = param(1e-3, "Learning rate of that first training.", gt=0.0, le=1e4)
+    train_schedule: Literal["none", "cosine", "step"] = param(
+        "none", "Learning-rate schedule of that first training."
+    )
+
+    @field_validator("arch")
+    @classmethod
+    def _known_preset_arch(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("preset:"):
+            name = value.partition(":")[2]
+            if name not in PRESETS:
+                raise ValueError(f"unknown preset '{name}' (known: {_known(PRESETS)})")
+        return value
 
 
 class StudentConfig(Section):
@@ -95,6 +141,13 @@ class StudentConfig(Section):
     model: ModelRef | None = Field(
         None, description="A student from a file or architecture reference instead of a preset."
     )
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str | None) -> str | None:
+        if value is not None and value not in PRESETS:
+            raise ValueError(f"unknown student preset '{value}' (known: {_known(PRESETS)})")
+        return value
 
 
 class DistillConfig(Section):
@@ -167,7 +220,44 @@ class CompressionStep(Section):
     method: str = param("magnitude", "The registered method (see 'kdgui methods').")
     params: dict[str, Any] = Field(default_factory=dict, description="The method's parameters.")
     finetune_epochs: int = param(0, "Fine-tune for N epochs after the step.", ge=0, le=1000)
-    name: str | None = param(None, "A label for reports; defaults to kind:method.")
+    name: str | None = param(
+        None, "A label for reports; defaults to kind:method.", max_length=MAX_NAME
+    )
+
+    @model_validator(mode="after")
+    def _known_method_and_params(self) -> CompressionStep:
+        """The method exists for this kind and its parameters are valid, checked now rather
+        than after training, when the pipeline reaches the step."""
+        if self.kind == "finetune":
+            if self.finetune_epochs < 1:
+                raise ValueError("a finetune step needs finetune_epochs ≥ 1")
+            return self
+        registry = REGISTRIES[STEP_REGISTRY[self.kind]]
+        if self.method not in registry:
+            raise ValueError(
+                f"unknown {self.kind} method '{self.method}' (known: {_known(registry.names())})"
+            )
+        component = registry.get(self.method)
+        try:
+            component.params.model_validate(self.params)
+        except ValidationError as exc:
+            raise ValueError(_param_error(exc, self.kind, self.method, component.params)) from None
+        return self
+
+
+def _param_error(exc: ValidationError, kind: str, method: str, model: type[Params]) -> str:
+    """One sentence naming the bad parameter of a step's method, with what is allowed."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    where = f"{kind} method '{method}'"
+    if err.get("type") == "extra_forbidden":
+        return f"unknown parameter '{loc}' of {where} (known: {_known(model.model_fields)})"
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    spec = next((s for s in describe(model) if s.name == loc), None)
+    allowed = f" (allowed: {spec.range_text()})" if spec is not None and spec.range_text() else ""
+    value = repr(err.get("input"))[:60]
+    subject = f"parameter '{loc}' of {where} = {value}" if loc else where
+    return f"{subject} is invalid: {msg}{allowed}"
 
 
 class CompressionConfig(Section):
@@ -189,7 +279,7 @@ class ExperimentConfig(Section):
     """A whole experiment: data, teacher, student, distillation, training, compression, export."""
 
     schema_version: int = param(SCHEMA_VERSION, "Version of this file's schema.", ge=1, le=1)
-    name: str = param("experiment", "A name for the run.")
+    name: str = param("experiment", "A name for the run.", max_length=MAX_NAME)
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: ModelRef = Field(default_factory=lambda: ModelRef(path="demo"))
     student: StudentConfig = Field(default_factory=StudentConfig)

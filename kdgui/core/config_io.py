@@ -1,14 +1,19 @@
 """Reading and writing experiment configs (YAML or JSON), with errors a person can act on.
 
-YAML is read with ``yaml.safe_load`` only: a config file can never import or call code. Errors
-name the file, the field path, the value and the allowed range.
+YAML is read with a ``yaml.SafeLoader`` only: a config file can never import or call code. Reading
+is strict, because a lenient reader silently runs something other than what the file says: a key
+given twice, a document nested thousands deep, a file of many megabytes or a "billion laughs" of
+aliases are each refused with one line. Errors name the file, the field path, the value and the
+allowed range.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from kdgui.core.config import ExperimentConfig
-from kdgui.core.errors import ConfigError
+from kdgui.core.errors import ConfigError, printable
 from kdgui.core.params import describe
 
 
@@ -41,67 +46,235 @@ def _allowed_text(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     return ""
 
 
-def format_validation_error(exc: ValidationError, source: str | None = None) -> ConfigError:
-    """Turn pydantic's error into a :class:`ConfigError` naming field, value and range."""
+#: Largest config file read: a real one (even with a drawn student) is a few kilobytes.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+#: Deepest nesting of lists and mappings: the schema itself is 5 levels deep.
+MAX_DEPTH = 64
+#: Most values (scalars, lists, mappings) in one config, counting every repetition of a YAML
+#: alias: a "billion laughs" document is refused here instead of being expanded.
+MAX_VALUES = 100_000
+#: Longest string value (paths included; run names have their own, shorter limit).
+MAX_STRING = 4096
+
+
+def _friendly_msg(err: Any) -> str:
+    kind = err.get("type", "")
+    if kind in ("finite_number",):
+        return "must be a number (not NaN or infinity)"
+    if kind in ("float_parsing", "float_type", "int_parsing", "int_type") and isinstance(
+        err.get("input"), str
+    ):
+        return "must be a number"
+    return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
+def format_validation_error(
+    exc: ValidationError, source: str | None = None, labels: Mapping[str, str] | None = None
+) -> ConfigError:
+    """Turn pydantic's error into a :class:`ConfigError` naming field, value and range.
+
+    ``labels`` maps a dotted key to what the user typed for it (``distill.alpha`` → ``--alpha``),
+    so an error in a value given as a flag names the flag rather than the config path.
+    """
     err = exc.errors()[0]
-    loc = tuple(p for p in err.get("loc", ()) if not isinstance(p, int) or True)
+    loc = tuple(err.get("loc", ()))
     path = ".".join(str(p) for p in loc) or "config"
     kind = err.get("type", "")
+    label = (labels or {}).get(path)
     if kind == "extra_forbidden":
         allowed = _allowed_text(ExperimentConfig, loc)
         what = f"unknown key '{path}'"
         fix = f"Remove it or fix its spelling ({allowed})." if allowed else "Remove it."
         return ConfigError(what, fix, source=source)
     value = err.get("input")
-    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    msg = _friendly_msg(err)
     allowed = _allowed_text(ExperimentConfig, tuple(p for p in loc if not isinstance(p, int)))
-    what = f"{path} = {value!r} is invalid: {msg}" if not isinstance(value, dict) else (
-        f"{path} is invalid: {msg}"
-    )
-    fix = f"Use a value with {allowed}." if allowed else "Fix the value (see 'kdgui config --example')."
+    shown = printable(repr(value), 60)
+    if label is not None:
+        what = f"{label} {shown} is invalid: {msg}"
+        source = None
+    elif isinstance(value, dict):
+        what = f"{path}: {msg}"
+    else:
+        what = f"{path} = {shown} is invalid: {msg}"
+    if allowed:
+        fix = f"Use a value with {allowed}."
+    elif "(known: " in msg:
+        fix = "Use one of the known names."
+    elif path.startswith("compression.steps"):
+        fix = "See 'kdgui methods' for the methods and their parameters."
+    else:
+        fix = "Fix the value (see 'kdgui config --example')."
     return ConfigError(what, fix, source=source)
 
 
-def config_from_dict(data: dict[str, Any], source: str | None = None) -> ExperimentConfig:
+def check_limits(data: Any, source: str | None = None) -> None:
+    """Refuse documents too deep, too large or with too long strings, before validation.
+
+    Iterative (no recursion), so a 5000-deep list or a self-referencing YAML alias gives this
+    one clear error rather than a RecursionError or an endless expansion.
+    """
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ConfigError(
+                f"the config holds more than {MAX_VALUES:,} values (repeated YAML aliases?)",
+                "Write the values out plainly.", source=source,
+            )
+        if depth > MAX_DEPTH:
+            raise ConfigError(
+                f"the config is too deeply nested (more than {MAX_DEPTH} levels)",
+                "A config is a few levels of sections; check the brackets.", source=source,
+            )
+        if isinstance(node, str):
+            if len(node) > MAX_STRING:
+                raise ConfigError(
+                    f"a text value is {len(node):,} characters long (at most {MAX_STRING:,})",
+                    "Shorten it; names and paths are much shorter than that.", source=source,
+                )
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                stack.append((key, depth + 1))
+                stack.append((value, depth + 1))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((item, depth + 1) for item in node)
+
+
+def config_from_dict(
+    data: dict[str, Any], source: str | None = None, labels: Mapping[str, str] | None = None
+) -> ExperimentConfig:
     """Validate a plain dict as an :class:`ExperimentConfig`."""
     if not isinstance(data, dict):
         raise ConfigError(
             "the config is not a mapping of sections", "Start from 'kdgui config --example'.",
             source=source,
         )
+    check_limits(data, source)
     version = data.get("schema_version", 1)
-    if version != 1:
+    if version != 1 or isinstance(version, bool):
         raise ConfigError(
-            f"schema_version {version!r} is not supported by this version of KD Studio",
+            f"schema_version {printable(repr(version), 40)} is not supported by this version of "
+            "KD Studio",
             "Use schema_version: 1, or upgrade KD Studio.", source=source,
         )
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        raise format_validation_error(exc, source) from None
+        raise format_validation_error(exc, source, labels) from None
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int | None) -> None:
+        super().__init__(key)
+        self.key = key
+        self.line = line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML keeps the last
+    one silently, so ``epochs: 1`` then ``epochs: 5`` would run 5)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the constructor reports it
+                continue
+            if duplicate:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _json_line_of_second(text: str, key: str) -> int | None:
+    matches = list(re.finditer(re.escape(json.dumps(key)) + r"\s*:", text))
+    if len(matches) < 2:
+        return None
+    return text.count("\n", 0, matches[1].start()) + 1
+
+
+def _parse(text: str, is_json: bool) -> Any:
+    """Parse JSON or YAML text; duplicate keys raise :class:`_DuplicateKey`."""
+    if is_json:
+        def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for key, value in pairs:
+                if key in out:
+                    raise _DuplicateKey(key, _json_line_of_second(text, key))
+                out[key] = value
+            return out
+
+        return json.loads(text, object_pairs_hook=unique)
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no tags that run code
+
+
+def parse_config_text(text: str, *, is_json: bool, source: str | None = None) -> Any:
+    """The data of a config document, or a :class:`ConfigError` saying what is wrong where."""
+    fmt = "JSON" if is_json else "YAML"
+    try:
+        data = _parse(text, is_json)
+    except _DuplicateKey as dup:
+        at = f" (line {dup.line})" if dup.line else ""
+        raise ConfigError(
+            f"the key '{printable(str(dup.key), 60)}' is given twice in one section{at}",
+            "Keep one of them: a config must say each value once.", source=source,
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            "the config is too deeply nested to read",
+            "A config is a few levels of sections; check the brackets.", source=source,
+        ) from None
+    except (yaml.YAMLError, json.JSONDecodeError, ValueError) as exc:
+        raise ConfigError(
+            f"the file is not valid {fmt}: {printable(' '.join(str(exc).split()), 200)}",
+            "Fix the syntax at the position shown.", source=source,
+        ) from None
+    return data
 
 
 def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
     """Load a YAML or JSON config file."""
     p = Path(path)
-    if not p.is_file():
+    src = str(p)
+    if p.is_dir():
+        raise ConfigError(f"config path '{p}' is a folder, not a file",
+                          "Give the YAML or JSON file inside it.")
+    if not p.exists():
         raise ConfigError(f"config file '{p}' does not exist", "Check the path.")
+    if not p.is_file():
+        raise ConfigError(f"config path '{p}' is not a regular file",
+                          "Give a YAML or JSON file.")
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file '{p}': {exc}", "Check the file.") from None
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file '{p}': {exc.strerror or exc}",
+                          "Check the file's permissions.") from None
+    if len(raw) > MAX_FILE_BYTES:
         raise ConfigError(
-            f"the file is not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: "
-            f"{' '.join(str(exc).split())}",
-            "Fix the syntax at the position shown.", source=str(p),
+            f"the config file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB",
+            "A config is a few kilobytes; check that this is the right file.", source=src,
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"the file is not UTF-8 text (byte {exc.start})",
+            "Save it as UTF-8, or check that this is the config and not a binary file.",
+            source=src,
         ) from None
+    data = parse_config_text(text, is_json=p.suffix.lower() == ".json", source=src)
     if data is None:
         raise ConfigError("the config file is empty", "Start from 'kdgui config --example'.",
-                          source=str(p))
-    return config_from_dict(data, source=str(p))
+                          source=src)
+    return config_from_dict(data, source=src)
 
 
 def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
@@ -153,17 +326,24 @@ def save_config(config: ExperimentConfig, path: str | os.PathLike[str]) -> None:
 def _parse_scalar(text: str) -> Any:
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return text
 
 
-def apply_overrides(config: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
-    """Apply ``section.key=value`` overrides (as from ``--set``) and re-validate."""
+def apply_overrides(
+    config: ExperimentConfig, overrides: list[str], labels: Mapping[str, str] | None = None
+) -> ExperimentConfig:
+    """Apply ``section.key=value`` overrides (as from ``--set``) and re-validate.
+
+    ``labels`` maps a key to the flag the user typed for it (``distill.alpha`` → ``--alpha``),
+    so a bad value is reported under that flag's name.
+    """
     data = config_to_dict(config)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"override '{item}' is not KEY=VALUE", "Write e.g. distill.alpha=0.5.")
+            raise ConfigError(f"override '{printable(item, 80)}' is not KEY=VALUE",
+                              "Write e.g. distill.alpha=0.5.")
         node = data
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -171,9 +351,10 @@ def apply_overrides(config: ExperimentConfig, overrides: list[str]) -> Experimen
                 node[part] = {} if node.get(part) is None else node[part]
             node = node[part]
             if not isinstance(node, dict):
-                raise ConfigError(f"'{key}' does not name a config field", "Check the key.")
+                raise ConfigError(f"'{printable(key, 80)}' does not name a config field",
+                                  "Check the key.")
         node[parts[-1]] = _parse_scalar(raw)
-    return config_from_dict(data, source="--set")
+    return config_from_dict(data, source="--set", labels=labels)
 
 
 def example_yaml() -> str:

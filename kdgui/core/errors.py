@@ -9,6 +9,42 @@ bug): the CLI exits 1 and shows the traceback only with ``--debug``.
 
 from __future__ import annotations
 
+import unicodedata
+
+#: Longest "what" and "fix" parts :meth:`UserError.one_line` prints; longer ones are cut with an
+#: ellipsis, so a huge value quoted from a file (a 50 MB name) never floods a terminal or a dialog.
+MAX_WHAT = 320
+MAX_FIX = 240
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` with every control or formatting character shown as an escape (``\\x1b``).
+
+    Messages quote what users give us (names, paths, a file's first bytes). Printed raw, an
+    ``ESC ] 0 ; ... BEL`` sequence in such a quote would retitle or reprogram the terminal, so
+    everything that reaches a terminal or a log goes through this one function. ``limit`` cuts
+    the result to that many characters, ending with ``…``.
+    """
+    out = []
+    for ch in text:
+        if ch == " " or (ch.isprintable() and unicodedata.category(ch) not in ("Cf", "Co")):
+            out.append(ch)
+        elif ch in "\t\n\r":
+            out.append(" ")
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000
+                       else f"\\U{code:08x}")
+    result = "".join(out)
+    if limit is not None and len(result) > limit:
+        result = result[: max(0, limit - 1)] + "…"
+    return result
+
+
+def quote_bytes(data: bytes, limit: int = 40) -> str:
+    """The first bytes of a file as safe text: decoded where possible, escapes elsewhere."""
+    return printable(data.decode("utf-8", "replace").replace("\ufffd", "?"), limit)
+
 
 class KDError(Exception):
     """Base class of every error raised on purpose by kdgui."""
@@ -31,8 +67,9 @@ class UserError(KDError):
     def one_line(self) -> str:
         """The message on a single line, as the CLI prints it."""
         head = f"{self.source}: {self.what}" if self.source else self.what
-        text = f"{head}. {self.fix}" if self.fix else head
-        return " ".join(text.split())
+        head = printable(" ".join(head.split()), MAX_WHAT)
+        fix = printable(" ".join(self.fix.split()), MAX_FIX)
+        return f"{head}. {fix}" if fix else head
 
     def to_dict(self) -> dict[str, str]:
         """Plain data for events and run folders."""

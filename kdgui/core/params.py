@@ -13,14 +13,35 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 
 
 class Params(BaseModel):
-    """Base of every parameter model: unknown keys are errors, assignments are validated."""
+    """Base of every parameter model: unknown keys are errors, assignments are validated.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    Numbers are read strictly, because a lenient reading silently runs something else than what
+    the file says: ``epochs: true`` is not 1 epoch, ``epochs: "5"`` is a typo'd quote, and NaN or
+    infinity pass every ``le``/``ge`` check they are compared with (they are refused as "must be a
+    number"). Float fields still take numeric strings, since YAML 1.1 reads ``3e-3`` as a string.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name
+        if name is None or name not in cls.model_fields:
+            return value
+        annotation, _ = _unwrap_optional(cls.model_fields[name].annotation)
+        if annotation not in (int, float):
+            return value
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number, not {str(value).lower()}")
+        if annotation is int and isinstance(value, str):
+            raise ValueError("must be a whole number, not text")
+        return value
 
 
 def param(
@@ -34,6 +55,7 @@ def param(
     unit: str = "",
     step: float | None = None,
     formula: str = "",
+    max_length: int | None = None,
 ) -> Any:
     """Declare one parameter: default, help text, range, unit and slider step, once."""
     extra: dict[str, Any] = {}
@@ -44,7 +66,8 @@ def param(
     if formula:
         extra["formula"] = formula
     return Field(
-        default, description=help, ge=ge, gt=gt, le=le, lt=lt, json_schema_extra=extra or None
+        default, description=help, ge=ge, gt=gt, le=le, lt=lt, max_length=max_length,
+        json_schema_extra=extra or None,
     )
 
 
