@@ -12,9 +12,10 @@ away and rebuilt. That decides the design:
   rebuilt by scanning the root and the remembered paths. No run is lost, because no run lives
   only in the database.
 
-A run folder is a folder holding ``config.yaml`` and ``metrics.jsonl`` or ``summary.json``
-(docs/run-folder.md). Its status: ``completed`` (summary.json, not stopped), ``stopped``,
-``failed`` (the last event in metrics.jsonl is ``failed``) or ``incomplete`` (running, or killed).
+What a run folder is, where its files are and how they are read belongs to
+:mod:`kdgui.core.run_folders` (docs/run-folder.md). A run's status: ``completed`` (summary.json,
+not stopped), ``stopped``, ``failed`` (the last event in metrics.jsonl is ``failed``) or
+``incomplete`` (running, or killed).
 
 Python's ``sqlite3`` only; no torch (this module is core), so the window's history panel opens
 instantly. One connection guarded by a lock: the window's thread and a worker may share it.
@@ -22,28 +23,35 @@ instantly. One connection guarded by a lock: the window's thread and a worker ma
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kdgui.core.config_io import atomic_write_text
 from kdgui.core.errors import ConfigError, UserError
-from kdgui.core.run_folders import is_run_folder
+from kdgui.core.run_folders import (
+    SWEEP_FILE,
+    TAGS_FILE,
+    config_path,
+    file_stamps,
+    find_run_folders,
+    is_run_folder,
+    read_config_dict,
+    read_json,
+    read_summary,
+    run_status,
+)
 
 SCHEMA_VERSION = 1
 DB_NAME = "history.sqlite"
 PATHS_NAME = "history-paths.txt"
-TAGS_FILE = "tags.json"
 #: A run deleted from the index but kept on disk carries this tag, so scans skip it.
 HIDDEN_TAG = "hidden"
 
@@ -119,32 +127,8 @@ class RunRecord:
 # --------------------------------------------------------------------------- reading run folders
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _last_event(path: Path) -> str | None:
-    """The ``event`` of the last complete line of metrics.jsonl (read from the end)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 65536))
-            tail = fh.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(tail):
-        with contextlib.suppress(ValueError):
-            return json.loads(line).get("event")
-    return None
-
-
 def _tags_of(folder: Path) -> tuple[list[str], str]:
-    data = _read_json(folder / TAGS_FILE) or {}
+    data = read_json(folder / TAGS_FILE) or {}
     tags = data.get("tags") if isinstance(data.get("tags"), list) else []
     return sorted({str(t) for t in tags}), str(data.get("note") or "")
 
@@ -157,21 +141,11 @@ def _final(summary: dict[str, Any]) -> dict[str, Any]:
 def describe_folder(folder: Path) -> dict[str, Any]:
     """Everything the index stores about one run folder, read from its files."""
     folder = folder.resolve()
-    try:
-        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        config = {}
-    if not isinstance(config, dict):
-        config = {}
-    summary = _read_json(folder / "summary.json")
-    if summary is not None:
-        status = "stopped" if summary.get("stopped") else "completed"
-    else:
-        status = "failed" if _last_event(folder / "metrics.jsonl") == "failed" else "incomplete"
-    stamps = [p.stat().st_mtime for p in (folder / "config.yaml", folder / "metrics.jsonl",
-                                         folder / "summary.json", folder / TAGS_FILE)
-              if p.exists()]
-    cfg_file = folder / "config.yaml"
+    config = read_config_dict(folder)
+    summary = read_summary(folder)
+    status = run_status(folder, summary or {})
+    stamps = file_stamps(folder)
+    cfg_file = config_path(folder)
     created = cfg_file.stat().st_mtime if cfg_file.exists() else time.time()
     summary = summary or {}
     final = _final(summary)
@@ -180,7 +154,7 @@ def describe_folder(folder: Path) -> dict[str, Any]:
     data, distill = config.get("data") or {}, config.get("distill") or {}
     tcfg, scfg = config.get("teacher") or {}, config.get("student") or {}
     steps = (config.get("compression") or {}).get("steps") or []
-    sweep = folder.parent if (folder.parent / "sweep.json").is_file() else None
+    sweep = folder.parent if (folder.parent / SWEEP_FILE).is_file() else None
     tags, note = _tags_of(folder)
     size = final.get("size_bytes")
     return {
@@ -215,27 +189,6 @@ def describe_folder(folder: Path) -> dict[str, Any]:
         "summary_json": json.dumps(summary, default=str),
         "tags": tags,
     }
-
-
-def find_run_folders(root: Path) -> Iterator[Path]:
-    """Every run folder under ``root`` (a run folder's own subfolders are not searched)."""
-    if not root.is_dir():
-        return
-    if is_run_folder(root):
-        yield root
-        return
-    for dirpath, dirnames, _ in os.walk(root):
-        here = Path(dirpath)
-        keep = []
-        for name in sorted(dirnames):
-            if name.startswith("."):
-                continue
-            sub = here / name
-            if is_run_folder(sub):
-                yield sub
-            else:
-                keep.append(name)
-        dirnames[:] = keep
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -444,9 +397,7 @@ class History:
                     found.add(key)
                     if HIDDEN_TAG in _tags_of(folder)[0]:
                         continue
-                    stamps = [p.stat().st_mtime for p in (
-                        folder / "config.yaml", folder / "metrics.jsonl", folder / "summary.json",
-                        folder / TAGS_FILE) if p.exists()]
+                    stamps = file_stamps(folder)
                     if key not in known or (stamps and max(stamps) > (known[key] or 0)):
                         self._upsert(self._conn, describe_folder(folder))
                         changed += 1

@@ -1,8 +1,8 @@
 """Which models a run folder holds (teacher, student, every compression stage) and how to draw one.
 
-A run folder (``runs/NAME/``, see :mod:`kdgui.engine.rundir`) keeps the teacher as a reference in
-``config.yaml``, the final student in ``student/student.safetensors`` (absent for an int8
-student) and each compression stage in ``stages/<i>_<name>/`` with its ``metrics.json`` (the
+A run folder (``runs/NAME/``, laid out by :mod:`kdgui.core.run_folders`) keeps the teacher as a
+reference in ``config.yaml``, the final student in ``student/student.safetensors`` (absent for an
+int8 student) and each compression stage in ``stages/<i>_<name>/`` with its ``metrics.json`` (the
 engine's numbers and layer table) and its model (``model.pt2``, ``model.ts`` for ``torch.ao``
 int8, ``model.onnx`` for ONNX Runtime int8). :func:`prepare` turns any of them into an annotated
 ONNX file for Netron plus the layer table and summary numbers the Models view shows.
@@ -15,13 +15,24 @@ int8 stage's numbers (bits included) and a note saying so.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kdgui.core.errors import ModelLoadError
+from kdgui.core.run_folders import (
+    STAGE_METRICS_FILE,
+    STAGES_DIR,
+    config_path,
+    holds_models,
+    read_json,
+    read_summary,
+    stage_dirs,
+    stage_index,
+    student_path,
+)
+from kdgui.core.run_folders import find_runs as _find_runs
 
 ONNX_MAGIC_SUFFIXES = (".onnx",)
 
@@ -56,55 +67,25 @@ class PreparedModel:
 
 # -- finding runs and their models ---------------------------------------------------------------
 
-def is_run_dir(path: Path) -> bool:
-    """A folder written by a kdgui run (it has ``stages/`` or ``student/``)."""
-    return path.is_dir() and ((path / "stages").is_dir() or (path / "student").is_dir())
-
-
 def find_runs(root: str | Path) -> list[Path]:
     """Folders with models to show in ``root`` (or ``root`` itself), newest first: run folders
     and also ``kdgui compress`` output folders, which have stages but no config.yaml."""
-    base = Path(root).expanduser()
-    if is_run_dir(base):
-        return [base]
-    if not base.is_dir():
-        return []
-    runs = [p for p in base.iterdir() if is_run_dir(p)]
-    return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
+    return _find_runs(root, models=True)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _stage_index(folder: Path) -> int:
-    match = re.match(r"(\d+)_", folder.name)
-    return int(match.group(1)) if match else 1 << 30
-
-
-def stage_dirs(run_dir: Path) -> list[Path]:
-    """Completed stage folders in order (a folder being written starts with a dot)."""
-    stages = run_dir / "stages"
-    if not stages.is_dir():
-        return []
-    found = [p for p in stages.iterdir()
-             if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file()]
-    return sorted(found, key=_stage_index)
+    return read_json(path) or {}
 
 
 def _run_input_shape(run_dir: Path) -> tuple[int, ...] | None:
-    shape = _read_json(run_dir / "summary.json").get("data", {}).get("input_shape")
+    shape = (read_summary(run_dir) or {}).get("data", {}).get("input_shape")
     return tuple(int(s) for s in shape) if shape else None
 
 
 def run_sources(run_dir: str | Path) -> list[ModelSource]:
     """The teacher, the saved student and every stage of a run, in that order."""
     run = Path(run_dir)
-    summary = _read_json(run / "summary.json")
+    summary = read_summary(run) or {}
     shape = _run_input_shape(run)
     out: list[ModelSource] = []
     teacher_ref = _teacher_ref(run)
@@ -112,15 +93,15 @@ def run_sources(run_dir: str | Path) -> list[ModelSource]:
         label = teacher_ref.path or teacher_ref.arch or "teacher"
         out.append(ModelSource("teacher", f"teacher ({label})", None, run, None, teacher_ref,
                                shape, dict(summary.get("teacher") or {})))
-    student = run / "student" / "student.safetensors"
+    student = student_path(run)
     if student.is_file():
         out.append(ModelSource("student", "student (distilled)", student, run, None, None,
                                shape, dict(summary.get("student") or {})))
     for folder in stage_dirs(run):
-        data = _read_json(folder / "metrics.json")
+        data = _read_json(folder / STAGE_METRICS_FILE)
         name = (data.get("metrics") or {}).get("name") or folder.name
         model_file = data.get("model_file") or ""
-        out.append(ModelSource("stage", f"stage {_stage_index(folder)}: {name}",
+        out.append(ModelSource("stage", f"stage {stage_index(folder)}: {name}",
                                folder / model_file if model_file else None, run, folder, None,
                                shape, dict(data.get("metrics") or {})))
     return out
@@ -146,9 +127,9 @@ def source_for_path(path: str | Path, *, arch: str | None = None, num_classes: i
 
     target = Path(path).expanduser()
     if target.is_dir():
-        if is_run_dir(target):
+        if holds_models(target):
             return final_source(target)
-        if (target / "metrics.json").is_file() and target.parent.name == "stages":
+        if (target / STAGE_METRICS_FILE).is_file() and target.parent.name == STAGES_DIR:
             run = target.parent.parent
             for source in run_sources(run):
                 if source.stage_dir == target:
@@ -165,7 +146,7 @@ def source_for_path(path: str | Path, *, arch: str | None = None, num_classes: i
 
 
 def _teacher_ref(run: Path) -> Any:
-    config = run / "config.yaml"
+    config = config_path(run)
     if not config.is_file():
         return None
     try:
@@ -206,7 +187,7 @@ def _prepare_stage(source: ModelSource, target: Path, title: str) -> PreparedMod
     from kdgui.engine.netron_graph import annotate_file, export_annotated
 
     assert source.stage_dir is not None
-    data = _read_json(source.stage_dir / "metrics.json")
+    data = _read_json(source.stage_dir / STAGE_METRICS_FILE)
     layers = list(data.get("layers") or [])
     summary = _summary(layers, source.metrics)
     model = source.path
@@ -243,7 +224,7 @@ def _prepare_stage(source: ModelSource, target: Path, title: str) -> PreparedMod
 def _earlier_program(source: ModelSource) -> Path | None:
     assert source.stage_dir is not None and source.run_dir is not None
     earlier = [d for d in stage_dirs(source.run_dir)
-               if _stage_index(d) < _stage_index(source.stage_dir)]
+               if stage_index(d) < stage_index(source.stage_dir)]
     for folder in reversed(earlier):
         if (folder / "model.pt2").is_file():
             return folder / "model.pt2"
@@ -310,7 +291,6 @@ __all__ = [
     "PreparedModel",
     "final_source",
     "find_runs",
-    "is_run_dir",
     "prepare",
     "run_sources",
     "source_for_path",

@@ -8,18 +8,112 @@ quantize → quantizer, lowrank → decomposer) and ``method`` (the name registe
 Which int8 back end sits behind ``dynamic-int8`` was chosen by measurement (see
 ``kdgui/engine/compress/quantize/dynamic.py``); because the choice lives behind this name, it can
 change without touching configs.
+
+Each method also declares its **traits** (:class:`MethodTraits`) here, next to its registration:
+whether it trains during the step, makes an int8 model, needs calibration data. The pipeline's
+checks, the sweep's bit count, the CLI's ``--quantize`` choices and the window's method lists read
+them through :func:`method_traits`, :func:`methods_of` and :func:`int8_methods`, so a new method
+is one :func:`declare_method` call (plus its engine module and its test), with no list elsewhere.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from kdgui.core.errors import ConfigError
 from kdgui.core.params import Params, param
-from kdgui.core.registry import register
+from kdgui.core.registry import REGISTRIES, Component, register
 
 _ENGINE = "kdgui.engine.compress"
+
+#: A compression step's ``kind`` → the registry of its methods (``finetune`` steps have none).
+STEP_KINDS: dict[str, str] = {"prune": "pruner", "quantize": "quantizer", "lowrank": "decomposer"}
+
+#: A trait is a constant, or a function of the step's validated parameters (gradual pruning
+#: trains during the step, one-shot pruning does not).
+Trait = bool | Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class MethodTraits:
+    """What the pipeline, the CLI and the window need to know about a method without running it.
+
+    ``trains_during_step``: the method fine-tunes inside its step (it needs finetune_epochs ≥ 1
+    and does not get a second fine-tuning afterwards); ``produces_int8``: the result holds int8
+    kernels, so it cannot be pruned, decomposed, quantized again or fine-tuned (it must be the last
+    step), and stores 8 bits per weight; ``needs_calibration``: it reads calibration data.
+    """
+
+    step_kind: str = ""
+    trains_during_step: Trait = False
+    produces_int8: bool = False
+    needs_calibration: Trait = False
+
+    def trains(self, params: BaseModel | None = None) -> bool:
+        return _holds(self.trains_during_step, params)
+
+    def calibrates(self, params: BaseModel | None = None) -> bool:
+        return _holds(self.needs_calibration, params)
+
+
+def _holds(trait: Trait, params: BaseModel | None) -> bool:
+    if callable(trait):
+        return bool(params is not None and trait(params))
+    return bool(trait)
+
+
+#: (step kind, method) → traits, filled by :func:`declare_method`.
+TRAITS: dict[tuple[str, str], MethodTraits] = {}
+
+
+def declare_method(
+    step_kind: str,
+    name: str,
+    params: type[BaseModel],
+    impl: str,
+    title: str,
+    summary: str = "",
+    formula: str = "",
+    paper: str = "",
+    *,
+    traits: MethodTraits | None = None,
+) -> Component:
+    """Register a compression method for steps of ``step_kind`` together with its traits."""
+    if step_kind not in STEP_KINDS:
+        raise ValueError(f"step kind {step_kind!r} has no methods; use one of {list(STEP_KINDS)}")
+    component = register(STEP_KINDS[step_kind], name, params, impl, title, summary, formula, paper)
+    TRAITS[(step_kind, name)] = replace(traits or MethodTraits(), step_kind=step_kind)
+    return component
+
+
+def method_component(step_kind: str, method: str) -> Component:
+    """The registered method of a step, or a ConfigError listing the kinds or the methods."""
+    if step_kind not in STEP_KINDS:
+        raise ConfigError(f"compression step kind '{step_kind}' has no methods",
+                          f"Use kind {', '.join(STEP_KINDS)} or finetune.")
+    return REGISTRIES[STEP_KINDS[step_kind]].get(method)
+
+
+def method_traits(step_kind: str, method: str) -> MethodTraits:
+    """The declared traits of a method (a plugin registered without traits has none set)."""
+    method_component(step_kind, method)  # unknown kind or method: the registry's clear error
+    return TRAITS.get((step_kind, method), MethodTraits(step_kind=step_kind))
+
+
+def methods_of(step_kind: str) -> list[str]:
+    """The method names a step of ``step_kind`` can use, in declaration order."""
+    registry = STEP_KINDS.get(step_kind)
+    return REGISTRIES[registry].names() if registry else []
+
+
+def int8_methods() -> list[str]:
+    """Quantize methods whose result is an int8 model."""
+    return [m for m in methods_of("quantize") if method_traits("quantize", m).produces_int8]
+
 
 # ---------------------------------------------------------------------------------------- pruners
 
@@ -105,22 +199,24 @@ class StructuredPruneParams(Params):
     )
 
 
-register(
-    "pruner", "magnitude", MagnitudePruneParams, f"{_ENGINE}.prune.unstructured:apply",
+declare_method(
+    "prune", "magnitude", MagnitudePruneParams, f"{_ENGINE}.prune.unstructured:apply",
     "Magnitude (unstructured)",
     "Zeroes the smallest-magnitude weights, layer by layer or globally, once or gradually. "
     "Shrinks the zip-compressed file; gives no speed-up on dense CPU kernels.",
     "s_t = s_f + (s_i - s_f)(1 - (t - t0)/(nΔt))^3",
     "Zhu, Gupta. To prune, or not to prune. 2017; Han et al. Learning both Weights and "
     "Connections. NeurIPS 2015",
+    traits=MethodTraits(trains_during_step=lambda p: p.schedule == "gradual"),
 )
-register(
-    "pruner", "structured", StructuredPruneParams, f"{_ENGINE}.prune.structured:apply",
+declare_method(
+    "prune", "structured", StructuredPruneParams, f"{_ENGINE}.prune.structured:apply",
     "Channels (structured)",
     "Removes whole channels (Torch-Pruning dependency graph keeps residual, concat and "
     "depthwise layers consistent): fewer params, fewer MACs and a measurable speed-up.",
     "keep the top (1 - r)·C channels by importance",
     "Fang et al. DepGraph: Towards Any Structural Pruning. CVPR 2023",
+    traits=MethodTraits(needs_calibration=lambda p: p.importance == "taylor"),
 )
 
 # ------------------------------------------------------------------------------------ quantizers
@@ -179,38 +275,43 @@ class FakeQuantParams(Params):
     )
 
 
-register(
-    "quantizer", "dynamic-int8", DynamicInt8Params, f"{_ENGINE}.quantize.dynamic:apply",
+declare_method(
+    "quantize", "dynamic-int8", DynamicInt8Params, f"{_ENGINE}.quantize.dynamic:apply",
     "Dynamic int8 (CPU)",
     "int8 weights for Linear/LSTM, activations quantized per batch at run time. Measured ~2× "
     "faster than float at batch 64 on an MLP; no calibration needed.",
+    traits=MethodTraits(produces_int8=True),
 )
-register(
-    "quantizer", "static-int8", StaticInt8Params, f"{_ENGINE}.quantize.static:apply",
+declare_method(
+    "quantize", "static-int8", StaticInt8Params, f"{_ENGINE}.quantize.static:apply",
     "Static int8 (post-training)",
     "int8 weights and activations with ranges calibrated on N samples (FX graph mode).",
     "x_q = clamp(round(x/s) + z, 0, 255)",
+    traits=MethodTraits(produces_int8=True, needs_calibration=True),
 )
-register(
-    "quantizer", "qat-int8", QatInt8Params, f"{_ENGINE}.quantize.qat:apply",
+declare_method(
+    "quantize", "qat-int8", QatInt8Params, f"{_ENGINE}.quantize.qat:apply",
     "Quantization-aware training",
     "Fine-tunes with fake-quant observers so the weights adapt to int8, then converts.",
     "",
     "Jacob et al. Quantization and Training of Neural Networks for Efficient "
     "Integer-Arithmetic-Only Inference. CVPR 2018",
+    traits=MethodTraits(trains_during_step=True, produces_int8=True),
 )
-register(
-    "quantizer", "onnx-int8", OnnxInt8Params, f"{_ENGINE}.quantize.onnx:apply",
+declare_method(
+    "quantize", "onnx-int8", OnnxInt8Params, f"{_ENGINE}.quantize.onnx:apply",
     "ONNX Runtime int8",
     "Exports the model to ONNX and quantizes the file with onnxruntime.quantization, for "
     "deployment with ONNX Runtime. Must be the last step.",
+    traits=MethodTraits(produces_int8=True, needs_calibration=lambda p: p.mode == "static"),
 )
-register(
-    "quantizer", "fake", FakeQuantParams, f"{_ENGINE}.quantize.fake:apply",
+declare_method(
+    "quantize", "fake", FakeQuantParams, f"{_ENGINE}.quantize.fake:apply",
     "Simulated n-bit (fake-quant)",
     "Rounds weights (and optionally activations) to 2–8 bits in float, to see accuracy "
     "against bits. No size or speed gain: the tensors stay float32.",
     "w_q = s·clamp(round(w/s), -2^(b-1)+1, 2^(b-1)-1)",
+    traits=MethodTraits(needs_calibration=lambda p: p.activations),
 )
 
 # ----------------------------------------------------------------------------------- decomposers
@@ -247,15 +348,15 @@ class ConvLowRankParams(LowRankParams):
     )
 
 
-register(
-    "decomposer", "svd", LowRankParams, f"{_ENGINE}.lowrank.svd:apply",
+declare_method(
+    "lowrank", "svd", LowRankParams, f"{_ENGINE}.lowrank.svd:apply",
     "Truncated SVD (Linear)",
     "Replaces W (out×in) by two Linears of rank r: params r·(in+out) instead of in·out.",
     "W ≈ U_r Σ_r V_rᵀ",
     "Denton et al. Exploiting Linear Structure Within Convolutional Networks. NeurIPS 2014",
 )
-register(
-    "decomposer", "conv", ConvLowRankParams, f"{_ENGINE}.lowrank.conv:apply",
+declare_method(
+    "lowrank", "conv", ConvLowRankParams, f"{_ENGINE}.lowrank.conv:apply",
     "Convolution decomposition",
     "Splits each k×k convolution into a thinner pair (SVD) or triple (Tucker-2) of convolutions.",
     "W ≈ core ×₁ U_out ×₂ U_in",

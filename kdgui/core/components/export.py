@@ -9,10 +9,86 @@ only, so not packed int8 weights).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import BaseModel
+
+from kdgui.core.errors import ConfigError
 from kdgui.core.params import Params, param
-from kdgui.core.registry import register
+from kdgui.core.registry import Component, exporters, register
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """The one table of export formats, a row per exporter, declared with it.
+
+    ``suffix``: the file extension written (``RUN/export/model<suffix>``) and recognised when
+    reloading; ``verify``: how a written file is checked before it is moved into place;
+    ``holds_int8``: whether the format can carry ``torch.ao`` int8 layers (packed weights) —
+    the others need a float model; ``weights_only``: the file holds weights without the
+    architecture, so reloading it needs the model (or KD Studio's metadata).
+    """
+
+    name: str
+    suffix: str
+    verify: str
+    holds_int8: bool
+    weights_only: bool = False
+
+
+#: Format name → its row, filled by :func:`declare_format` (read it through the functions below).
+FORMATS: dict[str, ExportFormat] = {}
+
+
+def declare_format(
+    name: str,
+    params: type[BaseModel],
+    impl: str,
+    title: str,
+    summary: str = "",
+    *,
+    suffix: str,
+    verify: str,
+    holds_int8: bool,
+    weights_only: bool = False,
+) -> Component:
+    """Register an exporter and its row of the format table in one declaration."""
+    component = register("exporter", name, params, impl, title, summary)
+    FORMATS[name] = ExportFormat(name, suffix, verify, holds_int8, weights_only)
+    return component
+
+
+def export_format(name: str) -> ExportFormat:
+    """The table row of ``name``; an unknown name is a ConfigError listing the known ones."""
+    exporters.get(name)
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise ConfigError(
+            f"the exporter '{name}' was registered without its format (suffix, verification)",
+            "Declare it with kdgui.core.components.export.declare_format.",
+        ) from None
+
+
+def export_formats() -> list[ExportFormat]:
+    """Every declared format, in declaration order (what ``export.formats`` may name)."""
+    return [FORMATS[c.name] for c in exporters if c.name in FORMATS]
+
+
+def format_names() -> list[str]:
+    return [f.name for f in export_formats()]
+
+
+def int8_formats() -> list[str]:
+    """Formats that can hold a ``torch.ao`` int8 model."""
+    return [f.name for f in export_formats() if f.holds_int8]
+
+
+def format_of_suffix(suffix: str) -> str | None:
+    """The format whose files end in ``suffix`` (case-insensitive), if one does."""
+    found = [f.name for f in export_formats() if f.suffix.lower() == suffix.lower()]
+    return found[0] if found else None
 
 
 class StateDictParams(Params):
@@ -60,47 +136,59 @@ class TorchScriptParams(Params):
 
 _ENGINE = "kdgui.engine.export"
 
-register(
-    "exporter",
+declare_format(
     "state_dict",
     StateDictParams,
     f"{_ENGINE}.state_dict:StateDictExporter",
     "PyTorch state_dict (.pt)",
     "Weights only, loaded without running code (weights_only); a JSON sidecar records the "
     "architecture spec, input shape, class names and normalization.",
+    suffix=".pt",
+    verify="reloaded into the architecture with weights_only=True; outputs compared with PyTorch's",
+    holds_int8=True,
+    weights_only=True,
 )
-register(
-    "exporter",
+declare_format(
     "safetensors",
     SafetensorsParams,
     f"{_ENGINE}.safetensors:SafetensorsExporter",
     "safetensors (.safetensors)",
     "Weights only in a format that cannot execute code when loaded; metadata in the header. "
     "Not for torch.ao quantized models (packed weights are not plain tensors).",
+    suffix=".safetensors",
+    verify="reloaded into the architecture; outputs compared with PyTorch's",
+    holds_int8=False,
+    weights_only=True,
 )
-register(
-    "exporter",
+declare_format(
     "pt2",
     Pt2Params,
     f"{_ENGINE}.pt2:Pt2Exporter",
     "torch.export program (.pt2)",
     "Self-contained graph and weights, loaded with torch.export.load; PyTorch's recommended "
     "successor to TorchScript.",
+    suffix=".pt2",
+    verify="torch.export.load; outputs compared, also at a second batch size when dynamic",
+    holds_int8=False,
 )
-register(
-    "exporter",
+declare_format(
     "onnx",
     OnnxParams,
     f"{_ENGINE}.onnx:OnnxExporter",
     "ONNX (.onnx)",
     "Runs in onnxruntime and many other runtimes; verified with onnx.checker and onnxruntime.",
+    suffix=".onnx",
+    verify="onnx.checker, then onnxruntime outputs compared, also at a second batch size",
+    holds_int8=False,
 )
-register(
-    "exporter",
+declare_format(
     "torchscript",
     TorchScriptParams,
     f"{_ENGINE}.torchscript:TorchScriptExporter",
     "TorchScript (.ts)",
     "Self-contained, deprecated since PyTorch 2.14 but the one self-contained format that "
     "holds torch.ao quantized models.",
+    suffix=".ts",
+    verify="torch.jit.load; outputs compared with PyTorch's",
+    holds_int8=True,
 )

@@ -18,16 +18,14 @@ from pydantic import BaseModel, ValidationError
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from kdgui.core.components.compression import STEP_KINDS, method_component
 from kdgui.core.errors import CompressionError
 from kdgui.core.events import Event, LogEvent
-from kdgui.core.registry import Component, decomposers, pruners, quantizers
+from kdgui.core.registry import Component
 
 FinetuneFn = Callable[..., Iterator[Event]]
 """``finetune(model, epochs[, on_step])`` trains ``model`` in place for ``epochs`` and yields
 events; if it accepts ``on_step``, it calls ``on_step(t)`` after each optimizer step."""
-
-KIND_REGISTRY = {"prune": pruners, "quantize": quantizers, "lowrank": decomposers}
-
 
 @dataclass
 class CompressionContext:
@@ -107,13 +105,13 @@ class CompressionContext:
 
 def resolve(kind: str, method: str) -> Component:
     """The registered component for a step's kind (prune, quantize, lowrank) and method."""
-    if kind not in KIND_REGISTRY:
+    if kind not in STEP_KINDS:
         raise CompressionError(
             f"compression step kind '{kind}' has no methods",
-            "Use kind prune, quantize, lowrank or finetune.",
+            f"Use kind {', '.join(STEP_KINDS)} or finetune.",
         )
     try:
-        return KIND_REGISTRY[kind].get(method)
+        return method_component(kind, method)
     except Exception as exc:  # ConfigError from the registry: re-raise as a compression error
         fix = getattr(exc, "fix", "")
         raise CompressionError(f"unknown {kind} method '{method}'", fix) from None

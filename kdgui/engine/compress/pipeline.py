@@ -20,6 +20,7 @@ from typing import Any
 
 from torch import nn
 
+from kdgui.core.components.compression import method_traits
 from kdgui.core.config import CompressionStep
 from kdgui.core.errors import CompressionError
 from kdgui.core.events import ArtifactEvent, Event, LogEvent, StageEvent
@@ -30,8 +31,6 @@ from kdgui.engine.compress.stages import measure, save_stage
 
 #: Speed-ups below this are reported as "no speed gain" (timing noise on a shared CPU is ~5%).
 MIN_SPEEDUP = 1.1
-_TRAINS_DURING_STEP = {("prune", "magnitude"), ("quantize", "qat-int8")}
-_INT8 = {"dynamic-int8", "static-int8", "qat-int8", "onnx-int8"}
 
 
 def step_name(step: CompressionStep) -> str:
@@ -39,7 +38,11 @@ def step_name(step: CompressionStep) -> str:
 
 
 def check_steps(steps: list[CompressionStep], ctx: CompressionContext) -> None:
-    """Validate every step's method and parameters and their order, before anything runs."""
+    """Validate every step's method and parameters and their order, before anything runs.
+
+    What a method needs (training data, calibration data, its place in the order) comes from
+    the traits declared with it (kdgui.core.components.compression), never from lists here.
+    """
     after_int8: str | None = None
     for i, step in enumerate(steps, 1):
         label = f"compression step {i} ({step_name(step)})"
@@ -59,9 +62,8 @@ def check_steps(steps: list[CompressionStep], ctx: CompressionContext) -> None:
             continue
         component = resolve(step.kind, step.method)
         params = validate(component, step.params)
-        trains = (step.kind, step.method) in _TRAINS_DURING_STEP and (
-            step.method != "magnitude" or params.schedule == "gradual"
-        )
+        traits = method_traits(step.kind, step.method)
+        trains = traits.trains(params)
         if (trains or step.finetune_epochs > 0) and ctx.finetune is None:
             raise CompressionError(
                 f"{label} needs fine-tuning, but no fine-tuning function is available",
@@ -72,16 +74,24 @@ def check_steps(steps: list[CompressionStep], ctx: CompressionContext) -> None:
                 f"{label} trains during the step but has finetune_epochs = 0",
                 "Set finetune_epochs ≥ 1 (CLI: --finetune-epochs N).",
             )
-        if step.kind == "quantize" and step.method in _INT8 and step.method != "qat-int8" and (
-            step.finetune_epochs > 0
-        ):
+        if traits.produces_int8 and not trains and step.finetune_epochs > 0:
             raise CompressionError(
                 f"{label} cannot fine-tune an int8 model (finetune_epochs = "
                 f"{step.finetune_epochs})",
                 "Set finetune_epochs to 0, or use qat-int8 to train with quantization.",
             )
-        if step.kind == "quantize" and step.method in _INT8:
+        if traits.calibrates(params) and not _has_data(ctx.calibration):
+            raise CompressionError(
+                f"{label} needs calibration data, but the calibration set is empty",
+                "Give the step a dataset with at least one sample (the training split is used "
+                "by default), or choose a method without calibration such as dynamic-int8.",
+            )
+        if traits.produces_int8:
             after_int8 = step_name(step)
+
+
+def _has_data(dataset: Any) -> bool:
+    return dataset is not None and len(dataset) > 0
 
 
 def _finetune(model: nn.Module, epochs: int, ctx: CompressionContext) -> Generator[Event]:

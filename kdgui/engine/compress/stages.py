@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import warnings
 import zipfile
@@ -24,6 +23,7 @@ import onnx
 import torch
 from torch import nn
 
+from kdgui.core.run_folders import STAGE_METRICS_FILE, stage_folder_name
 from kdgui.engine import metrics as M
 from kdgui.engine.compress.context import CompressionContext
 from kdgui.engine.compress.quantize.onnx import OnnxRuntimeModel
@@ -70,10 +70,6 @@ def _onnx_sizes(path: Path) -> dict[str, Any]:
     }
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "stage"
-
-
 def _export_program(model: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
     """A ``torch.export`` program with a dynamic batch (static if the model forbids it)."""
     batch = example.expand(2, *example.shape[1:]).contiguous()  # 1 would be specialised
@@ -113,13 +109,13 @@ def save_stage(
     """Write ``out_dir/<index>_<name>/`` (model + metrics.json) atomically."""
     stages = Path(out_dir)
     stages.mkdir(parents=True, exist_ok=True)
-    final = stages / f"{index}_{slug(name)}"
+    final = stages / stage_folder_name(index, name)
     tmp = stages / f".{final.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         file, note = _save_model(model, tmp, ctx.example(1))
-        (tmp / "metrics.json").write_text(json.dumps(
+        (tmp / STAGE_METRICS_FILE).write_text(json.dumps(
             {"metrics": metrics, "layers": layers, "model_file": file, "format": note},
             indent=2, default=str))
         if final.exists():

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kdgui.core.components.export import export_format, format_of_suffix
 from kdgui.core.errors import ExportError
 from kdgui.core.registry import exporters
 from kdgui.engine.export.base import (
@@ -84,7 +85,7 @@ def _exporter_class(fmt: str) -> type[Exporter]:
 
 def default_suffix(fmt: str) -> str:
     """The file extension written for ``fmt`` when the path has none (``.onnx``, ``.pt2``, ...)."""
-    return _exporter_class(fmt).suffix
+    return export_format(fmt).suffix
 
 
 def _target_path(path: str | os.PathLike[str], suffix: str) -> Path:
@@ -191,7 +192,7 @@ def export_model(
     component = exporters.get(fmt)
     exporter_cls: type[Exporter] = component.load()
     exporter = exporter_cls(component.validate(params, where=f"export.{fmt}"))
-    target = _target_path(path, exporter.suffix)
+    target = _target_path(path, export_format(fmt).suffix)
     _prepare_folder(target)
 
     net = on_device(model, "cpu")
@@ -235,16 +236,11 @@ def export_model(
 
 
 def detect_format(path: Path) -> str:
-    """The format of an exported file, from its suffix (and its contents for ``.pt``)."""
-    suffix = path.suffix.lower()
-    by_suffix = {
-        ".onnx": "onnx",
-        ".pt2": "pt2",
-        ".safetensors": "safetensors",
-        ".ts": "torchscript",
-    }
-    if suffix in by_suffix:
-        return by_suffix[suffix]
+    """The format of an exported file, from its suffix in the format table, and from its contents
+    for ``.pt``-like names (a TorchScript or torch.export archive saved as ``.pt``)."""
+    by_suffix = format_of_suffix(path.suffix)
+    if by_suffix is not None and by_suffix != "state_dict":
+        return by_suffix
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()

@@ -95,10 +95,10 @@ class LoadedModel:
 
 
 class Exporter:
-    """One file format. Subclasses set ``name``/``suffix`` and implement ``write`` and ``load``."""
+    """One file format. Subclasses set ``name`` and implement ``write`` and ``load``; the suffix and
+    what the format can hold are declared with the exporter (kdgui.core.components.export)."""
 
     name: ClassVar[str] = ""
-    suffix: ClassVar[str] = ""
     #: Whether files of this format, as configured, accept a batch size other than the example's.
     dynamic_batch: bool = False
 

@@ -10,10 +10,9 @@ import re
 
 from torch import nn
 
+from kdgui.core.components.export import format_names, int8_formats
 from kdgui.core.errors import ExportError
 from kdgui.engine.metrics._modules import is_quantized_module
-
-ALL_FORMATS = ("state_dict", "safetensors", "pt2", "onnx", "torchscript")
 
 _PATTERNS = (
     # ONNX translation: "No ONNX function found for <OpOverload(op='aten.foo', overload='default')>"
@@ -36,8 +35,8 @@ def compatible_formats(model: nn.Module) -> list[str]:
     failure is reported by :func:`unsupported_error` when it happens.
     """
     if any(is_quantized_module(m) for m in model.modules()):
-        return ["state_dict", "torchscript"]
-    return list(ALL_FORMATS)
+        return int8_formats()
+    return format_names()
 
 
 def culprit(exc: BaseException, model: nn.Module) -> str:
@@ -93,8 +92,8 @@ def _chain(exc: BaseException) -> list[BaseException]:
 def unsupported_error(exc: BaseException, model: nn.Module, fmt: str, title: str) -> ExportError:
     """An ExportError naming what ``fmt`` cannot represent and the formats that can hold it."""
     others = [f for f in compatible_formats(model) if f != fmt]
-    if fmt in ("pt2", "onnx") and "quantized" in culprit(exc, model):
-        others = [f for f in others if f not in ("pt2", "onnx")]
+    if "quantized" in culprit(exc, model):
+        others = [f for f in others if f in int8_formats()]
     return ExportError(
         f"cannot export to {title}: {culprit(exc, model)} has no {title} equivalent "
         f"({detail(exc)})",

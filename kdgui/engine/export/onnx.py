@@ -52,7 +52,6 @@ def _runner(session: Any) -> Any:
 
 class OnnxExporter(Exporter):
     name = "onnx"
-    suffix = ".onnx"
 
     def write(
         self, model: nn.Module, path: Path, example: torch.Tensor, metadata: dict[str, Any]

@@ -49,7 +49,6 @@ def export_program(
 
 class Pt2Exporter(Exporter):
     name = "pt2"
-    suffix = ".pt2"
 
     def write(
         self, model: nn.Module, path: Path, example: torch.Tensor, metadata: dict[str, Any]

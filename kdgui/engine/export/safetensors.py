@@ -27,7 +27,6 @@ METADATA_KEY = "kdgui"
 
 class SafetensorsExporter(Exporter):
     name = "safetensors"
-    suffix = ".safetensors"
 
     def write(
         self, model: nn.Module, path: Path, example: torch.Tensor, metadata: dict[str, Any]

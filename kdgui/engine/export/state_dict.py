@@ -30,7 +30,6 @@ def needs_architecture(path: Path, fmt: str) -> ExportError:
 
 class StateDictExporter(Exporter):
     name = "state_dict"
-    suffix = ".pt"
 
     def write(
         self, model: nn.Module, path: Path, example: torch.Tensor, metadata: dict[str, Any]

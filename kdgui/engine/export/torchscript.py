@@ -35,7 +35,6 @@ def _messages(caught: list[warnings.WarningMessage]) -> list[str]:
 
 class TorchScriptExporter(Exporter):
     name = "torchscript"
-    suffix = ".ts"
 
     def write(
         self, model: nn.Module, path: Path, example: torch.Tensor, metadata: dict[str, Any]
