@@ -1,8 +1,8 @@
 """The window's entry point: ``main(argv)`` sets up Qt, shows the window, and optionally runs.
 
-``kdgui`` (no arguments) reaches this module through ``importlib.import_module`` — the CLI never
-imports the GUI statically, so ``kdgui --help`` stays free of Qt. Torch is *not* imported here:
-the window paints first and the engine is imported on the worker thread when a run starts.
+The package's launcher calls :func:`main` (the CLI and the window are separate front ends:
+neither imports the other). Torch is *not* imported here: the window paints first, then its
+engine warm-up imports torch on a worker thread, once, before any view uses it.
 
 Unattended use (docs screenshots, CI)::
 

@@ -1,24 +1,28 @@
-"""The main window: the flow of panels, the run worker, menus, shortcuts and persistence.
+"""The main window: the flow of panels, the views beside it, the run, errors and closing.
 
 The window holds no training logic. It edits one :class:`QtConfigState`, starts the engine's
-generator in a :class:`QtRunner` on a deep copy of the validated config, and routes every event
-to the panels. Errors from any source (run worker, model inspection, file dialogs) reach the
-user in one place, :meth:`QtMainWindow.show_error`, which opens a non-blocking message box and
-keeps the window usable.
+``run`` job in a :class:`QtRunner` on a deep copy of the validated config, and routes every
+event to the panels. Errors from any source (run, probes, file dialogs) reach the user in one
+place, :meth:`QtMainWindow.show_error`, which opens a non-blocking message box.
+
+At launch the window starts the engine warm-up (:func:`kdgui.engine.jobs.warm_up`) on a worker:
+torch is imported once, by that one thread, while the user reads the first panel; every worker
+that needs the engine waits for it, so no view can import torch concurrently (issue 12.1).
+
+Its other parts live beside it: menus (:mod:`~kdgui.gui.window_menus`), configs and settings
+(:mod:`~kdgui.gui.window_files`), finished runs (:mod:`~kdgui.gui.window_results`) and the views
+beside the flow (:mod:`~kdgui.gui.qt_views`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import time
 from pathlib import Path
-from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHBoxLayout,
     QListWidget,
     QListWidgetItem,
@@ -30,59 +34,51 @@ from PySide6.QtWidgets import (
 )
 
 from kdgui.core.config import ExperimentConfig, demo_config
-from kdgui.core.config_io import load_config, save_config
 from kdgui.core.errors import UserError
 from kdgui.core.events import Event, RunFailed, RunFinished, StateEvent
+from kdgui.core.run_folders import new_run_dir
 from kdgui.gui.qt_compress_panel import QtCompressPanel
 from kdgui.gui.qt_config_state import QtConfigState
 from kdgui.gui.qt_data_panel import QtDataPanel
 from kdgui.gui.qt_distill_panel import QtDistillPanel
+from kdgui.gui.qt_first_run_hint import SETTINGS_KEY, QtFirstRunHint
 from kdgui.gui.qt_panel_base import QtPanel
-from kdgui.gui.qt_results_panel import QtResultsPanel, RunRecord
+from kdgui.gui.qt_results_panel import QtResultsPanel
 from kdgui.gui.qt_run_panel import QtRunPanel
+from kdgui.gui.qt_runner import QtRunner, RunFn
 from kdgui.gui.qt_student_panel import QtStudentPanel
 from kdgui.gui.qt_teacher_panel import QtTeacherPanel
-from kdgui.gui.qt_worker import QtRunner, RunFn
+from kdgui.gui.qt_views import EXTRA_VIEWS
+from kdgui.gui.qt_worker import QtWorker, wait_for_workers
+from kdgui.gui.window_files import WindowFilesMixin, truthy
+from kdgui.gui.window_menus import build_menus
+from kdgui.gui.window_results import WindowResultsMixin
 
 FLOW_KEYS = ("teacher", "data", "student", "distill", "compress", "run", "results")
-
-#: Views beside the flow, created the first time they are shown (they import more, e.g. torch
-#: or QtWebEngine, which must not delay the first paint): key, title, "module:Class".
-EXTRA_VIEWS: tuple[tuple[str, str, str], ...] = (
-    ("models", "8 · Models (Netron)", "kdgui.gui.qt_views:make_models"),
-    ("explorer", "9 · Soft-target explorer", "kdgui.gui.qt_views:make_explorer"),
-    ("sensitivity", "Pruning sensitivity", "kdgui.gui.qt_views:make_sensitivity"),
-    ("sweeps", "Sweeps & lessons", "kdgui.gui.qt_views:make_sweeps"),
-    ("history", "History", "kdgui.gui.qt_views:make_history"),
-)
+FLOW_PANELS = (QtTeacherPanel, QtDataPanel, QtStudentPanel, QtDistillPanel, QtCompressPanel,
+               QtRunPanel, QtResultsPanel)
 PANEL_KEYS = FLOW_KEYS + tuple(key for key, _, _ in EXTRA_VIEWS)
-MAX_RECENT = 8
-CONFIG_FILTER = "Experiment configs (*.yaml *.yml *.json);;All files (*)"
 #: How long closing the window waits for a stopping run before giving up on it.
 CLOSE_TIMEOUT_MS = 15000
-
-
-def _truthy(value: Any) -> bool:
-    """QSettings' INI back end returns booleans as strings."""
-    return str(value).lower() in ("1", "true", "yes")
+#: How long after the first show the engine warm-up starts: the window paints first.
+WARM_UP_DELAY_MS = 300
+#: Where run folders go when neither ``--runs-root`` nor the settings name a folder.
+DEFAULT_RUNS_ROOT = "runs"
 
 
 def show_what_to_try(window: QtMainWindow) -> None:
     window.hint.show()
 
 
-def new_run_dir(root: Path, name: str) -> Path:
-    """``ROOT/YYYYmmdd-HHMMSS-NAME`` (with a suffix when taken), like the CLI's default."""
-    base = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-    path, i = base, 1
-    while path.exists():
-        i += 1
-        path = base.with_name(f"{base.name}-{i}")
-    return path
+def _start_engine_warm_up() -> QtWorker:
+    from kdgui.engine import jobs
+
+    return QtWorker(jobs.warm_up, needs_engine=False, name="kdgui-engine-warm-up").start()
 
 
-class QtMainWindow(QMainWindow):
-    """KD Studio's window. ``run_fn`` replaces the engine (tests); ``settings`` the QSettings."""
+class QtMainWindow(WindowFilesMixin, WindowResultsMixin, QMainWindow):
+    """KD Studio's window. ``run_fn`` replaces the engine (tests); ``settings`` the QSettings;
+    ``runs_root`` the runs folder (else the settings' ``runs_root``, else ``runs``)."""
 
     #: Emitted once a run has ended and its last events were shown (ok: finished normally).
     run_ended = Signal(bool)
@@ -98,7 +94,7 @@ class QtMainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("KD Studio")
         self.settings = settings if settings is not None else QSettings("kdgui", "KD Studio")
-        self.runs_root = Path(runs_root or self.settings.value("runs_root", "runs"))
+        self.runs_root = Path(runs_root or self.settings.value("runs_root", DEFAULT_RUNS_ROOT))
         self.state = QtConfigState(config or demo_config(), self)
         self.config_path: Path | None = None
         self.errors: list[dict[str, str]] = []
@@ -106,59 +102,18 @@ class QtMainWindow(QMainWindow):
         self.last_run_ok: bool | None = None
         self._close_pending = False
         self._failed = False
-        self._stopping = False
 
         self.runner = QtRunner(run_fn, self)
         self.runner.event.connect(self._on_event)
         self.runner.errored.connect(self._on_worker_error)
         self.runner.finished.connect(self._on_run_finished)
         self.runner.paused_changed.connect(self._on_paused_changed)
+        #: Imports torch once, soon after the first paint; every engine worker waits for it.
+        self.engine_warm_up: QtWorker | None = None
 
         self.panels: dict[str, QtPanel] = {}
-        self.sidebar = QListWidget()
-        self.sidebar.setObjectName("sidebar")
-        self.sidebar.setFixedWidth(200)
-        self.sidebar.setStyleSheet("QListWidget#sidebar::item { padding: 7px 4px; }")
-        self.stack = QStackedWidget()
-        for cls in (QtTeacherPanel, QtDataPanel, QtStudentPanel, QtDistillPanel,
-                    QtCompressPanel, QtRunPanel, QtResultsPanel):
-            panel = cls(self.state)
-            self.panels[panel.key] = panel
-            self.stack.addWidget(panel)
-            item = QListWidgetItem(panel.title)
-            item.setData(Qt.ItemDataRole.UserRole, panel.key)
-            self.sidebar.addItem(item)
-            err = getattr(panel, "error", None)
-            if err is not None:
-                err.connect(self.show_error)
         self.views: dict[str, QWidget] = {}
-        for key, title, _ in EXTRA_VIEWS:
-            placeholder = QWidget()
-            placeholder.setObjectName(f"placeholder:{key}")
-            self.stack.addWidget(placeholder)
-            item = QListWidgetItem(title)
-            item.setData(Qt.ItemDataRole.UserRole, key)
-            self.sidebar.addItem(item)
-        self.sidebar.currentRowChanged.connect(self._show_row)
-        central = QWidget()
-        layout = QHBoxLayout(central)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        layout.addWidget(self.sidebar)
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(6, 6, 6, 0)
-        right_layout.setSpacing(4)
-        from kdgui.gui.qt_first_run_hint import SETTINGS_KEY, QtFirstRunHint
-
-        self.hint = QtFirstRunHint()
-        self.hint.dismissed.connect(lambda: self.settings.setValue(SETTINGS_KEY, True))
-        self.hint.setVisible(not _truthy(self.settings.value(SETTINGS_KEY, False)))
-        right_layout.addWidget(self.hint)
-        right_layout.addWidget(self.stack, 1)
-        layout.addWidget(right, 1)
-        self.setCentralWidget(central)
-
+        self._build_layout()
         self.run_panel: QtRunPanel = self.panels["run"]  # type: ignore[assignment]
         self.results_panel: QtResultsPanel = self.panels["results"]  # type: ignore[assignment]
         self.results_panel.set_runs_root(self.runs_root)
@@ -170,87 +125,68 @@ class QtMainWindow(QMainWindow):
         self.results_panel.export_requested.connect(self.export_run)
         self.results_panel.save_plots_requested.connect(self.save_plots)
 
-        self._build_actions()
+        titles = {key: panel.title for key, panel in self.panels.items()}
+        titles.update({key: title for key, title, _ in EXTRA_VIEWS})
+        build_menus(self, titles)
+        self.refresh_recent_menu()
         self.state.changed.connect(self._config_changed)
         self._config_changed()
         self.show_panel("teacher")
         self.resize(1280, 800)
-        self._restore_settings()
+        self.restore_settings()
 
-    # -- menus and shortcuts -----------------------------------------------------------------
-    def _action(self, text: str, slot: Any, shortcut: Any = None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.setToolTip(tip or text)
-        action.setStatusTip(tip or text)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
+    def _build_layout(self) -> None:
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setFixedWidth(200)
+        self.sidebar.setStyleSheet("QListWidget#sidebar::item { padding: 7px 4px; }")
+        self.stack = QStackedWidget()
+        for cls in FLOW_PANELS:
+            panel = cls(self.state)
+            self.panels[panel.key] = panel
+            self._add_page(panel.key, panel.title, panel)
+            err = getattr(panel, "error", None)
+            if err is not None:
+                err.connect(self.show_error)
+        for key, title, _ in EXTRA_VIEWS:
+            placeholder = QWidget()
+            placeholder.setObjectName(f"placeholder:{key}")
+            self._add_page(key, title, placeholder)
+        self.sidebar.currentRowChanged.connect(self._show_row)
+        self.hint = QtFirstRunHint()
+        self.hint.dismissed.connect(lambda: self.settings.setValue(SETTINGS_KEY, True))
+        self.hint.setVisible(not truthy(self.settings.value(SETTINGS_KEY, False)))
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(6, 6, 6, 0)
+        right_layout.setSpacing(4)
+        right_layout.addWidget(self.hint)
+        right_layout.addWidget(self.stack, 1)
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(right, 1)
+        self.setCentralWidget(central)
 
-    def _build_actions(self) -> None:
-        self.open_action = self._action("&Open Config…", self.open_config_dialog,
-                                        QKeySequence.StandardKey.Open)
-        self.save_action = self._action("&Save Config", self.save_config,
-                                        QKeySequence.StandardKey.Save)
-        self.save_as_action = self._action("Save Config &As…", self.save_config_as,
-                                           QKeySequence.StandardKey.SaveAs)
-        self.last_config_action = self._action("Reopen &Last Config", self.restore_last_config,
-                                               tip="The config of the last session")
-        self.demo_action = self._action("&Demo Config", lambda: self.set_config(demo_config()),
-                                        tip="The embedded digits demo")
-        self.open_run_action = self._action("Open &Run Folder…", self._open_run_dialog,
-                                            "Ctrl+Shift+O")
-        self.export_action = self._action("&Export Model…", self._export_selected, "Ctrl+E",
-                                          "Export the last run's model")
-        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.run_action = self._action("&Run", self.start_run, "Ctrl+R",
-                                       "Distill with the current settings")
-        self.pause_action = self._action("&Pause / Resume", self.toggle_pause, "Ctrl+P")
-        self.stop_action = self._action("S&top", self.stop_run, "Ctrl+.",
-                                        "Stop after the current batch")
-        menu = self.menuBar()
-        file_menu = menu.addMenu("&File")
-        for a in (self.open_action, self.save_action, self.save_as_action):
-            file_menu.addAction(a)
-        self.recent_menu = file_menu.addMenu("Open &Recent")
-        file_menu.addAction(self.last_config_action)
-        file_menu.addAction(self.demo_action)
-        file_menu.addSeparator()
-        file_menu.addAction(self.open_run_action)
-        file_menu.addAction(self.export_action)
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-        run_menu = menu.addMenu("&Run")
-        for a in (self.run_action, self.pause_action, self.stop_action):
-            run_menu.addAction(a)
-        view_menu = menu.addMenu("&View")
-        titles = {key: title for key, title, _ in EXTRA_VIEWS}
-        for i, key in enumerate(PANEL_KEYS):
-            title = self.panels[key].title if key in self.panels else titles[key]
-            view_menu.addAction(self._action(
-                title, lambda _c=False, k=key: self.show_panel(k),
-                f"Ctrl+{i + 1}" if i < 9 else None
-            ))
-        view_menu.addSeparator()
-        self.presentation_action = self._action(
-            "Presentation mode", self._toggle_presentation, "F5",
-            "Larger fonts and thicker lines for projectors")
-        self.presentation_action.setCheckable(True)
-        view_menu.addAction(self.presentation_action)
-        help_menu = menu.addMenu("&Help")
-        help_menu.addAction(self._action("What to try", lambda: show_what_to_try(self)))
-        toolbar = self.addToolBar("Main")
-        toolbar.setObjectName("mainToolbar")
-        toolbar.setMovable(False)
-        for a in (self.run_action, self.pause_action, self.stop_action):
-            toolbar.addAction(a)
-        toolbar.addSeparator()
-        for a in (self.open_action, self.save_action, self.export_action):
-            toolbar.addAction(a)
-        self._refresh_recent_menu()
+    def _add_page(self, key: str, title: str, widget: QWidget) -> None:
+        self.stack.addWidget(widget)
+        item = QListWidgetItem(title)
+        item.setData(Qt.ItemDataRole.UserRole, key)
+        self.sidebar.addItem(item)
 
-    # -- panels ----------------------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:
+        """Start the engine warm-up once the window has painted (torch takes seconds)."""
+        super().showEvent(event)
+        if self.engine_warm_up is None:
+            QTimer.singleShot(WARM_UP_DELAY_MS, self._warm_up)
+
+    def _warm_up(self) -> None:
+        if self.engine_warm_up is None:
+            self.engine_warm_up = _start_engine_warm_up()
+
+    # -- panels and views ------------------------------------------------------------------------
     def show_panel(self, key: str) -> None:
         if key not in PANEL_KEYS:
             raise ValueError(f"unknown panel '{key}'; use one of: {', '.join(PANEL_KEYS)}")
@@ -268,11 +204,7 @@ class QtMainWindow(QMainWindow):
         """The extra view ``key``, created (and put in place of its placeholder) on first use."""
         if key in self.views:
             return self.views[key]
-        import importlib
-
-        _, _, target = next(v for v in EXTRA_VIEWS if v[0] == key)
-        module_name, _, cls_name = target.partition(":")
-        factory = getattr(importlib.import_module(module_name), cls_name)
+        factory = next(make for k, _, make in EXTRA_VIEWS if k == key)
         widget = factory(self)
         row = PANEL_KEYS.index(key)
         old = self.stack.widget(row)
@@ -288,11 +220,11 @@ class QtMainWindow(QMainWindow):
         if selected is not None:
             selected.connect(self._highlight_layer)
         if self.run_panel.run_dir and hasattr(widget, "set_run"):
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(UserError, OSError):
                 widget.set_run(self.run_panel.run_dir)
         return widget
 
-    def _toggle_presentation(self, on: bool | None = None) -> None:
+    def toggle_presentation(self, _on: bool | None = None) -> None:
         from kdgui.gui.presentation import set_presentation_mode
 
         set_presentation_mode(self, bool(self.presentation_action.isChecked()))
@@ -307,14 +239,11 @@ class QtMainWindow(QMainWindow):
             panel = self.panels[key]
             bad = key != "run" and bool(panel.issues())
             self.sidebar.item(i).setText(("⚠ " if bad else "") + panel.title)
-        running = self.runner.running
-        self.run_action.setEnabled(self.state.valid and not running)
-        self.run_panel.set_running(running, self.runner.paused)
         if self.state.issues:
             first = self.state.issues[0]
             more = f" (+{len(self.state.issues) - 1} more)" if len(self.state.issues) > 1 else ""
             self.statusBar().showMessage(f"Cannot run: {first.what}{more}")
-        elif not running:
+        elif not self.runner.running:
             self.statusBar().showMessage("Ready: press Run (Ctrl+R) to distill.")
         self._update_run_actions()
 
@@ -336,7 +265,6 @@ class QtMainWindow(QMainWindow):
         out_dir = new_run_dir(self.runs_root, self.state.config.name)
         self.run_panel.reset()
         self._failed = False
-        self._stopping = False
         self.last_run_ok = None
         self.settings.setValue("last_config", json.dumps(self.state.data))
         self.runner.start(self.state.config, out_dir)
@@ -352,10 +280,11 @@ class QtMainWindow(QMainWindow):
             self.runner.pause()
 
     def stop_run(self) -> None:
+        """Stop after the current batch; the engine still measures and saves the run."""
         if self.runner.running:
-            self._stopping = True
             self.runner.stop()
-            self.run_panel.status_label.setText("Stopping after the current batch…")
+            self.run_panel.status_label.setText(
+                "Stopping after the current batch (saving the run)…")
 
     def _on_paused_changed(self, paused: bool) -> None:
         self.run_panel.set_running(self.runner.running, paused)
@@ -364,8 +293,7 @@ class QtMainWindow(QMainWindow):
     def _on_event(self, ev: Event) -> None:
         self.run_panel.handle(ev)
         if isinstance(ev, RunFailed):
-            self._failed = True
-            self.show_error(ev.error)
+            self._failed = True  # its error comes as the worker's ``errored`` (one message)
         elif isinstance(ev, RunFinished):
             self.last_run_ok = not ev.stopped
             if ev.run_dir and Path(ev.run_dir).is_dir():
@@ -373,7 +301,7 @@ class QtMainWindow(QMainWindow):
                     self.results_panel.open_run(ev.run_dir)
                 for widget in self.views.values():
                     if hasattr(widget, "set_run"):
-                        with contextlib.suppress(Exception):
+                        with contextlib.suppress(UserError, OSError):
                             widget.set_run(ev.run_dir)
         elif isinstance(ev, StateEvent) and ev.state in ("paused", "resumed"):
             self.run_panel.set_running(True, ev.state == "paused")
@@ -387,7 +315,6 @@ class QtMainWindow(QMainWindow):
         self.run_panel.flush()
         if self.last_run_ok is None:
             self.last_run_ok = False
-        self._update_run_actions()
         self._config_changed()
         self.statusBar().showMessage(
             "Run failed." if self._failed else "Run stopped." if not self.last_run_ok
@@ -396,7 +323,7 @@ class QtMainWindow(QMainWindow):
         if self._close_pending:
             self.close()
 
-    # -- errors ------------------------------------------------------------------------------------
+    # -- errors ----------------------------------------------------------------------------------
     def show_error(self, error: dict[str, str]) -> None:
         """Show a ``what``/``fix`` error without blocking (tests read :attr:`errors`)."""
         self.errors.append(dict(error))
@@ -415,164 +342,9 @@ class QtMainWindow(QMainWindow):
         self.error_box = box
         box.open()
 
-    # -- configs -----------------------------------------------------------------------------------
-    def set_config(self, config: ExperimentConfig | dict[str, Any]) -> None:
-        self.state.replace(config)
-
-    def open_config(self, path: str | Path) -> bool:
-        try:
-            config = load_config(path)
-        except UserError as exc:
-            self.show_error(exc.to_dict())
-            return False
-        self.set_config(config)
-        self.config_path = Path(path)
-        self._add_recent(str(path))
-        self.setWindowTitle(f"KD Studio — {Path(path).name}")
-        return True
-
-    def open_config_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open config", "", CONFIG_FILTER)
-        if path:
-            self.open_config(path)
-
-    def save_config(self, path: str | Path | None = None) -> bool:
-        target = Path(path) if path else self.config_path
-        if target is None:
-            return self.save_config_as()
-        if self.state.config is None:
-            self.show_error({"what": "the config has errors and cannot be saved",
-                             "fix": "Fix the problems shown in red first."})
-            return False
-        try:
-            save_config(self.state.config, target)
-        except UserError as exc:
-            self.show_error(exc.to_dict())
-            return False
-        self.config_path = target
-        self._add_recent(str(target))
-        self.statusBar().showMessage(f"Saved {target}", 4000)
-        return True
-
-    def save_config_as(self) -> bool:
-        path, _ = QFileDialog.getSaveFileName(self, "Save config", "experiment.yaml",
-                                              CONFIG_FILTER)
-        return self.save_config(path) if path else False
-
-    def restore_last_config(self) -> bool:
-        raw = self.settings.value("last_config", "")
-        if not raw:
-            return False
-        try:
-            self.set_config(json.loads(str(raw)))
-        except (ValueError, TypeError):
-            return False
-        return True
-
-    # -- recent files and settings ---------------------------------------------------------------
-    def recent_files(self) -> list[str]:
-        value = self.settings.value("recent_files", [])
-        if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in (value or [])]
-
-    def _add_recent(self, path: str) -> None:
-        files = [p for p in self.recent_files() if p != path]
-        self.settings.setValue("recent_files", [path, *files][:MAX_RECENT])
-        self._refresh_recent_menu()
-
-    def _refresh_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        for path in self.recent_files():
-            action = self.recent_menu.addAction(path)
-            action.triggered.connect(lambda _c=False, p=path: self.open_config(p))
-        self.recent_menu.setEnabled(bool(self.recent_files()))
-
-    def _restore_settings(self) -> None:
-        geometry = self.settings.value("geometry")
-        if isinstance(geometry, (QByteArray, bytes)):
-            self.restoreGeometry(geometry)
-        state = self.settings.value("window_state")
-        if isinstance(state, (QByteArray, bytes)):
-            self.restoreState(state)
-
-    def save_settings(self) -> None:
-        self.settings.setValue("geometry", self.saveGeometry())
-        self.settings.setValue("window_state", self.saveState())
-        self.settings.setValue("last_config", json.dumps(self.state.data))
-        self.settings.setValue("runs_root", str(self.runs_root))
-        self.settings.sync()
-
-    # -- results -----------------------------------------------------------------------------------
-    def open_run(self, path: str | Path) -> RunRecord | None:
-        try:
-            record = self.results_panel.open_run(path)
-        except UserError as exc:
-            self.show_error(exc.to_dict())
-            return None
-        self.show_panel("results")
-        return record
-
-    def _open_run_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open run folder", str(self.runs_root))
-        if path:
-            self.open_run(path)
-
-    def replay_run(self, record: RunRecord) -> None:
-        """Show a finished run's curves in the Run panel (no worker involved)."""
-        if self.runner.running:
-            self.show_error({"what": "a run is in progress",
-                             "fix": "Stop it or wait for it before showing another run."})
-            return
-        self.run_panel.reset()
-        for ev in record.events:
-            self.run_panel.handle(ev)
-        self.run_panel.flush()
-        self.show_panel("run")
-
-    def _export_selected(self) -> None:
-        records = self.results_panel.selected()
-        if len(records) == 1:
-            self.export_run(records[0])
-        elif self.run_panel.run_dir and Path(self.run_panel.run_dir).is_dir():
-            self.export_run(RunRecord(Path(self.run_panel.run_dir)))
-        else:
-            self.show_error({"what": "no run to export",
-                             "fix": "Run the demo, or select a run under Results."})
-
-    def export_run(self, record: RunRecord) -> None:
-        from kdgui.gui.qt_export_dialog import QtExportDialog
-
-        dialog = QtExportDialog(str(record.path), self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.export_dialog = dialog
-        dialog.open()
-
-    def save_plots(self, folder: str | None = None, fmt: str = "png") -> list[Path]:
-        """Write each Run plot (and the Results bars) to ``folder`` as PNG or SVG."""
-        if folder is None:
-            folder = QFileDialog.getExistingDirectory(self, "Save plots to folder")
-            if not folder:
-                return []
-        out = []
-        named = {"loss": self.run_panel.loss_plot, "accuracy": self.run_panel.accuracy_plot,
-                 "sparsity": self.run_panel.heatmap, "bars": self.run_panel.bars}
-        for name, plot in named.items():
-            path = Path(folder) / f"{name}.{fmt}"
-            try:
-                plot.export(str(path))
-            except Exception as exc:
-                self.show_error({"what": f"cannot write '{path}': {exc}",
-                                 "fix": "Choose a folder you can write to."})
-                break
-            out.append(path)
-        if out:
-            self.statusBar().showMessage(f"Saved {len(out)} plots to {folder}", 4000)
-        return out
-
-    # -- closing -----------------------------------------------------------------------------------
+    # -- closing ---------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Closing during a run stops it first; the window closes when the worker has ended."""
+        """Closing during a run stops it first; the window closes when the run is saved."""
         if self.runner.running:
             if not self._close_pending:
                 self._close_pending = True
@@ -582,9 +354,7 @@ class QtMainWindow(QMainWindow):
             event.ignore()
             return
         self.save_settings()
-        from kdgui.gui.qt_task import wait_for_tasks
-
-        wait_for_tasks(10000)  # a model inspection or analysis still loading finishes first
+        wait_for_workers(10000)  # a model inspection or analysis still loading finishes first
         for widget in self.views.values():
             shutdown = getattr(widget, "shutdown", None)
             if shutdown is not None:
@@ -598,3 +368,6 @@ class QtMainWindow(QMainWindow):
         if self.runner.running:
             return  # the engine is stuck; keep the window rather than abort its thread
         self.close()
+
+
+__all__ = ["EXTRA_VIEWS", "FLOW_KEYS", "PANEL_KEYS", "QtMainWindow", "show_what_to_try"]

@@ -24,7 +24,7 @@ from kdgui.core.params import describe
 from kdgui.gui.qt_config_state import QtConfigState
 from kdgui.gui.qt_forms import QtParamForm
 from kdgui.gui.qt_panel_base import QtPanel
-from kdgui.gui.qt_task import QtTask
+from kdgui.gui.qt_worker import QtWorker
 
 #: Suggestions for the dataset field; any spec the engine understands can be typed.
 DATASET_SUGGESTIONS = (
@@ -32,16 +32,6 @@ DATASET_SUGGESTIONS = (
     "svhn:data", "folder:PATH",
 )
 TILE = 56
-
-
-def load_preview(data_cfg: dict[str, Any], n: int = 16) -> dict[str, Any]:
-    """Load the dataset and take ``n`` labelled samples (runs on a worker thread)."""
-    from kdgui.engine.data import load_data
-    from kdgui.engine.data.preview import sample_grid
-
-    bundle = load_data(DataConfig.model_validate(data_cfg))
-    images, labels = sample_grid(bundle, n=n)
-    return {"images": images, "labels": labels, "info": bundle.describe()}
 
 
 def to_pixmap(image: np.ndarray, size: int = TILE) -> QPixmap:
@@ -96,7 +86,7 @@ class QtDataPanel(QtPanel):
 
     def __init__(self, state: QtConfigState, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
-        self._task: QtTask | None = None
+        self._task: QtWorker | None = None
         specs = describe(DataConfig)
         box = QGroupBox("Dataset")
         row = QHBoxLayout(box)
@@ -152,8 +142,10 @@ class QtDataPanel(QtPanel):
         data = self.state.get(("data",))
         self.preview_button.setEnabled(False)
         self.info.setText("Loading the dataset…")
-        task = QtTask(lambda: load_preview(data), self)
-        task.done.connect(self._show)
+        from kdgui.engine import jobs  # the facade only: torch loads on the worker
+
+        task = QtWorker(lambda: jobs.data_preview(data))
+        task.returned.connect(self._show)
         task.errored.connect(self._failed)
         task.finished.connect(lambda: self.preview_button.setEnabled(True))
         self._task = task

@@ -24,14 +24,14 @@ from PySide6.QtWidgets import (
 from kdgui.gui.qt_plot_base import background, foreground
 
 if TYPE_CHECKING:
-    from kdgui.gui.main_window import QtMainWindow
+    from kdgui.gui.view_host import ViewHost
 
 
 class QtSensitivityView(QWidget):
     """Pick the model and the ratios, press Analyze, read the heatmap."""
 
-    def __init__(self, window: QtMainWindow) -> None:
-        super().__init__(window)
+    def __init__(self, window: ViewHost) -> None:
+        super().__init__(window)  # type: ignore[arg-type]
         self.window_ = window
         self.result: dict[str, Any] | None = None
         self._task: Any = None
@@ -86,8 +86,8 @@ class QtSensitivityView(QWidget):
 
     def analyze(self) -> None:
         from kdgui.core.errors import UserError
-        from kdgui.gui.qt_task import QtTask
-        from kdgui.gui.qt_views import _newest_run_with_student
+        from kdgui.engine import jobs
+        from kdgui.gui.qt_worker import QtWorker
 
         window = self.window_
         try:
@@ -100,17 +100,12 @@ class QtSensitivityView(QWidget):
             self.status.setText("Fix the config's problems first (⚠ in the sidebar).")
             return
         which = "teacher" if self.model_box.currentIndex() == 1 else "student"
-        run_dir = window.run_panel.run_dir or _newest_run_with_student(window.runs_root)
-
-        def work() -> dict[str, Any]:
-            from kdgui.engine.sensitivity_run import analyze
-
-            return analyze(config, which, ratios, run_dir)
+        run_dir = window.model_run_dir()
 
         self.analyze_button.setEnabled(False)
         self.status.setText(f"Analyzing the {which}…")
-        self._task = QtTask(work, self)
-        self._task.done.connect(self.show_result)
+        self._task = QtWorker(lambda: jobs.sensitivity_of_run(config, which, ratios, run_dir))
+        self._task.returned.connect(self.show_result)
         self._task.errored.connect(self._failed)
         self._task.finished.connect(lambda: self.analyze_button.setEnabled(True))
         self._task.start()

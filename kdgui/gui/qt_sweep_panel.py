@@ -1,10 +1,10 @@
 """The sweep panel: vary one knob in the background, plot the trade-off and the Pareto fronts.
 
-A sweep (:func:`kdgui.engine.sweep.run_sweep`) runs on a QThread worker, superqt-style: the
-worker iterates the generator and emits only the sweep-level events (a run started, a run done,
-the sweep finished) plus each epoch for the progress line — a few signals per second, so no
-queueing is needed. Stop goes through a shared :class:`~kdgui.core.events.RunControl`: the run in
-progress stops within one batch, the finished runs stay in ``sweep.csv``.
+A sweep (the engine's ``sweep`` job) runs on the window's one worker
+(:class:`~kdgui.gui.qt_worker.QtWorker`); the panel draws the sweep-level events (a run started,
+a run done, the sweep finished) and each epoch for the progress line. Stop goes through the
+sweep's :class:`~kdgui.core.events.RunControl`: the run in progress stops within one batch and is
+saved, the finished runs stay in ``sweep.csv``.
 
 A classroom lesson can be loaded into the panel: it fills the base config, the knob and the
 values, and shows the lesson's explanation.
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from kdgui.core.config import ExperimentConfig, demo_config
 from kdgui.core.errors import UserError
 from kdgui.core.events import EpochEvent, RunControl
+from kdgui.gui.qt_worker import QtWorker
 
 KEYS = ("distill.temperature", "distill.alpha", "student.width", "prune.sparsity",
         "prune.ratio", "quantize.bits", "lowrank.rank_fraction", "training.epochs")
@@ -43,47 +44,9 @@ SweepFn = Callable[..., Iterator[Any]]
 
 
 def _default_sweep_fn() -> SweepFn:
-    from kdgui.engine.sweep import run_sweep
+    from kdgui.engine import jobs
 
-    return run_sweep
-
-
-class QtSweepWorker(QObject):
-    """Iterates one sweep generator on a QThread; forwards the events the panel draws."""
-
-    started_sweep = Signal(object)
-    run_done = Signal(object)
-    progress = Signal(int, int, object)  # run index, total, epoch event
-    finished_sweep = Signal(object)
-    errored = Signal(dict)
-    done = Signal()
-
-    def __init__(self, sweep_fn: SweepFn, args: tuple, kwargs: dict[str, Any]) -> None:
-        super().__init__()
-        self._fn, self._args, self._kwargs = sweep_fn, args, kwargs
-        self.control: RunControl = kwargs.setdefault("control", RunControl())
-
-    @Slot()
-    def run(self) -> None:
-        from kdgui.engine.sweep import SweepFinished, SweepRunDone, SweepRunEvent, SweepStarted
-
-        try:
-            for event in self._fn(*self._args, **self._kwargs):
-                if isinstance(event, SweepStarted):
-                    self.started_sweep.emit(event)
-                elif isinstance(event, SweepRunDone):
-                    self.run_done.emit(event)
-                elif isinstance(event, SweepFinished):
-                    self.finished_sweep.emit(event)
-                elif isinstance(event, SweepRunEvent) and isinstance(event.event, EpochEvent):
-                    self.progress.emit(event.index, event.total, event.event)
-        except UserError as exc:
-            self.errored.emit(exc.to_dict())
-        except Exception as exc:  # an internal error: shown, never a crash of the window
-            self.errored.emit({"what": f"internal error: {type(exc).__name__}: {exc}",
-                               "fix": "Please report this.", "message": str(exc)})
-        finally:
-            self.done.emit()
+    return jobs.sweep
 
 
 class QtSweepPanel(QWidget):
@@ -101,15 +64,14 @@ class QtSweepPanel(QWidget):
         self._size_key = "zip_size_bytes"
         self.sweeps_root = Path(sweeps_root)
         self._sweep_fn = sweep_fn
-        self._thread: QThread | None = None
-        self._worker: QtSweepWorker | None = None
+        self._worker: QtWorker | None = None
         self.rows: list[dict[str, Any]] = []
         self.last_error: dict[str, Any] | None = None
         self.out_dir: Path | None = None
 
         self.lesson = QComboBox()
         self.lesson.addItem("(the current experiment)", None)
-        from kdgui.engine.classroom import LESSONS
+        from kdgui.engine.jobs import LESSONS
 
         for lesson in LESSONS:
             if lesson.vary:
@@ -184,7 +146,7 @@ class QtSweepPanel(QWidget):
 
     def load_lesson(self, name: str) -> None:
         """Fill the panel from a classroom lesson (its config, knob, values and text)."""
-        from kdgui.engine.classroom import get_lesson
+        from kdgui.engine.jobs import get_lesson
 
         lesson = get_lesson(name)
         self._lesson_config = lesson.config()
@@ -202,12 +164,12 @@ class QtSweepPanel(QWidget):
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self._worker is not None
 
     # -- running --------------------------------------------------------------------------------
     def start(self, out_dir: str | Path | None = None) -> bool:
         """Start the sweep the form describes; False (with the reason shown) if it cannot."""
-        from kdgui.engine.sweep import parse_vary
+        from kdgui.engine.jobs import parse_vary
 
         if self.running:
             return False
@@ -221,44 +183,50 @@ class QtSweepPanel(QWidget):
         self.out_dir = Path(out_dir) if out_dir else self.sweeps_root / f"{stamp}-{key}"
         self.rows, self.last_error = [], None
         self._redraw()
-        worker = QtSweepWorker(self._sweep_fn or _default_sweep_fn(),
-                               (self.base_config(), key, values, self.out_dir),
-                               {"size_key": self._size_key})
-        thread = QThread(self)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
-        worker.started_sweep.connect(self._on_started)
-        worker.progress.connect(self._on_progress)
-        worker.run_done.connect(self._on_run_done)
-        worker.finished_sweep.connect(self._on_finished)
+        fn, control = self._sweep_fn, RunControl()
+        args = (self.base_config(), key, values, self.out_dir)
+        size_key = self._size_key
+        worker = QtWorker(lambda: (fn or _default_sweep_fn())(*args, size_key=size_key,
+                                                                control=control),
+                          control=control, needs_engine=fn is None, name="kdgui-sweep")
+        worker.yielded.connect(self._on_event)
         worker.errored.connect(self._show_error)
-        worker.done.connect(thread.quit)
-        thread.finished.connect(self._on_thread_done)
-        self._worker, self._thread = worker, thread
+        worker.finished.connect(self._on_thread_done)
+        self._worker = worker
         self.start_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.status.setText(f"Starting a sweep of {key} over {len(values)} values…")
-        thread.start()
+        worker.start()
         return True
 
     def stop(self) -> None:
         """Stop after the current batch; the runs finished so far are kept."""
         if self._worker is not None:
-            self._worker.control.stop()
+            self._worker.stop()
             self.status.setText("Stopping after this batch…")
 
     def wait(self, ms: int = 30000) -> bool:
-        return self._thread is None or self._thread.wait(ms)
+        return self._worker is None or self._worker.wait(ms)
 
     @Slot()
     def _on_thread_done(self) -> None:
-        if self._thread is not None:
-            self._thread.deleteLater()
         if self._worker is not None:
             self._worker.deleteLater()
-        self._thread, self._worker = None, None
+        self._worker = None
         self.start_button.setEnabled(True)
         self.stop_button.setEnabled(False)
+
+    def _on_event(self, event: Any) -> None:
+        from kdgui.engine import jobs
+
+        if isinstance(event, jobs.SweepStarted):
+            self._on_started(event)
+        elif isinstance(event, jobs.SweepRunDone):
+            self._on_run_done(event)
+        elif isinstance(event, jobs.SweepFinished):
+            self._on_finished(event)
+        elif isinstance(event, jobs.SweepRunEvent) and isinstance(event.event, EpochEvent):
+            self._on_progress(event.index, event.total, event.event)
 
     def _on_started(self, event: Any) -> None:
         self._labels = list(event.labels)
@@ -273,7 +241,7 @@ class QtSweepPanel(QWidget):
     def _on_run_done(self, event: Any) -> None:
         if event.row:
             self.rows.append(dict(event.row))
-            from kdgui.engine.sweep import add_pareto_flags
+            from kdgui.engine.jobs import add_pareto_flags
 
             add_pareto_flags(self.rows, self._size_key)
             self._redraw()
@@ -294,7 +262,7 @@ class QtSweepPanel(QWidget):
 
     # -- drawing --------------------------------------------------------------------------------
     def _redraw(self) -> None:
-        from kdgui.engine.sweep import pareto_front
+        from kdgui.engine.jobs import pareto_front
 
         rows = self.rows
         self.table.setRowCount(len(rows))
@@ -359,4 +327,4 @@ def _ms(x: Any) -> str:
     return "—" if x is None else f"{float(x):.2f} ms"
 
 
-__all__ = ["KEYS", "QtSweepPanel", "QtSweepWorker"]
+__all__ = ["KEYS", "QtSweepPanel"]

@@ -33,7 +33,7 @@ from kdgui.core.params import describe
 from kdgui.gui.qt_config_state import QtConfigState
 from kdgui.gui.qt_forms import QtParamForm
 from kdgui.gui.qt_panel_base import QtPanel
-from kdgui.gui.qt_task import QtTask
+from kdgui.gui.qt_worker import QtWorker
 
 MODEL_SUFFIXES = (".pt", ".pth", ".pt2", ".ts", ".safetensors", ".bin", ".ckpt")
 MODEL_FILTER = "Models (*.pt *.pth *.pt2 *.ts *.safetensors *.bin *.ckpt);;All files (*)"
@@ -51,20 +51,6 @@ def confirm_trust(parent: QWidget, path: str) -> bool:
         QMessageBox.StandardButton.No,
     )
     return answer == QMessageBox.StandardButton.Yes
-
-
-def inspect_model(ref_data: dict[str, Any]) -> dict[str, Any]:
-    """Facts about the teacher file: layers, params, MACs (runs on a worker thread)."""
-    from kdgui.engine.models import inspect_file
-
-    ref = ModelRef.model_validate(ref_data)
-    if ref.path is None:
-        from kdgui.engine.models import describe_module, load_model
-
-        loaded = load_model(ref)
-        return {"format": "architecture",
-                **describe_module(loaded.module, loaded.input_shape)}
-    return inspect_file(ref.path, arch=ref.arch, num_classes=ref.num_classes, trust=ref.trust)
 
 
 class QtModelSummary(QWidget):
@@ -130,7 +116,7 @@ class QtTeacherPanel(QtPanel):
         super().__init__(state, parent)
         self.setAcceptDrops(True)
         self.confirm_trust = confirm_trust
-        self._task: QtTask | None = None
+        self._task: QtWorker | None = None
         self._retry = False
 
         source = QGroupBox("Model file")
@@ -229,8 +215,10 @@ class QtTeacherPanel(QtPanel):
         ref = self.state.get(("teacher",))
         self.inspect_button.setEnabled(False)
         self.summary.headline.setText("Loading the model…")
-        task = QtTask(lambda: inspect_model(ref), self)
-        task.done.connect(self.summary.show_summary)
+        from kdgui.engine import jobs  # the facade only: torch loads on the worker
+
+        task = QtWorker(lambda: jobs.inspect_model(ref))
+        task.returned.connect(self.summary.show_summary)
         task.errored.connect(self._on_inspect_error)
         task.finished.connect(self._inspect_ended)
         self._task = task

@@ -1,66 +1,63 @@
-"""Factories of the views beside the flow (Models, Explorer, Sweeps, History).
+"""The views beside the flow (Models, Explorer, Sensitivity, Sweeps, History) and their factories.
 
-Each takes the main window and returns a ready widget, wired to the window's config, runs folder
-and run panel. The window calls them the first time a view is shown, so their imports (netron,
-QtWebEngine, torch for the explorer) never delay the first paint.
+Each factory takes the hosting window (:class:`~kdgui.gui.view_host.ViewHost`) and returns a
+ready widget wired to the window's config, its one runs folder and its Run panel. The window
+calls a factory the first time its view is shown, so the view's imports (netron, QtWebEngine)
+never delay the first paint. Torch is never imported here: a view's engine calls go through
+:mod:`kdgui.engine.jobs` on the window's worker, after the engine warm-up.
 """
 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtWidgets import QWidget
 
-if TYPE_CHECKING:
-    from kdgui.gui.main_window import QtMainWindow
+from kdgui.gui.view_host import ViewHost
+
+Factory = Callable[[ViewHost], QWidget]
 
 
-def make_models(window: QtMainWindow) -> QWidget:
+def make_models(window: ViewHost) -> QWidget:
     from kdgui.gui.qt_models_view import ModelsView
 
-    return ModelsView(window, runs_root=window.runs_root)
+    return ModelsView(window, runs_root=window.runs_root)  # type: ignore[arg-type]
 
 
-def make_explorer(window: QtMainWindow) -> QWidget:
+def make_explorer(window: ViewHost) -> QWidget:
+    from kdgui.engine import jobs
     from kdgui.gui.qt_soft_target_explorer import QtSoftTargetExplorer
-    from kdgui.gui.qt_task import off_main_thread
+    from kdgui.gui.qt_worker import run_off_ui_thread
 
     def load() -> Any:
-        from kdgui.engine.soft_targets import explorer_data
+        run_dir, config = window.model_run_dir(), window.state.config
+        # On a throw-away thread after the warm-up: the UI thread never owns torch's pool.
+        return run_off_ui_thread(lambda: jobs.explorer_data(config, run_dir))
 
-        run_dir = window.run_panel.run_dir or _newest_run_with_student(window.runs_root)
-        config = window.state.config
-        # Torch runs on a throw-away thread: the UI thread must never own torch's thread pool.
-        return off_main_thread(lambda: explorer_data(config, run_dir))
-
-    return QtSoftTargetExplorer(window, data_loader=load)
+    return QtSoftTargetExplorer(window, data_loader=load)  # type: ignore[arg-type]
 
 
-def _newest_run_with_student(root: str | Path) -> str | None:
-    """The latest run whose distilled student can be compared with the teacher, if any."""
-    from kdgui.core.run_folders import find_runs
+def make_sensitivity(window: ViewHost) -> QWidget:
+    from kdgui.gui.qt_sensitivity_view import QtSensitivityView
 
-    for path in find_runs(root):
-        if (Path(path) / "student" / "student.safetensors").is_file():
-            return str(path)
-    return None
+    return QtSensitivityView(window)  # type: ignore[arg-type]
 
 
-def make_sweeps(window: QtMainWindow) -> QWidget:
+def make_sweeps(window: ViewHost) -> QWidget:
     from kdgui.gui.qt_sweep_panel import QtSweepPanel
 
-    panel = QtSweepPanel(window, config_provider=lambda: window.state.config,
-                         sweeps_root=Path(window.runs_root) / "sweeps")
+    panel = QtSweepPanel(window, config_provider=lambda: window.state.config,  # type: ignore
+                         sweeps_root=window.runs_root / "sweeps")
     panel.sweep_finished.connect(lambda _path: window.results_panel.refresh_runs())
     return panel
 
 
-def make_history(window: QtMainWindow) -> QWidget:
+def make_history(window: ViewHost) -> QWidget:
     from kdgui.gui.qt_history_panel import QtHistoryPanel
 
-    panel = QtHistoryPanel(window.runs_root, window)
+    panel = QtHistoryPanel(window.runs_root, window)  # type: ignore[arg-type]
 
     def open_run(path: str) -> None:
         with contextlib.suppress(Exception):
@@ -72,7 +69,14 @@ def make_history(window: QtMainWindow) -> QWidget:
     return panel
 
 
-def make_sensitivity(window: QtMainWindow) -> QWidget:
-    from kdgui.gui.qt_sensitivity_view import QtSensitivityView
+#: Views beside the flow, created the first time they are shown: key, sidebar title, factory.
+EXTRA_VIEWS: tuple[tuple[str, str, Factory], ...] = (
+    ("models", "8 · Models (Netron)", make_models),
+    ("explorer", "9 · Soft-target explorer", make_explorer),
+    ("sensitivity", "Pruning sensitivity", make_sensitivity),
+    ("sweeps", "Sweeps & lessons", make_sweeps),
+    ("history", "History", make_history),
+)
 
-    return QtSensitivityView(window)
+__all__ = ["EXTRA_VIEWS", "Factory", "make_explorer", "make_history", "make_models",
+           "make_sensitivity", "make_sweeps"]

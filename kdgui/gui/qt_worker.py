@@ -1,55 +1,62 @@
-"""Runs the engine's event generator in a QThread and hands each event to the window.
+"""The window's one background worker: runs, sweeps, probes and loading all go through it.
 
-The design follows superqt's generator workers: the engine is a generator of plain events; the
-worker iterates it on its own thread and emits :attr:`QtRunWorker.event` for each one. Pause and
-stop go through a :class:`kdgui.core.events.RunControl` shared with the engine, which checks it
-between batches — so they take effect within one batch, not at the next event — and the worker
-closes a generator that keeps yielding long after a stop request.
-Any exception becomes :attr:`QtRunWorker.errored` with the same ``what``/``fix`` dict as a
-:class:`kdgui.core.events.RunFailed` event; the window never sees a traceback it did not ask for.
+:class:`QtWorker` follows superqt's ``GeneratorWorker``: it runs a function on its own QThread;
+when the function returns a generator, the worker iterates it and reports each value as
+:attr:`QtWorker.yielded`, checking for pause and stop between two yields. The end comes as
+:attr:`~QtWorker.returned` (the function's or generator's return value), or as
+:attr:`~QtWorker.errored` with the ``what``/``fix`` dict of :mod:`kdgui.core.errors` (never an
+exception object and never a traceback on stderr), then always :attr:`~QtWorker.finished`.
+Engine jobs report a failure as a final :class:`~kdgui.core.events.RunFailed` event rather than
+an exception; the worker passes that event on *and* emits its error as ``errored``, so a caller
+handles every failure in one slot.
 
-The worker runs on a deep copy of the config: editing the form during a run changes nothing in it.
+Why one worker: the window had three QThread classes with three error shapes; a sweep's
+internal error lost its traceback and a probe's could not be told from a user error.
 
-Events do not cross threads one signal at a time: the worker appends them to a deque and the UI
-thread drains it on a 30 Hz timer (:class:`QtRunner`), re-emitting each as :attr:`QtRunner.event`.
-A fast engine can yield thousands of events a second; with a signal each, the UI thread would wake
-for every one and compete with the engine for the GIL. Drained per frame, the UI's cost is bounded
-by the frame rate, and an event is at most one frame (33 ms) late.
+Pause and stop. A generator that is handed the worker's :class:`RunControl` (``control=``)
+honours it itself: the engine checks it between batches, so pause takes effect within one batch,
+and stop lets the engine finish the run folder (summary, student, what was measured) before the
+generator returns. The worker never abandons such a generator: a stopped run that is cut off
+mid-write is a lost run (issue 12.4). A generator that knows nothing of the control is paused
+and closed by the worker between yields, as superqt does.
+
+Values do not cross threads one signal at a time: the thread appends them to a deque and the UI
+thread drains it every :data:`DRAIN_MS`. A run yields thousands of events a second; with a
+queued signal each, the UI thread would wake for every one and compete for the GIL.
+
+Torch. Every worker that needs the engine (the default) first waits for
+:func:`kdgui.engine.jobs.warm_up`, which imports torch and its lazily loaded parts once, under a
+lock. Two threads importing torch at once crashed the window or left ``torch._dynamo``
+half-imported ("circular import", issue 12.1); the window starts the warm-up at launch.
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
+import threading
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from kdgui.core.config import ExperimentConfig
 from kdgui.core.errors import UserError
-from kdgui.core.events import Event, RunControl, RunFailed, RunFinished
+from kdgui.core.events import RunControl, RunFailed
 
-RunFn = Callable[..., Iterator[Event]]
-
-#: After a stop request, a generator that keeps yielding for this long is closed by force.
-STOP_GRACE_S = 5.0
-#: How often the UI thread takes the events the worker has queued (ms; ≤ 30 Hz).
+#: How often the UI thread takes the values a worker has queued (ms).
 DRAIN_MS = 100
 
-
-def engine_run_fn() -> RunFn:
-    """The engine's ``run`` generator, imported only now (torch loads on first use)."""
-    from kdgui.engine.session import run
-
-    return run
+#: Workers whose thread is still running. Held here (not by a Qt parent) so that closing the
+#: widget that started one never destroys a running QThread, which aborts the process.
+_RUNNING: set[QtWorker] = set()
 
 
 def error_dict(exc: BaseException) -> dict[str, str]:
-    """The ``what``/``fix``/``message`` dict of a RunFailed event for any exception."""
+    """The one error shape of the window: ``what``/``fix`` (+ ``message``, ``type``).
+
+    A :class:`UserError` is shown as its author wrote it; anything else is a bug, shown as such
+    with the traceback under ``message`` (the message box's details) and ``internal`` set.
+    """
     if isinstance(exc, UserError):
         return exc.to_dict()
     return {
@@ -61,168 +68,206 @@ def error_dict(exc: BaseException) -> dict[str, str]:
     }
 
 
-class QtRunWorker(QObject):
-    """Iterates one run generator on a QThread; queues its events; signals errors and the end."""
+def engine_run_fn() -> Callable[..., Any]:
+    """The engine's ``run`` job, resolved lazily (importing the facade imports no torch)."""
+    from kdgui.engine import jobs
 
+    return jobs.run
+
+
+def ensure_engine() -> None:
+    """Block until the engine (torch) is imported; import it here if nobody has yet."""
+    from kdgui.engine import jobs
+
+    jobs.warm_up()
+
+
+def wait_for_workers(timeout_ms: int = 10000) -> bool:
+    """Wait for every running worker's thread (the window calls this when it closes)."""
+    return all(worker.wait(timeout_ms) for worker in list(_RUNNING))
+
+
+class _Thread(QThread):
+    """Runs :meth:`QtWorker._work`; a QThread subclass so no object has to change threads."""
+
+    def __init__(self, work: Callable[[], None], name: str) -> None:
+        super().__init__()
+        self.setObjectName(name)
+        self._work = work
+
+    def run(self) -> None:
+        self._work()
+
+
+class QtWorker(QObject):
+    """``QtWorker(fn)``, connect its signals, then :meth:`start`; ``fn`` takes no arguments.
+
+    ``control``: a :class:`RunControl` that ``fn``'s generator honours itself (see the module
+    docstring); without one, the worker pauses and stops the generator between yields.
+    ``needs_engine``: wait for the engine warm-up before calling ``fn`` (off only for functions
+    that never touch torch, such as the tests' fake engine and the warm-up itself).
+    """
+
+    started = Signal()
+    yielded = Signal(object)
+    returned = Signal(object)
     errored = Signal(dict)
-    done = Signal()
+    finished = Signal()
 
     def __init__(
         self,
-        run_fn: RunFn,
-        config: ExperimentConfig,
-        out_dir: str | Path | None = None,
+        fn: Callable[[], Any],
         *,
-        resume: bool = False,
+        control: RunControl | None = None,
+        needs_engine: bool = True,
+        name: str = "kdgui-worker",
     ) -> None:
         super().__init__()
-        self._run_fn = run_fn
-        self._config = config.model_copy(deep=True)
-        self._out_dir = out_dir
-        self._resume = resume
-        self.control = RunControl()
-        #: Events waiting for the UI thread (deque appends and pops are thread-safe).
-        self.queue: deque[Event] = deque()
+        self._fn = fn
+        self._cooperative = control is not None
+        self.control = control if control is not None else RunControl()
+        self._needs_engine = needs_engine
+        #: ("yielded" | "returned" | "errored", value), appended by the thread, drained here.
+        self._queue: deque[tuple[str, Any]] = deque()
+        self._thread = _Thread(self._work, name)
+        self._thread.finished.connect(self._on_thread_finished)
+        self._timer = QTimer(self)
+        self._timer.setInterval(DRAIN_MS)
+        self._timer.timeout.connect(self.drain)
+        self.running = False
+        self.aborted = False
+        self.result: Any = None
+        self.error: dict[str, str] | None = None
+        self._failure: dict[str, str] | None = None
 
-    @Slot()
-    def run(self) -> None:
-        stop_seen: float | None = None
-        ended = False
-        gen: Iterator[Event] | None = None
-        try:
-            gen = self._run_fn(
-                self._config, self._out_dir, control=self.control, resume=self._resume
-            )
-            for ev in gen:
-                self.queue.append(ev)
-                if isinstance(ev, (RunFinished, RunFailed)):
-                    ended = True
-                # Pause is the engine's to honour (it blocks between batches and reports it);
-                # a generator that ignores a stop request is given up on after a grace period.
-                if self.control.stop_requested:
-                    stop_seen = stop_seen or time.monotonic()
-                    if time.monotonic() - stop_seen > STOP_GRACE_S:
-                        break
-            if not ended and self.control.stop_requested:
-                self.queue.append(RunFinished(run_dir=str(self._out_dir or ""), summary={},
-                                            stopped=True))
-        except Exception as exc:
-            self.errored.emit(error_dict(exc))
-        finally:
-            close = getattr(gen, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    close()
-            self.done.emit()
+    # -- control (UI thread) ------------------------------------------------------------------
+    def start(self) -> QtWorker:
+        if self.running:
+            raise RuntimeError("this worker is already running")
+        self.running = True
+        _RUNNING.add(self)
+        self._thread.start()
+        self._timer.start()
+        self.started.emit()
+        return self
 
+    def pause(self) -> None:
+        if not self.control.stop_requested:
+            self.control.pause()
 
-class QtRunner(QObject):
-    """Owns at most one running worker and its thread; the window talks only to this."""
+    def resume(self) -> None:
+        self.control.resume()
 
-    event = Signal(object)
-    errored = Signal(dict)
-    started = Signal()
-    finished = Signal()
-    paused_changed = Signal(bool)
-
-    def __init__(self, run_fn: RunFn | None = None, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._run_fn = run_fn
-        self._thread: QThread | None = None
-        self._worker: QtRunWorker | None = None
-        self._pending_error: dict[str, str] | None = None
-        self._drain_timer = QTimer(self)
-        self._drain_timer.setInterval(DRAIN_MS)
-        self._drain_timer.timeout.connect(self.drain)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
+    def stop(self) -> None:
+        """Ask to stop: a cooperative generator finishes its work, any other is closed."""
+        self.control.stop()
 
     @property
     def paused(self) -> bool:
-        return self._worker is not None and self._worker.control.paused
-
-    def start(
-        self, config: ExperimentConfig, out_dir: str | Path | None = None, *, resume: bool = False
-    ) -> None:
-        if self.running:
-            raise RuntimeError("a run is already in progress")
-        run_fn = self._run_fn or engine_run_fn
-        thread = QThread()
-        thread.setObjectName("kdgui-run")
-        worker = QtRunWorker(_LazyRun(run_fn) if run_fn is engine_run_fn else run_fn, config,
-                             out_dir, resume=resume)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
-        worker.errored.connect(self._on_error)
-        worker.done.connect(thread.quit)
-        thread.finished.connect(self._on_thread_finished)
-        self._thread, self._worker = thread, worker
-        self._pending_error = None
-        thread.start()
-        self._drain_timer.start()
-        self.started.emit()
-
-    def drain(self) -> int:
-        """Hand every queued event to :attr:`event`, in order; returns how many."""
-        worker = self._worker
-        if worker is None:
-            return 0
-        n = 0
-        queue = worker.queue
-        while queue:
-            self.event.emit(queue.popleft())
-            n += 1
-        return n
-
-    def _on_error(self, error: dict[str, str]) -> None:
-        # Reported after the events that came before it (drained when the thread ends).
-        self._pending_error = error
-
-    def pause(self) -> None:
-        if self._worker is not None and not self._worker.control.stop_requested:
-            self._worker.control.pause()
-            self.paused_changed.emit(True)
-
-    def resume(self) -> None:
-        if self._worker is not None:
-            self._worker.control.resume()
-            self.paused_changed.emit(False)
-
-    def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.control.stop()
-            self.paused_changed.emit(False)
+        return self.control.paused
 
     def wait(self, timeout_ms: int = 10000) -> bool:
-        """Block until the thread ends (used when the application quits)."""
-        thread = self._thread
-        return True if thread is None else thread.wait(timeout_ms)
+        """Block until the thread has ended (the values it queued are then drained)."""
+        if not self._thread.wait(timeout_ms):
+            return False
+        if self.running:
+            self._on_thread_finished()
+        return True
+
+    def drain(self) -> int:
+        """Emit every queued value on this (the UI) thread, in order; returns how many."""
+        n = 0
+        queue = self._queue
+        while queue:
+            kind, value = queue.popleft()
+            n += 1
+            if kind == "yielded":
+                self.yielded.emit(value)
+            elif kind == "returned":
+                self.result = value
+                self.returned.emit(value)
+            else:
+                self.error = value
+                self.errored.emit(value)
+        return n
 
     def _on_thread_finished(self) -> None:
-        self._drain_timer.stop()
+        if not self.running:
+            return
+        self._thread.wait(2000)  # "finished" is emitted just before the thread really ends
+        self._timer.stop()
         self.drain()
-        error, self._pending_error = self._pending_error, None
-        thread, worker = self._thread, self._worker
-        self._thread, self._worker = None, None
-        if error is not None:
-            self.errored.emit(error)
-        if worker is not None:
-            worker.deleteLater()
-        if thread is not None:
-            thread.deleteLater()
+        self.running = False
+        _RUNNING.discard(self)
         self.finished.emit()
 
+    # -- the thread ---------------------------------------------------------------------------
+    def _work(self) -> None:
+        put = self._queue.append
+        try:
+            if self._needs_engine:
+                ensure_engine()
+            result = self._fn()
+            if _is_generator(result):
+                result = self._iterate(result)
+            if self._failure is None:
+                put(("returned", result))
+        except Exception as exc:
+            put(("errored", error_dict(exc)))
 
-class _LazyRun:
-    """Calls :func:`engine_run_fn` on the worker thread, so importing torch never blocks the UI."""
+    def _iterate(self, gen: Any) -> Any:
+        put = self._queue.append
+        control = self.control
+        try:
+            while True:
+                try:
+                    value = next(gen)
+                except StopIteration as end:
+                    return end.value
+                put(("yielded", value))
+                if isinstance(value, RunFailed) and self._failure is None:
+                    # A job reports failure as its last event: the same error shape.
+                    self._failure = dict(value.error)
+                    put(("errored", self._failure))
+                if self._cooperative:
+                    continue  # the generator pauses and stops itself; never cut it off
+                control.wait_while_paused()
+                if control.stop_requested:
+                    self.aborted = True
+                    return None
+        finally:
+            gen.close()
 
-    def __init__(self, factory: Callable[[], RunFn]) -> None:
-        self._factory = factory
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Iterator[Event]:
-        return self._factory()(*args, **kwargs)
+def _is_generator(value: Any) -> bool:
+    return hasattr(value, "__next__") and hasattr(value, "close") and hasattr(value, "send")
 
 
-__all__ = ["QtRunWorker", "QtRunner", "engine_run_fn", "error_dict"]
+def run_off_ui_thread(fn: Callable[[], Any], *, needs_engine: bool = True) -> Any:
+    """Run a *short* torch computation on a throw-away thread and wait for its result.
+
+    For the few synchronous probes the UI needs at once (the pairing view's shapes). Why a
+    thread: torch's CPU thread pool belongs to the thread that first runs an op and lives as
+    long as it; owned by the UI thread, its idle pool competed with the run's and training in
+    the window became 2-3× slower on two cores. The engine warm-up is awaited first.
+    """
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            if needs_engine:
+                ensure_engine()
+            result["value"] = fn()
+        except BaseException as exc:  # re-raised on the caller's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=work, name="kdgui-torch-probe")
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+__all__ = ["DRAIN_MS", "QtWorker", "engine_run_fn", "ensure_engine", "error_dict", "run_off_ui_thread",
+           "wait_for_workers"]

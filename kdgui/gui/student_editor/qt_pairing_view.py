@@ -2,13 +2,14 @@
 
 Teacher feature layers on the left, the student's on the right, one row per layer that outputs a
 feature map, with the stage ends (the last layer at each resolution) in bold. The links are the
-pairs the engine will use: the automatic ones (:func:`kdgui.engine.distill.pairing.match_stages`
-on the same probe the run does, so what is drawn is what will train) until the user changes them.
+pairs the engine will use: the automatic ones (the engine's ``pairing_probe`` job matches the
+stages on the same probe the run does, so what is drawn is what will train) until the user
+changes them.
 Click a teacher row, then a student row, to add that link (or remove it if it exists). Each link
 is labelled with the adapter the run will create (a 1×1 convolution from the student's channels to
 the teacher's, or nothing when they agree) and the resizing of the student's map.
 
-Torch is imported only when this view is first shown, so the window opens without it.
+The probe runs torch off the UI thread, after the engine warm-up, when this view is first shown.
 """
 
 from __future__ import annotations
@@ -54,25 +55,6 @@ def adapter_text(student_shape: Shape, teacher_shape: Shape, kind: str) -> str:
         bigger = student_shape[1] >= teacher_shape[1]
         parts.append(f"{'avg-pool' if bigger else 'upsample'} {s}→{t}")
     return ", ".join(parts) or "same shape"
-
-
-def compute_pairing(student_spec: Any, input_shape: tuple[int, int, int], num_classes: int,
-                    teacher_module: Any = None, teacher_spec: Any = None) -> dict[str, Any]:
-    """Probe both networks the way the run does; candidates, stage ends and automatic pairs."""
-    from kdgui.engine.distill.pairing import match_stages, stage_ends
-    from kdgui.engine.distill.taps import feature_maps, probe_shapes
-    from kdgui.engine.models import build_from_spec
-
-    teacher = teacher_module
-    if teacher is None:
-        teacher = build_from_spec(teacher_spec, input_shape, num_classes)
-    student = build_from_spec(student_spec, input_shape, num_classes)
-    t_cands = feature_maps(*probe_shapes(teacher, input_shape))
-    s_cands = feature_maps(*probe_shapes(student, input_shape))
-    t_ends, s_ends = stage_ends(t_cands), stage_ends(s_cands)
-    return {"teacher": t_cands, "student": s_cands,
-            "teacher_ends": {n for n, _ in t_ends}, "student_ends": {n for n, _ in s_ends},
-            "auto": match_stages(t_ends, s_ends)}
 
 
 class _Row(QGraphicsRectItem):
@@ -172,9 +154,10 @@ class QtPairingView(QWidget):
                           "computed from a valid student.")
             return
         try:
-            from kdgui.gui.qt_task import off_main_thread
+            from kdgui.engine import jobs
+            from kdgui.gui.qt_worker import run_off_ui_thread
 
-            self.data = off_main_thread(lambda: compute_pairing(
+            self.data = run_off_ui_thread(lambda: jobs.pairing_probe(
                 self.model.spec, self.model.input_shape,  # type: ignore[arg-type]
                 self.model.num_classes, self.teacher_module, self.teacher_spec))
         except Exception as exc:  # a teacher that cannot be probed: say so, keep the editor

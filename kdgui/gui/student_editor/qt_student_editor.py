@@ -252,12 +252,14 @@ class StudentEditor(QWidget):
             self._say("Deriving needs a teacher built by kdgui (like the demo teacher); pick a "
                       "preset instead.")
             return
-        from kdgui.engine.models.derive import derive_spec
+        from kdgui.engine import jobs
+        from kdgui.gui.qt_worker import run_off_ui_thread
 
+        teacher, shape, classes = self.teacher_spec, self.model.input_shape, self.model.num_classes
+        width, depth = self.width_spin.value(), self.depth_spin.value()
         try:
-            spec = derive_spec(self.teacher_spec, self.model.input_shape,  # type: ignore
-                               self.model.num_classes, self.width_spin.value(),
-                               self.depth_spin.value())
+            spec = run_off_ui_thread(lambda: jobs.derive_spec(teacher, shape, classes, width,
+                                                              depth))
         except UserError as exc:
             self._say(f"{exc.what}. {exc.fix}")
             return
