@@ -1,0 +1,97 @@
+"""The end of a run: measure teacher and student, compress, save, export, write ``summary.json``.
+
+A stopped run ends here too, and must leave a complete folder (summary, student, what was
+measured) quickly: the front end is waiting for it. So after a stop, compression and exports are
+skipped and latency is timed with a few repeats instead of a full measurement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from torch import nn
+
+from kdgui.core.events import ArtifactEvent, Event, RunFinished, StageEvent
+from kdgui.engine.session.compression import compress
+from kdgui.engine.session.context import RunContext
+from kdgui.engine.session.exporting import export_formats, save_student
+
+#: Latency timing after a stop: fewer passes and a short cap (a full measurement takes up to 2 s
+#: per batch size and model), still the median of real forward passes.
+STOPPED_LATENCY = {"warmup": 1, "repeats": 3, "max_seconds": 0.25}
+
+
+def measure(
+    ctx: RunContext, name: str, model: nn.Module, val_eval: dict[str, Any] | None = None
+) -> Generator[Event, None, dict[str, Any]]:
+    """One model's metrics (accuracy, size, MACs, latency, layer table) as a StageEvent."""
+    from kdgui.engine.metrics import evaluate, measure_latency, model_summary
+
+    model = model.eval()
+    shape = ctx.prepared.input_shape
+    device = str(ctx.device)
+    summary = model_summary(model, shape, device=device, latency=not ctx.stopped)
+    if ctx.stopped:
+        for key, batch in (("latency_ms", 1), ("latency_ms_b32", 32)):
+            summary[key] = measure_latency(model, shape, batch, device, **STOPPED_LATENCY)
+    if val_eval is None:
+        val_eval = evaluate(model, ctx.prepared.val, device=ctx.device)
+    layers = summary.pop("layers", [])
+    metrics = {"name": name, "accuracy": float(val_eval["accuracy"]), **summary}
+    if val_eval.get("top5") is not None:
+        metrics["top5"] = float(val_eval["top5"])
+    yield StageEvent(name=name, metrics=metrics, layers=layers)
+    return metrics
+
+
+def finish(
+    ctx: RunContext,
+    teacher: nn.Module,
+    student: nn.Module,
+    teacher_eval: dict[str, Any],
+    distiller: Any,
+) -> Generator[Event, None, dict[str, Any]]:
+    """Measure, compress (unless stopped), save the student, export, and write the summary."""
+    from kdgui.engine.metrics import agreement, evaluate
+
+    cfg = ctx.config
+    teacher_metrics = yield from measure(ctx, "teacher", teacher, teacher_eval)
+    student_eval = evaluate(student, ctx.prepared.val, device=ctx.device)
+    student_metrics = yield from measure(ctx, "student", student, student_eval)
+    student_metrics["agreement"] = float(
+        agreement(student_eval["predictions"], teacher_eval["predictions"])
+    )
+    final_model = student
+    stages: list[dict[str, Any]] = []
+    if cfg.compression.steps and not ctx.stopped:
+        final_model, stages = yield from compress(ctx, student, teacher)
+    # student/ holds the distilled student (its spec matches its weights); compressed models
+    # are saved per stage by the pipeline, and the final one is exported.
+    yield from save_student(ctx, student)
+    exports: list[dict[str, Any]] = []
+    if cfg.export.formats and not ctx.stopped:
+        exports = yield from export_formats(ctx, final_model)
+    summary = {
+        "schema_version": 1,
+        "name": cfg.name,
+        "completed": not ctx.stopped,
+        "stopped": ctx.stopped,
+        "steps": ctx.step,
+        "device": str(ctx.device),
+        "data": ctx.prepared.data_info,
+        "pairs": {k: [list(p) for p in v] for k, v in distiller.pairs.items()},
+        "teacher": teacher_metrics,
+        "student": student_metrics,
+        "compression_ratio": teacher_metrics["params"] / max(student_metrics["params"], 1),
+        "accuracy_gap": teacher_metrics["accuracy"] - student_metrics["accuracy"],
+        "stages": stages,
+        "exports": exports,
+    }
+    path = ctx.run_dir.write_summary(summary)
+    yield ArtifactEvent(what="summary", path=str(path))
+    yield RunFinished(run_dir=str(ctx.run_dir.path), summary=summary, stopped=ctx.stopped)
+    return summary
+
+
+__all__ = ["STOPPED_LATENCY", "finish", "measure"]

@@ -1,0 +1,121 @@
+"""The entry points of a run: :func:`run` (from a config) and :func:`run_prepared` (from loaded
+models and data, the Python API's way in).
+
+This is the one place that logs every event to the run folder, applies the commands sent into
+the generator, and turns errors into a final :class:`RunFailed` event: a user error keeps its
+what/fix, an internal error keeps its traceback for the report.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kdgui.core.config import ExperimentConfig
+from kdgui.core.errors import UserError
+from kdgui.core.events import Event, RunControl, RunFailed
+from kdgui.engine.device import seed_everything
+from kdgui.engine.rundir import RunDir, default_run_dir
+from kdgui.engine.session.context import RunContext
+from kdgui.engine.session.prepare import Prepared, prepare
+from kdgui.engine.session.story import tell
+
+RunGenerator = Generator[Event, "str | None", "dict[str, Any] | None"]
+
+
+def run(
+    config: ExperimentConfig,
+    out_dir: str | Path | None = None,
+    *,
+    control: RunControl | None = None,
+    resume: bool = False,
+    runs_root: str | Path = "runs",
+) -> RunGenerator:
+    """Run the experiment described by ``config``; yields events, returns the summary dict.
+
+    Bad input (a missing dataset, a corrupt model file, mismatched shapes) is reported as a
+    single :class:`RunFailed` event before any run folder is created.
+    """
+    config = config.model_copy(deep=True)
+    # Seeded before the student is built, so its initial weights follow training.seed too.
+    seed_everything(config.training.seed)
+    try:
+        prepared = prepare(config)
+    except UserError as exc:
+        yield RunFailed(run_dir="", error=exc.to_dict())
+        return None
+    return (
+        yield from run_prepared(
+            prepared, config, out_dir, control=control, resume=resume, runs_root=runs_root
+        )
+    )
+
+
+def run_prepared(
+    prepared: Prepared,
+    config: ExperimentConfig,
+    out_dir: str | Path | None = None,
+    *,
+    control: RunControl | None = None,
+    resume: bool = False,
+    runs_root: str | Path = "runs",
+) -> RunGenerator:
+    """Run on already-loaded models and data (the Python API's entry point)."""
+    control = control or RunControl()
+    try:
+        if resume:
+            if out_dir is None:
+                raise UserError("resuming needs the run folder", "Pass --resume RUN_DIR.")
+            run_dir = RunDir.open_existing(out_dir)
+        else:
+            run_dir = RunDir.create(out_dir or default_run_dir(config.name, runs_root), config)
+    except UserError as exc:
+        yield RunFailed(run_dir=str(out_dir or ""), error=exc.to_dict())
+        return None
+
+    ctx = RunContext.create(prepared, config, run_dir, control, resume)
+    try:
+        # One place logs every event and applies commands sent into the generator; the
+        # session's own code (and the compression pipeline's) only yields.
+        events = tell(ctx)
+        try:
+            event = next(events)
+            while True:
+                run_dir.log_event(event)
+                control.apply((yield event))
+                event = next(events)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+    except UserError as exc:
+        failed = RunFailed(run_dir=str(run_dir.path), error=exc.to_dict(), step=ctx.step)
+        run_dir.log_event(failed)
+        yield failed
+        return None
+    except Exception as exc:  # an internal error: report it as an event, keep the traceback
+        failed = RunFailed(
+            run_dir=str(run_dir.path),
+            error={
+                "type": type(exc).__name__,
+                "what": f"internal error: {exc}",
+                "fix": "Please report this with the run folder's metrics.jsonl.",
+                "source": "",
+                "message": f"internal error: {type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            },
+            step=ctx.step,
+            internal=True,
+        )
+        run_dir.log_event(failed)
+        yield failed
+        return None
+    finally:
+        run_dir.close()
+        if ctx.previous_threads is not None:
+            torch.set_num_threads(ctx.previous_threads)
+
+
+__all__ = ["RunGenerator", "run", "run_prepared"]
