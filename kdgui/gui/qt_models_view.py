@@ -6,7 +6,8 @@ row emits ``layerSelected(name)`` so the window can highlight the layer in the s
 and the teacher / student / final-stage summaries side by side. The model handed to Netron is an
 ONNX file whose nodes carry each layer's compression (see :mod:`kdgui.engine.netron_graph`).
 
-Preparing a model (loading it, exporting ONNX) takes seconds, so it runs on a worker thread; the
+Preparing a model (loading it, exporting ONNX) takes seconds, so it runs on the window's worker
+(:class:`~kdgui.gui.qt_worker.QtWorker`, after the engine warm-up); the
 Netron server listens on 127.0.0.1 only and is stopped when the view closes or the app quits.
 Nothing here fails when netron or QtWebEngine is missing: the table and summaries still work and
 a notice says what is missing and how to get it.
@@ -14,71 +15,37 @@ a notice says what is missing and how to get it.
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QStandardItem, QStandardItemModel
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QApplication,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
     QSplitter,
-    QTableView,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-COLUMNS = ("name", "type", "output shape", "params", "MACs", "sparsity", "bits", "rank",
-           "removed channels")
-SUMMARY_ROWS = (("params", "params"), ("nonzero_params", "non-zero params"), ("macs", "MACs"),
-                ("zip_size_bytes", "zip size (bytes)"), ("accuracy", "accuracy"),
-                ("latency_ms", "latency b1 (ms)"))
+from kdgui.core.errors import UserError
+from kdgui.core.run_folders import find_runs
+from kdgui.gui.qt_model_tables import COLUMNS, QtLayerTable, QtModelSummaries
+from kdgui.gui.qt_worker import QtWorker
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, list):
-        return "×".join(str(v) for v in value) if all(isinstance(v, int) for v in value) else str(
-            value)
-    return str(value)
+def _jobs() -> Any:
+    """The engine's facade (imports no torch; its functions load what they need)."""
+    from kdgui.engine import jobs
 
-
-def _sort_key(value: Any) -> Any:
-    """Numbers by value, lists by size, names naturally (layers.10 after layers.9)."""
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, list):
-        return float(len(value)) if value and not all(isinstance(v, int) for v in value) else (
-            float(sum(value)) if value else 0.0)
-    if value is None:
-        return -1.0
-    return re.sub(r"\d+", lambda m: m.group().zfill(10), str(value))
-
-
-class _Relay(QObject):
-    """Carries a worker thread's result back to the GUI thread (queued signal)."""
-
-    done = Signal(object, object)  # (PreparedModel | None, error text | None)
+    return jobs
 
 
 class ModelsView(QWidget):
@@ -99,9 +66,7 @@ class ModelsView(QWidget):
         self._web: Any = None
         self._current: Any = None
         self._sources: list[Any] = []
-        self._busy = False
-        self._relay = _Relay(self)
-        self._relay.done.connect(self._on_prepared)
+        self._task: QtWorker | None = None
         self._build()
         app = QApplication.instance()
         if app is not None:
@@ -137,27 +102,11 @@ class ModelsView(QWidget):
         self.placeholder.setWordWrap(True)
         self._graph_layout.addWidget(self.placeholder)
 
-        self.layer_model = QStandardItemModel(0, len(COLUMNS), self)
-        self.layer_model.setHorizontalHeaderLabels(list(COLUMNS))
-        self.layer_proxy = QSortFilterProxyModel(self)
-        self.layer_proxy.setSourceModel(self.layer_model)
-        self.layer_proxy.setSortRole(Qt.ItemDataRole.UserRole)
-        self.layer_table = QTableView()
-        self.layer_table.setModel(self.layer_proxy)
-        self.layer_table.setSortingEnabled(True)
-        self.layer_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.layer_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.layer_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.layer_table.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.ResizeToContents)
+        self.layer_table = QtLayerTable(self)
+        self.layer_model = self.layer_table.source
+        self.layer_proxy = self.layer_table.proxy
         self.layer_table.selectionModel().currentRowChanged.connect(self._on_row)
-
-        self.summary_table = QTableWidget(len(SUMMARY_ROWS), 3)
-        self.summary_table.setHorizontalHeaderLabels(["teacher", "student", "final stage"])
-        self.summary_table.setVerticalHeaderLabels([label for _, label in SUMMARY_ROWS])
-        self.summary_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.summary_table.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.Stretch)
+        self.summary_table = QtModelSummaries()
 
         side = QSplitter(Qt.Orientation.Vertical)
         side.addWidget(self.layer_table)
@@ -183,11 +132,9 @@ class ModelsView(QWidget):
     # -- choosing --------------------------------------------------------------------------------
     def refresh_runs(self) -> None:
         """Fill the run picker from ``runs_root`` (newest first)."""
-        from kdgui.engine.netron_sources import find_runs
-
         self.run_combo.blockSignals(True)
         self.run_combo.clear()
-        for run in find_runs(self.runs_root):
+        for run in find_runs(self.runs_root, models=True):
             self.run_combo.addItem(run.name, str(run))
         self.run_combo.blockSignals(False)
         self._on_run()
@@ -203,11 +150,9 @@ class ModelsView(QWidget):
         self._on_run()
 
     def _on_run(self, *_: Any) -> None:
-        from kdgui.engine.netron_sources import run_sources
-
         self.model_combo.clear()
         run = self.run_combo.currentData()
-        self._sources = run_sources(run) if run else []
+        self._sources = _jobs().model_sources(run) if run else []
         for source in self._sources:
             self.model_combo.addItem(source.label)
         if self._sources:
@@ -220,23 +165,10 @@ class ModelsView(QWidget):
         super().showEvent(event)
         if not getattr(self, "_auto_shown", False) and self._sources:
             self._auto_shown = True
-            from PySide6.QtCore import QTimer
-
             QTimer.singleShot(0, self.show_selected)
 
     def _show_summaries(self) -> None:
-        teacher = next((s.metrics for s in self._sources if s.kind == "teacher"), {})
-        student = next((s.metrics for s in self._sources if s.kind == "student"), {})
-        stages = [s.metrics for s in self._sources if s.kind == "stage"]
-        if not student and stages:
-            student = stages[0]  # stage 0 is the student before compression
-        final = stages[-1] if stages else {}
-        for col, metrics in enumerate((teacher, student, final)):
-            for row, (key, _) in enumerate(SUMMARY_ROWS):
-                value = metrics.get(key)
-                if key == "macs" and value is not None and value < 0:
-                    value = None
-                self.summary_table.setItem(row, col, QTableWidgetItem(_fmt(value)))
+        self.summary_table.show_sources(self._sources)
 
     def _pick_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a model", str(self.runs_root))
@@ -250,45 +182,33 @@ class ModelsView(QWidget):
 
     def show_path(self, path: str | Path, **kwargs: Any) -> None:
         """A model file, run folder or stage folder (as ``kdgui netron`` takes)."""
-        from kdgui.core.errors import UserError
-        from kdgui.engine.netron_sources import source_for_path
-
         try:
-            source = source_for_path(path, **kwargs)
+            source = _jobs().model_source_for_path(path, **kwargs)
         except UserError as exc:
             self._set_notice(exc.one_line())
             return
         self.show_source(source)
 
     def show_source(self, source: Any) -> None:
-        """Prepare ``source`` on a worker thread, then show it."""
-        if self._busy:
+        """Prepare ``source`` on the worker (load it, write its ONNX), then show it."""
+        if self._task is not None and self._task.running:
             return
-        self._busy = True
         self.open_button.setEnabled(False)
         self._set_notice(f"Preparing {source.label} …")
         out = self._work / f"m{id(source)}"
-
-        def work() -> None:
-            from kdgui.core.errors import UserError
-            from kdgui.engine.netron_sources import prepare
-
-            try:
-                self._relay.done.emit(prepare(source, out), None)
-            except UserError as exc:
-                self._relay.done.emit(None, exc.one_line())
-            except Exception as exc:
-                self._relay.done.emit(None, f"{type(exc).__name__}: {exc}")
-
-        threading.Thread(target=work, name="kdgui-netron-prepare", daemon=True).start()
+        task = QtWorker(lambda: _jobs().prepare_model(source, out), name="kdgui-netron-prepare")
+        task.returned.connect(self._on_prepared)
+        task.errored.connect(self._on_prepare_failed)
+        task.finished.connect(lambda: self.open_button.setEnabled(bool(self._sources)))
+        self._task = task
+        task.start()
 
     # -- showing ---------------------------------------------------------------------------------
-    def _on_prepared(self, prepared: Any, error: str | None) -> None:
-        self._busy = False
-        self.open_button.setEnabled(bool(self._sources))
-        if prepared is None:
-            self._set_notice(f"Cannot show this model: {error}")
-            return
+    def _on_prepare_failed(self, error: dict[str, str]) -> None:
+        fix = f" {error['fix']}" if error.get("fix") else ""
+        self._set_notice(f"Cannot show this model: {error.get('what', 'unknown error')}.{fix}")
+
+    def _on_prepared(self, prepared: Any) -> None:
         self._current = prepared
         self.fill_layers(prepared.layers)
         notes = list(prepared.notes)
@@ -298,57 +218,31 @@ class ModelsView(QWidget):
 
     def fill_layers(self, layers: list[dict[str, Any]]) -> None:
         """The layer table, one row per layer, numbers as the engine computed them."""
-        self.layer_table.setSortingEnabled(False)
-        self.layer_model.removeRows(0, self.layer_model.rowCount())
-        for row in layers:
-            sparsity = row.get("sparsity")
-            removed = row.get("removed_channels")
-            values = [row.get("name"), row.get("type"), row.get("out_shape"), row.get("params"),
-                      row.get("macs"), sparsity, row.get("bits"), row.get("rank"), removed]
-            items = []
-            for col, value in enumerate(values):
-                text = f"{100 * sparsity:.1f}%" if col == 5 and sparsity is not None else (
-                    str(len(removed)) if col == 8 and isinstance(removed, list) else _fmt(value))
-                item = QStandardItem(text)
-                item.setData(_sort_key(value), Qt.ItemDataRole.UserRole)
-                if col >= 3:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight
-                                          | Qt.AlignmentFlag.AlignVCenter)
-                items.append(item)
-            self.layer_model.appendRow(items)
-        # module order until the user clicks a header
-        self.layer_table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
-        self.layer_proxy.sort(-1)
-        self.layer_table.setSortingEnabled(True)
+        self.layer_table.fill(layers)
 
     def _on_row(self, current: Any, _previous: Any) -> None:
         if current.isValid():
-            name = self.layer_proxy.index(current.row(), 0).data()
+            name = self.layer_table.name_at(current.row())
             if name:
-                self.layerSelected.emit(str(name))
+                self.layerSelected.emit(name)
 
     def select_layer(self, name: str) -> bool:
         """Select ``name`` in the table (emits ``layerSelected``); False if it is not there."""
-        for row in range(self.layer_proxy.rowCount()):
-            if self.layer_proxy.index(row, 0).data() == name:
-                self.layer_table.selectRow(row)
-                return True
-        return False
+        return self.layer_table.select_name(name)
 
     def _serve(self, onnx_path: Path) -> list[str]:
         """(Re)start the server on the new file and show it; returns notices to display."""
-        from kdgui.engine.netron_server import NetronServer, netron_info
-
+        jobs = _jobs()
         self._stop_server()
         self.browser_button.setEnabled(False)
-        info = netron_info()
+        info = jobs.netron_info()
         if not info.usable:
             self._show_placeholder("The graph cannot be drawn. The layer table and summaries "
                                    "still work.")
             return [info.message]
         notes = [info.message] if info.problem else []
         try:
-            self._server = NetronServer(onnx_path)
+            self._server = jobs.netron_server(onnx_path)
             url = self._server.start()
         except Exception as exc:
             self._server = None
@@ -421,3 +315,6 @@ class ModelsView(QWidget):
     def closeEvent(self, event: Any) -> None:
         self.shutdown()
         super().closeEvent(event)
+
+
+__all__ = ["COLUMNS", "ModelsView"]
