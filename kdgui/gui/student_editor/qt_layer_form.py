@@ -32,7 +32,8 @@ from kdgui.core.errors import ConfigError
 from kdgui.core.formatting import fmt_count
 from kdgui.core.student_shapes import fmt_shape
 from kdgui.core.student_spec import LAYER_TYPES
-from kdgui.gui.student_editor.model import LABELS, EditorModel, LayerPath
+from kdgui.gui.student_editor.layers import LABELS, LayerPath
+from kdgui.gui.student_editor.model import EditorModel
 
 SLIDER_STEPS = 1000
 LOG_SPAN = 64  # integer ranges wider than this get a logarithmic slider

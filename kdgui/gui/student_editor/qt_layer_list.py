@@ -13,7 +13,8 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTree
 
 from kdgui.core.formatting import fmt_count
 from kdgui.core.student_shapes import fmt_shape
-from kdgui.gui.student_editor.model import LABELS, EditorModel, LayerPath, summary
+from kdgui.gui.student_editor.layers import LABELS, LayerPath, summary
+from kdgui.gui.student_editor.model import EditorModel
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 COLUMNS = ["#", "layer", "output", "params", "MACs"]

@@ -6,8 +6,8 @@ from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QColor, QKeyEvent
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
-from kdgui.gui.student_editor.model import PALETTE
-from kdgui.gui.student_editor.qt_canvas import FAMILY, type_mime
+from kdgui.gui.student_editor.layers import PALETTE
+from kdgui.gui.student_editor.qt_block import FAMILY, type_mime
 
 TYPE_ROLE = Qt.ItemDataRole.UserRole
 
@@ -40,7 +40,7 @@ class QtLayerPalette(QListWidget):
         raise KeyError(layer_type)
 
     def mimeTypes(self) -> list[str]:
-        from kdgui.gui.student_editor.qt_canvas import MIME_TYPE
+        from kdgui.gui.student_editor.qt_block import MIME_TYPE
 
         return [MIME_TYPE]
 

@@ -39,7 +39,8 @@ from kdgui.core.presets import PRESETS
 from kdgui.core.student_codegen import to_pytorch_source
 from kdgui.core.student_spec import StudentSpec
 from kdgui.core.student_spec_io import load_spec, save_spec
-from kdgui.gui.student_editor.model import EditorModel, LayerPath
+from kdgui.gui.student_editor.layers import LayerPath
+from kdgui.gui.student_editor.model import EditorModel
 from kdgui.gui.student_editor.qt_canvas import QtStudentCanvas
 from kdgui.gui.student_editor.qt_layer_form import QtLayerForm
 from kdgui.gui.student_editor.qt_layer_list import QtLayerList
