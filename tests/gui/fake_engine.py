@@ -1,6 +1,7 @@
-"""A stand-in for ``kdgui.engine.session.run`` that yields realistic events quickly, no torch.
+"""A stand-in for the engine's ``run`` job that yields its events quickly, without torch.
 
-It honours :class:`RunControl` the way the engine does (pause blocks between "batches", stop ends
+The events have the engine's schema (tests/gui/test_fake_engine_contract.py runs the real engine
+and compares field by field), so what the window tests show holds for the real engine. It honours :class:`RunControl` the way the engine does (pause blocks between "batches", stop ends
 with ``RunFinished(stopped=True)``) and writes ``metrics.jsonl`` and ``summary.json`` like a real
 run folder, so the window's live and reopen paths can be tested in milliseconds.
 """
@@ -30,14 +31,60 @@ from kdgui.core.events import (
     StateEvent,
     StepEvent,
 )
+from kdgui.core.presets import get_preset
 
 LAYERS = ["features.0", "features.3", "features.6", "classifier"]
+INPUT_SHAPE = [1, 8, 8]
+CLASSES = 10
 
 
-def _metrics(params: int, acc: float) -> dict[str, Any]:
-    return {"params": params, "nonzero_params": params, "size_bytes": 4 * params,
-            "zip_size_bytes": 3 * params, "macs": 20 * params, "latency_ms": params / 1e5,
-            "latency_ms_b32": params / 1e4, "accuracy": acc}
+def _data_info() -> dict[str, Any]:
+    """What the engine reports about the data (the embedded digits' numbers)."""
+    return {"name": "digits", "source": "fake digits (1,797 images, 8×8)",
+            "input_shape": INPUT_SHAPE, "num_classes": CLASSES,
+            "class_names": [str(i) for i in range(CLASSES)], "n_train": 1438, "n_val": 359,
+            "mean": [0.3049], "std": [0.3758]}
+
+
+def _student_info(config: ExperimentConfig, params: int) -> dict[str, Any]:
+    """A preset student's info, its spec built by core (torch-free) as the engine builds it."""
+    cfg = config.student
+    if not cfg.preset:
+        return {"source": "spec", "name": "student", "params": params}
+    spec = get_preset(cfg.preset).build(tuple(INPUT_SHAPE), CLASSES, cfg.width)
+    return {"source": "preset", "name": cfg.preset, "width": cfg.width,
+            "spec": spec.model_dump(), "params": params}
+
+
+def _metrics(name: str, params: int, acc: float) -> dict[str, Any]:
+    out = {"name": name, "accuracy": acc, "input_shape": INPUT_SHAPE, "params": params,
+           "nonzero_params": params, "size_bytes": 4 * params, "zip_size_bytes": 3 * params,
+           "macs": 20 * params, "macs_note": "", "latency_ms": params / 1e5,
+           "latency_ms_b32": params / 1e4, "top5": 1.0}
+    if name == "student":
+        out["agreement"] = 0.9
+    return out
+
+
+def _layers(params: int) -> list[dict[str, Any]]:
+    """Per-layer rows as the engine measures them (a weight histogram on weighted layers)."""
+    rows = []
+    for i, name in enumerate(LAYERS):
+        rows.append({
+            "name": name, "type": "Linear" if name == "classifier" else "Conv2d",
+            "out_shape": [1, 16 * (i + 1), 8, 8] if name != "classifier" else [1, CLASSES],
+            "params": params // len(LAYERS), "nonzero": params // len(LAYERS), "sparsity": 0.0,
+            "macs": 20 * params // len(LAYERS), "removed_channels": None, "rank": None,
+            "bits": None,
+            "hist": {"counts": [1.0, 4.0, 9.0, 4.0, 1.0],
+                     "edges": [-1.0, -0.6, -0.2, 0.2, 0.6, 1.0]},
+        })
+    return rows
+
+
+def _sparsity(progress: float) -> np.ndarray:
+    """Per-layer sparsity, growing with the run's progress (as under gradual pruning)."""
+    return np.linspace(0, 0.3 * progress, len(LAYERS), dtype=np.float32)
 
 
 def fake_run(
@@ -46,11 +93,14 @@ def fake_run(
     *,
     control: RunControl | None = None,
     resume: bool = False,
+    runs_root: str | Path = "runs",
     step_s: float = 0.004,
     steps_per_epoch: int = 20,
 ) -> Iterator[Event]:
+    """The engine's ``run``: same arguments, same events (tests/gui/test_fake_engine_contract.py
+    holds it to that), no torch. Events come every ``log_every`` "batches" of ``step_s``."""
     control = control or RunControl()
-    run_dir = Path(out_dir or "runs/fake")
+    run_dir = Path(out_dir) if out_dir else Path(runs_root) / f"fake-{config.name}"
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")  # as RunDir does
     log = (run_dir / "metrics.jsonl").open("a", encoding="utf-8")
@@ -63,11 +113,14 @@ def fake_run(
 
     epochs = config.training.epochs
     total = epochs * steps_per_epoch
+    data = _data_info()
+    pairs: dict[str, list[list[str]]] = {"feature": [], "attention": []}
     yield emit(RunStarted(
-        run_dir=str(run_dir), config=config.model_dump(mode="json"), data={"name": "fake"},
-        teacher={"params": 100_000, "val_accuracy": 0.97}, student={"params": 20_000},
-        pairs={}, epochs=epochs, steps_per_epoch=steps_per_epoch, device="cpu",
-        teacher_cached=True,
+        run_dir=str(run_dir), config=config.model_dump(mode="json"), data=data,
+        teacher={"format": "kdgui-spec", "source": "demo", "version": 1, "num_classes": CLASSES,
+                 "dataset": "fake digits", "val_accuracy": 0.97, "params": 100_000},
+        student=_student_info(config, 20_000), pairs=pairs, epochs=epochs,
+        steps_per_epoch=steps_per_epoch, device="cpu", teacher_cached=True,
     ))
     step = 0
     stopped = False
@@ -83,32 +136,32 @@ def fake_run(
                 break
             pause.wait(step_s)  # the "batch"
             step += 1
-            if step % config.training.log_every == 0 or step == 1:
-                decay = np.exp(-step / (total / 3))
+            if step % config.training.log_every == 0:
+                decay = float(np.exp(-step / (total / 3)))
                 yield emit(StepEvent(
                     step=step, epoch=epoch,
                     losses={"total": 2.0 * decay + 0.1, "hard": 1.5 * decay + 0.05,
-                            "soft": 2.4 * decay + 0.12},
+                            "soft": 2.4 * decay + 0.12, "feature": 0.0, "attention": 0.0},
                     lr=config.training.lr, samples_per_s=5000.0, progress=step / total,
-                    eta_s=(total - step) * step_s,
+                    eta_s=(total - step) * step_s, layer_names=list(LAYERS),
+                    sparsity=_sparsity(step / total),
                 ))
         if stopped:
             break
         yield emit(EpochEvent(
             epoch=epoch, step=step, train_loss=1.0 / epoch, train_accuracy=0.8 + 0.02 * epoch,
             val_accuracy=0.78 + 0.02 * epoch, teacher_accuracy=0.97, agreement=0.9,
-            layer_names=LAYERS, sparsity=np.linspace(0, 0.1 * epoch, len(LAYERS), dtype=np.float32),
+            layer_names=list(LAYERS), sparsity=_sparsity(step / total),
             duration_s=steps_per_epoch * step_s,
         ))
     if stopped:
         yield emit(StateEvent(state="stopped"))
-    teacher = _metrics(100_000, 0.97)
-    student = _metrics(20_000, 0.95)
-    yield emit(StageEvent(name="teacher", metrics=teacher,
-                          layers=[{"name": "features.0", "hist": {"counts": [1, 4, 9, 4, 1],
-                                   "edges": [-1, -0.6, -0.2, 0.2, 0.6, 1]}}]))
-    yield emit(StageEvent(name="student", metrics=student))
-    summary = {"name": config.name, "completed": not stopped, "stopped": stopped,
+    teacher = _metrics("teacher", 100_000, 0.97)
+    student = _metrics("student", 20_000, 0.95)
+    yield emit(StageEvent(name="teacher", metrics=teacher, layers=_layers(100_000)))
+    yield emit(StageEvent(name="student", metrics=student, layers=_layers(20_000)))
+    summary = {"schema_version": 1, "name": config.name, "completed": not stopped,
+               "stopped": stopped, "steps": step, "device": "cpu", "data": data, "pairs": pairs,
                "teacher": teacher, "student": student, "compression_ratio": 5.0,
                "accuracy_gap": 0.02, "stages": [], "exports": []}
     (run_dir / "summary.json").write_text(json.dumps(summary), encoding="utf-8")

@@ -27,12 +27,16 @@ def test_demo_run_plots_live_data_and_finishes(window, qtbot) -> None:
     panel.flush()
     assert set(panel.loss_plot.curves) == {"total", "hard", "soft"}
     x, _y = panel.loss_plot.curves["total"].getData()
-    assert len(x) == panel.loss_plot.steps["total"].view().size > 3
+    steps = [10, 20, 30, 40, 50, 60]  # 3 epochs × 20 batches, an event every log_every = 10
+    assert list(x) == list(panel.loss_plot.steps["total"].view()) == steps
     assert list(panel.accuracy_plot.val.view()) == pytest.approx([80.0, 82.0, 84.0])
     assert panel.accuracy_plot.teacher_line.isVisible()
     assert panel.accuracy_plot.teacher_accuracy == pytest.approx(97.0)
-    assert panel.heatmap.matrix().shape == (4, 3)  # layers × epochs
-    assert panel.heatmap.image.image is not None and panel.heatmap.image.levels is not None
+    # the engine sends sparsity with every step event: one heatmap column per step event
+    assert panel.heatmap.matrix().shape == (4, len(steps))  # layers × step events
+    assert panel.heatmap.xs == steps
+    assert panel.heatmap.matrix()[:, -1] == pytest.approx([0.0, 0.1, 0.2, 0.3])  # the last step
+    assert panel.heatmap.image.image.shape == (4, len(steps))
     assert list(panel.heatmap.image.levels) == [0.0, 1.0]
     assert set(panel.bars.stages) == {"teacher", "student"}
     assert panel.progress.value() == 1000
