@@ -312,6 +312,13 @@ class RunContents:
     def completed(self) -> bool:
         return bool(self.summary) and not self.summary.get("stopped", False)
 
+    @property
+    def status(self) -> str:
+        """As :func:`run_status`: ``completed``, ``stopped``, ``failed`` or ``incomplete``."""
+        if self.summary:
+            return "stopped" if self.summary.get("stopped") else "completed"
+        return "failed" if self.events and self.events[-1].kind == "failed" else "incomplete"
+
 
 def read_run(path: str | os.PathLike[str]) -> RunContents:
     """Read a run folder's summary and events; unreadable event lines are counted, not fatal.

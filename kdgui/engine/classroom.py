@@ -31,8 +31,7 @@ from kdgui.core.config_io import (
 )
 from kdgui.core.errors import ConfigError
 from kdgui.core.events import Event, RunControl
-
-LESSON_FILE = "lesson.json"
+from kdgui.core.run_folders import LESSON_FILE, config_path
 
 #: Settings every lesson shares: few samples, few epochs — sized for two shared CPU cores.
 _FAST = (
@@ -259,7 +258,7 @@ def run_lesson(
     if run_fn is None:
         from kdgui.engine.session import run as run_fn
     result = yield from run_fn(config, out, control=control)
-    if (out / "config.yaml").is_file():
+    if config_path(out).is_file():
         atomic_write_text(out / LESSON_FILE, json.dumps(lesson.meta(), indent=2) + "\n")
     return result
 

@@ -16,7 +16,6 @@ import base64
 import csv
 import html
 import io
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -28,6 +27,16 @@ import yaml
 
 from kdgui.core.config_io import atomic_write_text
 from kdgui.core.errors import ConfigError
+from kdgui.core.run_folders import (
+    LESSON_FILE,
+    SWEEP_FILE,
+    config_path,
+    read_config_dict,
+    read_event_dicts,
+    read_json,
+    read_summary,
+    run_status,
+)
 
 #: (label, key, formatter kind) of the metrics tables.
 METRIC_COLUMNS: list[tuple[str, str, str]] = [
@@ -204,20 +213,6 @@ def sweep_plots(rows: list[dict[str, Any]], key: str, size_key: str) -> list[tup
     return plots
 
 
-def _read_events(path: Path) -> list[dict[str, Any]]:
-    events = []
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    events.append(json.loads(line))
-                except ValueError:
-                    continue  # a line cut by a crash
-    except OSError:
-        pass
-    return events
-
-
 def run_plots(events: list[dict[str, Any]], summary: dict[str, Any]) -> list[tuple[str, str]]:
     """(title, base64 PNG) of the loss curves, accuracy per epoch and accuracy against size."""
     mpl = _matplotlib()
@@ -351,26 +346,12 @@ def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
 
 
 def _run_report(folder: Path) -> tuple[str, str, list[str], list[list[Any]], list[str]]:
-    try:
-        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        config = None
-    summary: dict[str, Any] = {}
-    if (folder / "summary.json").is_file():
-        try:
-            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-        except ValueError:
-            summary = {}
-    events = _read_events(folder / "metrics.jsonl")
-    meta: dict[str, Any] = {}
-    if (folder / "lesson.json").is_file():
-        try:
-            meta = json.loads((folder / "lesson.json").read_text(encoding="utf-8"))
-        except ValueError:
-            meta = {}
-    name = str(meta.get("title") or (config or {}).get("name") or folder.name)
-    status = ("stopped" if summary.get("stopped") else "completed") if summary else (
-        "failed" if events and events[-1].get("event") == "failed" else "incomplete")
+    config = read_config_dict(folder)
+    summary = read_summary(folder) or {}
+    events, _ = read_event_dicts(folder)  # lines cut by a crash are skipped
+    meta = read_json(folder / LESSON_FILE) or {}
+    name = str(meta.get("title") or config.get("name") or folder.name)
+    status = run_status(folder, summary)
     plots = run_plots(events, summary)
     models = _models(summary)
     parts = [f"<h1>{html.escape(name)}</h1>",
@@ -446,10 +427,10 @@ def write_report(folder: str | Path, html_path: str | Path,
     Raises :class:`ConfigError` for a folder that is neither, or an unwritable target.
     """
     src = Path(folder)
-    if (src / "sweep.json").is_file():
+    if (src / SWEEP_FILE).is_file():
         kind = "sweep"
         _, page, header, rows, plots = _sweep_report(src)
-    elif (src / "config.yaml").is_file():
+    elif config_path(src).is_file():
         kind = "run"
         _, page, header, rows, plots = _run_report(src)
     else:

@@ -18,6 +18,7 @@ import torch
 
 from kdgui.core.config import ExperimentConfig, ModelRef
 from kdgui.core.errors import ModelLoadError
+from kdgui.core.run_folders import student_path
 
 
 @dataclass
@@ -67,7 +68,7 @@ def explorer_data(config: ExperimentConfig, run_dir: str | Path | None = None,
     teacher = load_model(config.teacher, input_shape=bundle.input_shape,
                          num_classes=bundle.num_classes).module
     student, source = None, ""
-    weights = Path(run_dir) / "student" / "student.safetensors" if run_dir else None
+    weights = student_path(run_dir) if run_dir else None
     if weights is not None and weights.is_file():
         student = load_model(ModelRef(path=str(weights)), input_shape=bundle.input_shape,
                              num_classes=bundle.num_classes).module

@@ -47,7 +47,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -56,10 +55,12 @@ from typing import Any, ClassVar
 
 import yaml
 
+from kdgui.core.components.compression import STEP_KINDS, method_component, method_traits
 from kdgui.core.config import ExperimentConfig
 from kdgui.core.config_io import atomic_write_text, config_from_dict, config_to_dict, dump_config
 from kdgui.core.errors import ConfigError
 from kdgui.core.events import Event, RunControl, RunFailed, RunFinished
+from kdgui.core.run_folders import SWEEP_FILE, safe_name
 
 #: Plain aliases for config keys.
 ALIASES: dict[str, str] = {
@@ -92,8 +93,6 @@ COMPRESSION_KNOBS: dict[str, CompressionKnob] = {
 
 #: Deep Compression's order, used to place a step a shorthand adds.
 _STEP_ORDER = {"prune": 0, "lowrank": 1, "finetune": 1, "quantize": 2}
-_REGISTRY_OF = {"prune": "pruner", "quantize": "quantizer", "lowrank": "decomposer"}
-_INT8 = {"dynamic-int8", "static-int8", "qat-int8", "onnx-int8"}
 
 #: Columns of sweep.csv, in order.
 CSV_COLUMNS = [
@@ -265,13 +264,10 @@ def vary_config(config: ExperimentConfig, key: str, value: Any) -> ExperimentCon
         _set_path(data, resolve_key(key), value)
     where = f"--vary {key}={value}"
     new = config_from_dict(data, source=where)
-    from kdgui.core.registry import REGISTRIES
-
     for i, step in enumerate(new.compression.steps):
-        registry = _REGISTRY_OF.get(step.kind)
-        if registry is None:
+        if step.kind not in STEP_KINDS:
             continue
-        component = REGISTRIES[registry].get(step.method)
+        component = method_component(step.kind, step.method)
         component.validate(step.params, where=f"{where}: compression.steps.{i} ({step.kind})")
     return new
 
@@ -304,7 +300,7 @@ def plan_sweep(config: ExperimentConfig, key: str, values: Sequence[Any]) -> Swe
 def run_folder_name(index: int, key: str, label: str) -> str:
     """``03_distill.temperature=8``: sortable, readable, safe on every file system."""
     text = f"{key}={label}"
-    return f"{index:02d}_" + re.sub(r"[^A-Za-z0-9._=+-]+", "-", text).strip("-")
+    return f"{index:02d}_" + safe_name(text)
 
 
 # ------------------------------------------------------------------------------------- results
@@ -317,7 +313,7 @@ def weight_bits(config: ExperimentConfig) -> int:
         if step.kind == "quantize":
             if step.method == "fake":
                 bits = int(step.params.get("bits", 8))
-            elif step.method in _INT8:
+            elif method_traits(step.kind, step.method).produces_int8:
                 bits = 8
     return bits
 
@@ -407,7 +403,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
 def load_sweep(folder: str | Path) -> dict[str, Any]:
     """Read ``sweep.json`` of a sweep folder (plus its completed rows under ``rows``)."""
     folder = Path(folder)
-    manifest = folder / "sweep.json"
+    manifest = folder / SWEEP_FILE
     if not manifest.is_file():
         raise ConfigError(f"'{folder}' is not a sweep folder (no sweep.json)",
                           "Pass the --out folder of 'kdgui sweep'.")
@@ -466,7 +462,7 @@ class _Manifest:
             "pareto_latency": [rows[i]["index"] for i in by_latency],
             **({"meta": self.meta} if self.meta else {}),
         }
-        atomic_write_text(self.out / "sweep.json", json.dumps(data, indent=2, default=str))
+        atomic_write_text(self.out / SWEEP_FILE, json.dumps(data, indent=2, default=str))
         return by_size, by_latency
 
 
@@ -494,7 +490,7 @@ def run_sweep(
     control = control or RunControl()
     run_fn = run_fn or _default_run_fn()
     out = Path(out_dir)
-    if (out / "sweep.json").exists():
+    if (out / SWEEP_FILE).exists():
         raise ConfigError(f"'{out}' already holds a sweep",
                           "Choose another --out folder (or delete that one).")
     try:

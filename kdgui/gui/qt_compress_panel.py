@@ -21,10 +21,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kdgui.core.components.compression import method_component, methods_of
 from kdgui.core.config import CompressionStep, ExportConfig
 from kdgui.core.params import describe
 from kdgui.core.registry import REGISTRIES
-from kdgui.gui.qt_config_state import STEP_REGISTRY, QtConfigState
+from kdgui.gui.qt_config_state import QtConfigState
 from kdgui.gui.qt_forms import QtParamForm
 from kdgui.gui.qt_panel_base import ISSUE_STYLE, QtPanel, _esc
 
@@ -34,8 +35,8 @@ KIND_TITLES = {"prune": "Prune", "quantize": "Quantize", "lowrank": "Low-rank",
 
 
 def methods_for(kind: str) -> list[Any]:
-    registry = STEP_REGISTRY.get(kind)
-    return list(REGISTRIES[registry]) if registry else []
+    """The registered methods of a step kind (none for finetune), as declared in core."""
+    return [method_component(kind, name) for name in methods_of(kind)]
 
 
 class QtStepCard(QFrame):
@@ -180,9 +181,8 @@ class QtCompressPanel(QtPanel):
 
     def replace_step(self, index: int, step: dict[str, Any]) -> None:
         steps = self.steps()
-        registry = STEP_REGISTRY.get(step.get("kind", ""))
-        if registry and not step.get("params"):
-            comp = REGISTRIES[registry].get(step["method"])
+        if methods_of(step.get("kind", "")) and not step.get("params"):
+            comp = method_component(step["kind"], step["method"])
             step["params"] = comp.params().model_dump(mode="json")
         steps[index] = step
         self._set_steps(steps)

@@ -23,10 +23,6 @@ from kdgui.core.errors import ConfigError
 
 Path = tuple[Any, ...]
 
-#: Which registry holds the methods of each compression step kind ("finetune" has none).
-STEP_REGISTRY = {"prune": "pruner", "quantize": "quantizer", "lowrank": "decomposer"}
-
-
 @dataclass(frozen=True)
 class Issue:
     """One problem with the config: where it is (a field path), what is wrong, and the fix."""
@@ -143,16 +139,15 @@ class _OneError:
 
 def _step_issues(config: ExperimentConfig) -> list[Issue]:
     """Check each compression step's method and parameters against its registered component."""
-    from kdgui.core.registry import REGISTRIES
+    from kdgui.core.components.compression import STEP_KINDS, method_component
 
     issues: list[Issue] = []
     for i, step in enumerate(config.compression.steps):
-        kind = STEP_REGISTRY.get(step.kind)
-        if kind is None:
+        if step.kind not in STEP_KINDS:
             continue
         where = ("compression", "steps", i)
         try:
-            component = REGISTRIES[kind].get(step.method)
+            component = method_component(step.kind, step.method)
             component.validate(step.params, where=f"compression.steps[{i}].params")
         except ConfigError as exc:
             issues.append(Issue((*where, "params"), exc.what, exc.fix))

@@ -7,8 +7,6 @@ exactly like runs made in the window.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdgui.core.errors import ConfigError
-from kdgui.core.events import Event, event_from_dict
-from kdgui.core.run_folders import find_runs, is_run_folder
+from kdgui.core.run_folders import RunContents, find_runs, read_run, summary_path
 from kdgui.gui.qt_bars import QtBars, format_value, metric_values, stages_from_summary
 from kdgui.gui.qt_config_state import QtConfigState
 from kdgui.gui.qt_histogram import QtHistogram
@@ -52,71 +49,13 @@ COMPARE_ROWS: list[tuple[str, str, str]] = [
 ]
 
 
-@dataclass
-class RunRecord:
-    """What the window knows about one run folder."""
-
-    path: Path
-    summary: dict[str, Any] = field(default_factory=dict)
-    events: list[Event] = field(default_factory=list)
-    bad_lines: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def completed(self) -> bool:
-        return bool(self.summary) and not self.summary.get("stopped", False)
-
-    @property
-    def status(self) -> str:
-        return ("completed" if self.completed else
-                "stopped" if self.summary.get("stopped") else "incomplete")
-
-    def problems(self) -> list[str]:
-        """Failed exports and the engine's errors and warnings, as the Run panel lists them."""
-        return run_problems(self.summary, self.events)
-
-    def stage_values(self) -> dict[str, dict[str, float]]:
-        stages = {n: metric_values(m) for n, m in stages_from_summary(self.summary).items()}
-        if stages:
-            last = list(stages)[-1]
-            stages["final"] = stages[last]
-        return stages
-
-
-def read_run(path: str | Path) -> RunRecord:
-    """Read a run folder; a half-written last line (a crashed run) is skipped, not fatal."""
-    p = Path(path)
-    if not p.is_dir() or not is_run_folder(p):
-        raise ConfigError(f"'{p}' is not a run folder (it needs config.yaml and metrics.jsonl or summary.json)",
-                          "Choose the folder of an earlier run, e.g. runs/…-demo.")
-    record = RunRecord(p)
-    summary_path = p / "summary.json"
-    if summary_path.is_file():
-        try:
-            record.summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read '{summary_path}': {exc}",
-                              "The file is damaged; the run's metrics.jsonl may still open.") \
-                from None
-    metrics = p / "metrics.jsonl"
-    if metrics.is_file():
-        for line in metrics.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            try:
-                record.events.append(event_from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError):
-                record.bad_lines += 1
-    if not record.summary:
-        from kdgui.core.events import RunFinished
-
-        finished = [e for e in record.events if isinstance(e, RunFinished)]
-        if finished:
-            record.summary = finished[-1].summary
-    return record
+def stage_values(record: RunContents) -> dict[str, dict[str, float]]:
+    """Each stage's plotted numbers, plus ``final`` (the last stage) for the comparison table."""
+    stages = {n: metric_values(m) for n, m in stages_from_summary(record.summary).items()}
+    if stages:
+        last = list(stages)[-1]
+        stages["final"] = stages[last]
+    return stages
 
 
 class QtResultsPanel(QtPanel):
@@ -138,7 +77,7 @@ class QtResultsPanel(QtPanel):
     def __init__(self, state: QtConfigState, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
         self.runs_root = Path("runs")
-        self.records: dict[str, RunRecord] = {}
+        self.records: dict[str, RunContents] = {}
         splitter = QSplitter(Qt.Orientation.Horizontal)
         left = QWidget()
         l_layout = QVBoxLayout(left)
@@ -244,7 +183,7 @@ class QtResultsPanel(QtPanel):
                 self._add_item(path.resolve(), top=True)
 
     def _add_item(self, path: Path, *, top: bool) -> QListWidgetItem:
-        done = (path / "summary.json").is_file()
+        done = summary_path(path).is_file()
         item = QListWidgetItem(("✓ " if done else "… ") + path.name)
         item.setData(Qt.ItemDataRole.UserRole, str(path))
         item.setToolTip(str(path))
@@ -254,7 +193,7 @@ class QtResultsPanel(QtPanel):
             self.run_list.addItem(item)
         return item
 
-    def open_run(self, path: str | Path) -> RunRecord:
+    def open_run(self, path: str | Path) -> RunContents:
         """Read a run folder, list it (once) and select it."""
         record = read_run(path)
         key = str(record.path.resolve())
@@ -262,7 +201,7 @@ class QtResultsPanel(QtPanel):
         for i in range(self.run_list.count()):
             item = self.run_list.item(i)
             if item.data(Qt.ItemDataRole.UserRole) == key:
-                done = (record.path / "summary.json").is_file()
+                done = summary_path(record.path).is_file()
                 item.setText(("✓ " if done else "… ") + record.path.name)
                 break
         else:
@@ -280,7 +219,7 @@ class QtResultsPanel(QtPanel):
             except ConfigError as exc:
                 self.error.emit(exc.to_dict())
 
-    def selected(self) -> list[RunRecord]:
+    def selected(self) -> list[RunContents]:
         out = []
         for item in self.run_list.selectedItems():
             key = item.data(Qt.ItemDataRole.UserRole)
@@ -317,13 +256,13 @@ class QtResultsPanel(QtPanel):
         if len(records) == 1:
             self.run_selected.emit(str(records[0].path))
 
-    def _show_problems(self, records: list[RunRecord]) -> None:
+    def _show_problems(self, records: list[RunContents]) -> None:
         rows = []
         for record in records:
             prefix = f"{record.name}: " if len(records) > 1 else ""
             if record.status == "stopped":
                 rows.append(f"{prefix}stopped before the end (its numbers are of a partial run)")
-            rows += [prefix + p for p in record.problems()]
+            rows += [prefix + p for p in run_problems(record.summary, record.events)]
         if rows:
             from kdgui.gui.qt_run_panel import _esc
 
@@ -332,7 +271,7 @@ class QtResultsPanel(QtPanel):
                                         f"margin-left:-20px'>{items}</ul>")
         self.problems_label.setVisible(bool(rows))
 
-    def _fill_table(self, records: list[RunRecord]) -> None:
+    def _fill_table(self, records: list[RunContents]) -> None:
         self.compare.clear()
         self.compare.setColumnCount(len(records))
         self.compare.setRowCount(len(COMPARE_ROWS) + 2)
@@ -340,7 +279,7 @@ class QtResultsPanel(QtPanel):
         labels = [label for label, _s, _k in COMPARE_ROWS] + ["compression ratio", "status"]
         self.compare.setVerticalHeaderLabels(labels)
         for c, record in enumerate(records):
-            values = record.stage_values()
+            values = stage_values(record)
             for r, (_label, stage, key) in enumerate(COMPARE_ROWS):
                 value = values.get(stage, {}).get(key)
                 text = "–" if value is None else format_value(key if key != "accuracy" else

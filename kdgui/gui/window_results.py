@@ -13,8 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
 from kdgui.core.errors import UserError
-from kdgui.core.run_folders import find_runs, student_path
-from kdgui.gui.qt_results_panel import RunRecord
+from kdgui.core.run_folders import RunContents, find_runs, student_path
 
 
 class WindowResultsMixin:
@@ -42,7 +41,7 @@ class WindowResultsMixin:
                 return str(path)
         return str(live) if live else None
 
-    def open_run(self, path: str | Path) -> RunRecord | None:
+    def open_run(self, path: str | Path) -> RunContents | None:
         try:
             record = self.results_panel.open_run(path)
         except UserError as exc:
@@ -57,7 +56,7 @@ class WindowResultsMixin:
         if path:
             self.open_run(path)
 
-    def replay_run(self, record: RunRecord) -> None:
+    def replay_run(self, record: RunContents) -> None:
         """Show a finished run's curves in the Run panel (no worker involved)."""
         if self.runner.running:
             self.show_error({"what": "a run is in progress",
@@ -74,12 +73,12 @@ class WindowResultsMixin:
         if len(records) == 1:
             self.export_run(records[0])
         elif self.run_panel.run_dir and Path(self.run_panel.run_dir).is_dir():
-            self.export_run(RunRecord(Path(self.run_panel.run_dir)))
+            self.export_run(RunContents(Path(self.run_panel.run_dir)))
         else:
             self.show_error({"what": "no run to export",
                              "fix": "Run the demo, or select a run under Results."})
 
-    def export_run(self, record: RunRecord) -> None:
+    def export_run(self, record: RunContents) -> None:
         from kdgui.gui.qt_export_dialog import QtExportDialog
 
         dialog = QtExportDialog(str(record.path), self)  # type: ignore[arg-type]
