@@ -1,5 +1,5 @@
 """``python -m kdgui`` runs the same entry point as the ``kdgui`` command."""
 
-from kdgui.cli.main import main
+from kdgui.launcher import main
 
 raise SystemExit(main())

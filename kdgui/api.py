@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from kdgui.core.config import (
@@ -34,8 +33,8 @@ from kdgui.core.config import (
     demo_config,
 )
 from kdgui.core.config_io import config_from_dict, load_config, save_config
-from kdgui.core.errors import ConfigError, UserError
-from kdgui.core.events import Event, RunControl, RunFailed, RunFinished
+from kdgui.core.errors import UserError
+from kdgui.core.events import Event, JobFinished, RunControl, RunFailed, RunFinished
 
 __all__ = [
     "DistillConfig",
@@ -45,8 +44,10 @@ __all__ = [
     "TrainingConfig",
     "UserError",
     "as_config",
+    "compress",
     "demo_config",
     "distill",
+    "export_run",
     "load_config",
     "load_data",
     "load_model",
@@ -74,9 +75,9 @@ def run(
     resume: bool = False,
 ) -> Iterator[Event]:
     """The run's event generator, exactly as the window and the CLI consume it."""
-    from kdgui.engine.session import run as engine_run
+    from kdgui.engine.jobs import run as run_job
 
-    return engine_run(as_config(config), out_dir, control=control, resume=resume)
+    return run_job(as_config(config), out_dir, control=control, resume=resume)
 
 
 def run_experiment(
@@ -109,61 +110,63 @@ def distill(
     teacher's outputs are cached (each sample's logits computed once); a DataLoader is iterated
     as given (its own shuffling and augmentation), with the teacher run every step.
     """
-    import torch
+    from kdgui.engine.jobs import distill_modules
 
-    from kdgui.engine.models import check_compatibility
-    from kdgui.engine.session import Prepared, run_prepared
+    return distill_modules(teacher, student, train_data, val_data, distill=distill,
+                           training=training, out_dir=out_dir, input_shape=input_shape,
+                           num_classes=num_classes, control=control, name=name)
 
-    dcfg = distill if isinstance(distill, DistillConfig) else DistillConfig(**(distill or {}))
-    tcfg = training if isinstance(training, TrainingConfig) else TrainingConfig(
-        **(training or {})
-    )
-    sample = _first_input(train_data)
-    shape = tuple(input_shape or tuple(sample.shape))
-    if len(shape) != 3:
-        raise ConfigError(f"input samples have shape {shape}, expected (C, H, W)",
-                          "Pass input_shape=(C, H, W) explicitly.")
-    if num_classes is None:
-        with torch.no_grad():
-            teacher.eval()
-            num_classes = int(teacher(sample.unsqueeze(0)).shape[-1])
-    check_compatibility(teacher, student, shape, num_classes, shape[0])
-    config = ExperimentConfig(name=name, distill=dcfg, training=tcfg)
-    prepared = Prepared(
-        teacher=teacher, student=student, train=train_data, val=val_data,
-        input_shape=shape,  # type: ignore[arg-type]
-        num_classes=num_classes,
-        data_info={"name": "user data", "source": "Python API", "input_shape": list(shape),
-                   "num_classes": num_classes, "class_names": [str(i) for i in range(num_classes)]},
-        teacher_info={"source": type(teacher).__name__, "format": "module"},
-        student_info={"name": type(student).__name__},
-    )
-    return run_prepared(prepared, config, out_dir, control=control,
-                        runs_root=Path("runs"))
+
+def compress(
+    model: Any,
+    data: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    on_event: Callable[[Event], None] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Compress a model file (or ``'demo'``, or an architecture such as
+    ``torchvision:resnet18``) as ``kdgui compress`` does; returns its ``summary.json``.
+
+    ``options`` are :class:`kdgui.engine.jobs.CompressRequest` fields: ``prune="structured:0.5"``,
+    ``lowrank=0.5, lowrank_method="conv", lowrank_layers="layer4.*"``, ``quantize="dynamic-int8"``,
+    ``formats=["onnx"]``, ``finetune_epochs=1``, ``steps=[...]``, ...
+    """
+    from kdgui.engine.jobs import CompressRequest
+    from kdgui.engine.jobs import compress as compress_job
+
+    request = CompressRequest(model=model, data=data, out_dir=out_dir, **options)
+    return _result(compress_job(request), on_event)
+
+
+def export_run(
+    run_dir: str | os.PathLike[str],
+    formats: list[str] | str,
+    *,
+    stage: str = "final",
+    out_dir: str | os.PathLike[str] | None = None,
+    verify: bool = True,
+) -> dict[str, Any]:
+    """Export a run's final model (or ``stage="student"`` / a stage folder name); returns which
+    stage was written and one record per format (``verified`` only when really checked)."""
+    from kdgui.engine.jobs import export_run as export_job
+
+    return _result(export_job(run_dir, formats, stage=stage, out_dir=out_dir, verify=verify),
+                   None)
 
 
 def load_model(path: str, **ref: Any) -> Any:
     """Load a model file the way the window does (``arch=``, ``trust=``...); returns the module."""
-    from kdgui.core.config import ModelRef
-    from kdgui.engine.models import load_model as engine_load
+    from kdgui.engine.jobs import load_model as load
 
-    return engine_load(ModelRef(path=path, **ref)).module
+    return load(path, **ref).module
 
 
 def load_data(spec: str = "digits", **options: Any) -> Any:
     """Load a dataset by spec string; returns a DataBundle (train, val, shape, classes...)."""
-    from kdgui.core.config import DataConfig
-    from kdgui.engine.data import load_data as engine_load
+    from kdgui.engine.jobs import load_data as load
 
-    return engine_load(DataConfig(spec=spec, **options))
-
-
-def _first_input(data: Any) -> Any:
-    if hasattr(data, "tensors"):
-        return data.tensors[0][0]
-    if hasattr(data, "dataset") and hasattr(data, "batch_size"):
-        return next(iter(data))[0][0]
-    return data[0][0]
+    return load(spec, **options)
 
 
 def _drain(events: Iterator[Event], on_event: Callable[[Event], None] | None) -> dict[str, Any]:
@@ -176,3 +179,16 @@ def _drain(events: Iterator[Event], on_event: Callable[[Event], None] | None) ->
         if isinstance(event, RunFinished):
             summary = event.summary
     return summary
+
+
+def _result(events: Iterator[Event], on_event: Callable[[Event], None] | None) -> dict[str, Any]:
+    """The result of a job that ends with ``JobFinished``; a failure is raised."""
+    result: dict[str, Any] = {}
+    for event in events:
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, RunFailed):
+            raise event.to_exception()
+        if isinstance(event, JobFinished):
+            result = event.result
+    return result

@@ -14,6 +14,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from kdgui.core.run_folders import SWEEP_FILE, config_path
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``classroom`` on the CLI's subparsers."""
@@ -37,7 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from kdgui.engine.classroom import LESSONS
+    from kdgui.engine.jobs import LESSONS
 
     for lesson in LESSONS:
         what = (f"sweep of {lesson.vary} over {', '.join(str(v) for v in lesson.values)}"
@@ -58,18 +60,18 @@ def lesson_text(lesson: Any) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from kdgui.engine.classroom import get_lesson
+    from kdgui.engine.jobs import get_lesson
 
     print(lesson_text(get_lesson(args.name)))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from kdgui.cli.commands import drive
+    from kdgui.cli.driving import drive
     from kdgui.cli.printer import EventPrinter
     from kdgui.cli.sweep_cmd import drive_sweep, format_rows
     from kdgui.core.events import RunControl
-    from kdgui.engine.classroom import get_lesson, run_lesson
+    from kdgui.engine.jobs import get_lesson, run_lesson, write_report
 
     lesson = get_lesson(args.name)
     print(lesson_text(lesson) + "\n")
@@ -83,9 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         ok = bool(drive(events, EventPrinter(quiet=True), control))
     out = Path(args.out)
-    if not args.no_report and ((out / "config.yaml").exists() or (out / "sweep.json").exists()):
-        from kdgui.engine.report import write_report
-
+    if not args.no_report and (config_path(out).exists() or (out / SWEEP_FILE).exists()):
         result = write_report(out, out / "report.html", out / "report.csv")
         print(f"\nreport: {result.html_path}")
     return 0 if ok else 1

@@ -1,19 +1,36 @@
-"""The headless subcommands: demo, run, inspect, config, presets, methods (and compress)."""
+"""The headless subcommands: demo, run, inspect, config, presets, methods (and the others,
+each in its own ``*_cmd`` module). Every command reaches the engine only through
+:mod:`kdgui.engine.jobs`: it builds a request from its flags and prints the job's events."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from kdgui.cli import (
+    classroom_cmd,
+    compress_cmd,
+    export_cmd,
+    history_cmd,
+    netron_cmd,
+    report_cmd,
+    sensitivity_cmd,
+    sweep_cmd,
+)
+from kdgui.cli.driving import drive
 from kdgui.cli.flags import add_config_flags, apply_config_flags
 from kdgui.cli.printer import EventPrinter
-from kdgui.core.config import ExperimentConfig, demo_config
+from kdgui.core.config import ExperimentConfig, ModelRef, demo_config
 from kdgui.core.errors import ConfigError, UserError
+from kdgui.core.events import RunControl
+from kdgui.core.run_folders import config_path
+
+#: The subcommands in their own modules (each has ``add_parser(subparsers)``), in help order.
+COMMAND_MODULES = (compress_cmd, export_cmd, sensitivity_cmd, sweep_cmd, report_cmd,
+                   history_cmd, classroom_cmd, netron_cmd)
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:
@@ -23,8 +40,12 @@ def register_all(sub: argparse._SubParsersAction) -> None:
     add_config_flags(p)
     p.set_defaults(handler=cmd_demo)
 
-    p = sub.add_parser("run", help="run an experiment from a YAML/JSON config")
-    p.add_argument("config", nargs="?", help="config file (YAML or JSON)")
+    p = sub.add_parser(
+        "run", help="run an experiment from a YAML/JSON config, or from flags alone",
+        description="Distill a teacher into a student. Give a config file, or only flags: "
+        "kdgui run --teacher FILE --data SPEC --out DIR (every config field has a flag or "
+        "--set KEY=VALUE; the run folder's config.yaml saves the setup).")
+    p.add_argument("config", nargs="?", help="config file (YAML or JSON); optional")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<time>-<name>)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
                    help="continue a stopped or killed run from its last checkpoint")
@@ -53,46 +74,12 @@ def register_all(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_methods)
 
-    for name in ("compress_cmd", "sensitivity_cmd", "sweep_cmd", "report_cmd", "history_cmd", "classroom_cmd",
-                 "netron_cmd"):
-        try:
-            module = importlib.import_module(f"kdgui.cli.{name}")
-        except ImportError:
-            continue
+    for module in COMMAND_MODULES:
         module.add_parser(sub)
 
 
-def drive(events: Any, printer: EventPrinter, control: Any) -> dict[str, Any]:
-    """Consume a run, printing events; Ctrl-C asks the run to stop cleanly (twice: abort)."""
-    from kdgui.core.events import RunFailed, RunFinished
-
-    def on_interrupt(signum: int, frame: Any) -> None:
-        if control.stop_requested:
-            raise KeyboardInterrupt
-        print("\nstopping after this batch (Ctrl-C again to abort)", file=sys.stderr)
-        control.stop()
-
-    if threading_main():
-        signal.signal(signal.SIGINT, on_interrupt)
-    result: dict[str, Any] = {}
-    for event in events:
-        printer(event)
-        if isinstance(event, RunFailed):
-            raise event.to_exception()
-        if isinstance(event, RunFinished):
-            result = event.summary
-    return result
-
-
-def threading_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
 def _execute(config: ExperimentConfig, out: str | None, resume: bool, quiet: bool) -> int:
-    from kdgui.core.events import RunControl
-    from kdgui.engine.session import run
+    from kdgui.engine.jobs import run
 
     control = RunControl()
     summary = drive(run(config, out, control=control, resume=resume),
@@ -111,25 +98,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     resume = args.resume
     if resume:
         run_dir = Path(args.out or (resume if isinstance(resume, str) else args.config or ""))
-        if not str(run_dir) or not (run_dir / "config.yaml").is_file():
+        if not str(run_dir) or not config_path(run_dir).is_file():
             raise ConfigError(
                 f"'{run_dir}' is not a run folder (no config.yaml)",
                 "Pass the folder of an earlier run: kdgui run --resume RUN_DIR.",
             )
-        config = load_config(run_dir / "config.yaml")
+        config = load_config(config_path(run_dir))
         return _execute(config, str(run_dir), True, args.quiet)
-    if not args.config:
-        raise ConfigError("no config file given", "Run: kdgui run CONFIG.yaml --out DIR "
-                          "(kdgui config --example prints one).")
-    config = apply_config_flags(load_config(args.config), args)
+    if args.config:
+        base = load_config(args.config)
+    elif args.teacher or args.data or args.arch:
+        base = ExperimentConfig(name=_name_for(args.teacher or args.arch))
+        if args.arch and not args.teacher:  # an architecture alone, not the demo's weights
+            base.teacher = ModelRef()
+    else:
+        raise ConfigError("no config file and no --teacher or --data given",
+                          "Run: kdgui run --teacher FILE --data SPEC --out DIR, or kdgui run "
+                          "CONFIG.yaml --out DIR (kdgui config --example prints one).")
+    config = apply_config_flags(base, args)
     return _execute(config, args.out, False, args.quiet)
 
 
-def cmd_inspect(args: argparse.Namespace) -> int:
-    from kdgui.engine.models import inspect_file
+def _name_for(teacher: str | None) -> str:
+    """A run name from the teacher (file stem or architecture name), e.g. ``resnet18``."""
+    if not teacher:
+        return "experiment"
+    if ":" in teacher and not Path(teacher).exists():  # torchvision:resnet18, model.py:Net
+        teacher = teacher.rpartition(":")[2]
+    return Path(teacher).stem or "experiment"
 
-    info = inspect_file(args.model, arch=args.arch, num_classes=args.num_classes,
-                        trust=args.trust)
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from kdgui.engine.jobs import inspect_model
+
+    info = inspect_model(ModelRef(path=args.model, arch=args.arch, num_classes=args.num_classes,
+                                  trust=args.trust))
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0

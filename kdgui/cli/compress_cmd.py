@@ -1,12 +1,10 @@
 """``kdgui compress``: compress one model — prune, decompose, quantize, export — and measure it.
 
-The flags build the same :class:`~kdgui.core.config.CompressionStep` list a config's
-``compression.steps`` holds, in Deep Compression's order (prune → low-rank → quantize), and run
-:func:`kdgui.engine.compress.run_pipeline`. Without a teacher, fine-tuning uses the labels
-(cross-entropy); ``kdgui run CONFIG`` fine-tunes with the distillation loss instead.
-
-Writes ``OUT/stages/<i>_<name>/`` (each stage's model and metrics), ``OUT/summary.json`` (the
-``stages`` list and the exports) and ``OUT/model.<ext>`` for each ``--export`` format.
+The flags become a :class:`~kdgui.engine.jobs.CompressRequest`; the ``compress`` job validates
+everything (steps, formats, folder, data, model, low-rank layers) before it writes anything,
+then writes ``OUT/stages/<i>_<name>/`` (each stage's model and metrics), ``OUT/model.<ext>`` per
+``--export`` format (the final stage) and ``OUT/summary.json``. A step that still fails leaves
+nothing behind. This module only builds the request and prints the events.
 """
 
 from __future__ import annotations
@@ -14,15 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from kdgui.core.config import CompressionStep, DataConfig, ModelRef
-from kdgui.core.config_io import atomic_write_text
-from kdgui.core.errors import CompressionError, UserError
-
-QUANTIZE_CHOICES = "dynamic-int8, static-int8, qat-int8, onnx-int8 or fake:BITS"
-EXPORT_FORMATS = ("state_dict", "safetensors", "pt2", "onnx", "torchscript")
+from kdgui.cli.driving import consume
+from kdgui.cli.printer import EventPrinter, comparison_table
+from kdgui.core.errors import UserError
+from kdgui.core.events import ArtifactEvent, Event, JobFinished, LogEvent, RunControl, StageEvent
+from kdgui.core.registry import decomposers, exporters, quantizers
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -31,7 +27,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "compress",
         help="prune, decompose, quantize and export one model, measured before and after",
         description="Compress one model and measure every step (accuracy, params, non-zeros, "
-        "size raw and zipped, MACs, latency at batch 1 and 32).",
+        "size raw and zipped, MACs, latency at batch 1 and 32). Everything is checked before "
+        "anything is written; a step that fails leaves no partial output.",
     )
     p.add_argument("model", metavar="MODEL",
                    help="model file (.pt2, TorchScript, state_dict with --arch), 'demo', or an "
@@ -50,11 +47,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="prune gradually (Zhu & Gupta) during --finetune-epochs of fine-tuning")
     p.add_argument("--finetune-epochs", type=int, default=0, metavar="N",
                    help="fine-tune N epochs after pruning / low-rank (QAT trains N epochs)")
-    p.add_argument("--quantize", metavar="METHOD", help=QUANTIZE_CHOICES)
+    p.add_argument("--quantize", metavar="METHOD",
+                   help=", ".join(n for n in quantizers.names() if n != "fake") + " or fake:BITS")
     p.add_argument("--lowrank", type=float, metavar="FRACTION",
-                   help="truncated SVD of Linear layers keeping this fraction of each rank")
+                   help="low-rank factorisation keeping this fraction of each layer's rank")
+    p.add_argument("--lowrank-method", default="svd", metavar="METHOD",
+                   help="decomposer: " + ", ".join(
+                       f"{c.name} ({c.title})" for c in decomposers) + "; default svd")
+    p.add_argument("--lowrank-layers", metavar="PATTERN",
+                   help="layers to factorise: comma-separated names or patterns, e.g. "
+                   "'fc1,fc2' or 'layer4.*' (default: every eligible layer but the output)")
     p.add_argument("--export", default="", metavar="FORMATS",
-                   help="comma-separated: " + ",".join(EXPORT_FORMATS))
+                   help="comma-separated: " + ",".join(exporters.names()))
     p.add_argument("--train-epochs", type=int, default=0, metavar="N",
                    help="train the model on the data first (for an architecture without weights)")
     p.add_argument("--batch-size", type=int, default=64, help="fine-tuning batch size")
@@ -64,160 +68,53 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _fraction(text: str, flag: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise CompressionError(f"{flag} value {text!r} is not a number",
-                               f"Write e.g. {flag} 0.5.") from None
+def request_from(args: argparse.Namespace) -> Any:
+    """The job's request, field for field from the flags."""
+    from kdgui.engine.jobs import CompressRequest
 
-
-def build_steps(args: argparse.Namespace) -> list[CompressionStep]:
-    """The pipeline the flags describe (prune → low-rank → quantize)."""
-    steps: list[CompressionStep] = []
-    epochs = int(args.finetune_epochs or 0)
-    if epochs < 0:
-        raise CompressionError(f"--finetune-epochs {epochs} is negative", "Use 0 or more.")
-    if args.gradual and not args.prune:
-        raise CompressionError("--gradual needs --prune unstructured:S",
-                               "Add e.g. --prune unstructured:0.9 --finetune-epochs 5.")
-    if args.prune:
-        kind, _, value = args.prune.partition(":")
-        if kind in ("unstructured", "magnitude"):
-            params: dict[str, Any] = {"sparsity": _fraction(value, "--prune unstructured:")}
-            if args.gradual:
-                params["schedule"] = "gradual"
-            steps.append(CompressionStep(kind="prune", method="magnitude", params=params,
-                                         finetune_epochs=epochs, name="prune"))
-        elif kind == "structured":
-            steps.append(CompressionStep(
-                kind="prune", method="structured",
-                params={"ratio": _fraction(value, "--prune structured:")},
-                finetune_epochs=epochs, name="prune"))
-        else:
-            raise CompressionError(f"--prune {args.prune!r} is not understood",
-                                   "Use --prune unstructured:S or --prune structured:R.")
-        if args.gradual and epochs < 1:
-            raise CompressionError("--gradual needs --finetune-epochs N with N ≥ 1",
-                                   "Add e.g. --finetune-epochs 5.")
-    if args.lowrank is not None:
-        steps.append(CompressionStep(kind="lowrank", method="svd",
-                                     params={"rank_fraction": args.lowrank},
-                                     finetune_epochs=epochs, name="lowrank"))
-    if args.quantize:
-        method, _, bits = args.quantize.partition(":")
-        if method == "fake":
-            if not bits.isdigit():
-                raise CompressionError(f"--quantize {args.quantize!r} needs a bit width",
-                                       "Write e.g. --quantize fake:4 (2 to 8 bits).")
-            steps.append(CompressionStep(kind="quantize", method="fake",
-                                         params={"bits": int(bits)}, name="quantize"))
-        elif method in ("dynamic-int8", "static-int8", "onnx-int8", "qat-int8"):
-            steps.append(CompressionStep(
-                kind="quantize", method=method, name="quantize",
-                finetune_epochs=max(1, epochs) if method == "qat-int8" else 0))
-        else:
-            raise CompressionError(f"--quantize {args.quantize!r} is not a method",
-                                   f"Use {QUANTIZE_CHOICES}.")
-    return steps
-
-
-def _formats(text: str) -> list[str]:
-    formats = [f.strip() for f in text.split(",") if f.strip()]
-    unknown = [f for f in formats if f not in EXPORT_FORMATS]
-    if unknown:
-        raise CompressionError(f"--export format {unknown[0]!r} is unknown",
-                               f"Use some of: {', '.join(EXPORT_FORMATS)}.")
-    return formats
-
-
-def _model_ref(args: argparse.Namespace) -> ModelRef:
-    spec = args.model
-    if ":" in spec and not Path(spec).exists():  # an architecture, e.g. torchvision:resnet18
-        return ModelRef(arch=spec, num_classes=args.num_classes)
-    return ModelRef(path=spec, arch=args.arch, num_classes=args.num_classes, trust=args.trust)
+    return CompressRequest(
+        model=args.model, data=args.data, out_dir=args.out, arch=args.arch,
+        num_classes=args.num_classes, trust=args.trust, limit=args.limit, prune=args.prune,
+        gradual=args.gradual, finetune_epochs=args.finetune_epochs, quantize=args.quantize,
+        lowrank=args.lowrank, lowrank_method=args.lowrank_method,
+        lowrank_layers=args.lowrank_layers, formats=args.export,
+        train_epochs=args.train_epochs, batch_size=args.batch_size, lr=args.lr,
+    )
 
 
 def compress(args: argparse.Namespace) -> int:
-    """Load, compress, measure, export; print a table; write summary.json."""
-    from kdgui.cli.printer import EventPrinter, comparison_table
-    from kdgui.core.events import StageEvent
-    from kdgui.engine.compress import CompressionContext, run_pipeline
-    from kdgui.engine.compress.finetune import make_finetune, steps_per_epoch
-    from kdgui.engine.compress.pipeline import check_steps
-    from kdgui.engine.data.load import load_data
-    from kdgui.engine.models.loading import load_model
+    """Run the job; print its progress, the comparison table and the summary's place."""
+    from kdgui.engine.jobs import compress as compress_job
 
-    steps = build_steps(args)
-    formats = _formats(args.export)
-    if not steps and not formats:
-        raise CompressionError("nothing to do: no --prune, --lowrank, --quantize or --export",
-                               "Add at least one of them.")
-    # every step's parameters are checked before minutes of loading and training
-    check_steps(steps, CompressionContext(input_shape=(1,), finetune=lambda *a, **k: iter(())))
-    data = load_data(DataConfig(spec=args.data, limit=args.limit))
-    loaded = load_model(_model_ref(args), input_shape=data.input_shape,
-                        num_classes=data.num_classes)
-    model = loaded.module
-    finetune = make_finetune(data.train, batch_size=args.batch_size, lr=args.lr)
-    printer = EventPrinter()
-    if args.train_epochs > 0:
-        for event in finetune(model, args.train_epochs):
-            printer(event)
-    ctx = CompressionContext(
-        input_shape=tuple(data.input_shape),
-        example_input=data.val[0][0].unsqueeze(0),
-        calibration=data.train,
-        validation=data.val,
-        finetune=finetune,
-        steps_per_epoch=steps_per_epoch(data.train, args.batch_size),
-    )
-    out = Path(args.out)
     columns: list[tuple[str, dict[str, Any]]] = []
-    pipeline = run_pipeline(model, steps, ctx, out / "stages")
-    while True:
-        try:
-            event = next(pipeline)
-        except StopIteration as stop:
-            final, stages = stop.value
-            break
+    printer = EventPrinter()
+
+    def show(event: Event) -> None:
         if isinstance(event, StageEvent):
             columns.append((event.name, event.metrics))
-        elif not args.json:
+        elif isinstance(event, LogEvent) and event.level == "error":
+            print(f"kdgui: error: {event.message}", file=sys.stderr)
+        elif isinstance(event, ArtifactEvent) and event.what.startswith("export:"):
+            if not args.json:
+                print(f"exported {event.what.partition(':')[2]}: {event.path}")
+        elif not args.json and not isinstance(event, JobFinished):
             printer(event)
-    exports, failed = _export(final, formats, out, ctx, args.json)
-    summary = {"model": args.model, "data": args.data, "stages": stages, "exports": exports}
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+
+    control = RunControl()
+    last = consume(compress_job(request_from(args), control=control), show, control,
+                   what="the compression (nothing of it is kept)")
+    if not isinstance(last, JobFinished):
+        return 1
+    if last.stopped:
+        return 130
+    summary = last.result
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
         print(comparison_table(columns))
-        print(f"prune state: {stages[-1].get('prune_state')} · summary: {out / 'summary.json'}")
-    return 2 if failed else 0
-
-
-def _export(model: Any, formats: list[str], out: Path, ctx: Any, quiet: bool
-            ) -> tuple[list[dict[str, Any]], bool]:
-    from kdgui.core.errors import ExportError
-    from kdgui.engine.compress.quantize.onnx import OnnxRuntimeModel
-    from kdgui.engine.export import export_model
-
-    records: list[dict[str, Any]] = []
-    failed = False
-    for fmt in formats:
-        try:
-            if isinstance(model, OnnxRuntimeModel):
-                raise ExportError(f"the onnx-int8 model is an ONNX file and cannot be written as "
-                                  f"{fmt}", f"Use the quantized file {model.path}.")
-            result = export_model(model, fmt, out / "model", ctx.example(1).cpu())
-            records.append({"format": fmt, "ok": True, "path": str(result.path)})
-            if not quiet:
-                print(f"exported {fmt}: {result.path}")
-        except UserError as exc:
-            failed = True
-            records.append({"format": fmt, "ok": False, "error": exc.one_line()})
-            print(f"kdgui: error: export {fmt}: {exc.one_line()}", file=sys.stderr)
-    return records, failed
+        print(f"prune state: {summary['stages'][-1].get('prune_state')} · summary: "
+              f"{last.out_dir}/summary.json")
+    return 2 if any(not e.get("ok") for e in summary.get("exports", [])) else 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -56,8 +56,12 @@ def _pause(seconds: float) -> None:
 
 def cmd_netron(args: argparse.Namespace) -> int:
     from kdgui.core.errors import ConfigError
-    from kdgui.engine.netron_server import NetronServer, netron_info
-    from kdgui.engine.netron_sources import prepare, source_for_path
+    from kdgui.engine.jobs import (
+        model_source_for_path,
+        netron_info,
+        netron_server,
+        prepare_model,
+    )
 
     if args.port is not None and not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a port", "Give a number from 1 to 65535.")
@@ -66,15 +70,15 @@ def cmd_netron(args: argparse.Namespace) -> int:
         raise info.error()
     if info.problem:
         print(f"warning: {info.message}", file=sys.stderr)
-    source = source_for_path(args.model, arch=args.arch, num_classes=args.num_classes,
+    source = model_source_for_path(args.model, arch=args.arch, num_classes=args.num_classes,
                              trust=args.trust, input_shape=parse_shape(args.input_shape))
     work = tempfile.mkdtemp(prefix="kdgui-netron-model-")
     try:
         print(f"preparing {source.label} …", file=sys.stderr)
-        prepared = prepare(source, work)
+        prepared = prepare_model(source, work)
         for note in prepared.notes:
             print(f"note: {note}", file=sys.stderr)
-        with NetronServer(prepared.onnx_path, args.port) as server:
+        with netron_server(prepared.onnx_path, args.port) as server:
             url = server.url.rstrip("/")
             print(url, flush=True)
             if not args.no_browser:

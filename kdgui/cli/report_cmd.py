@@ -25,7 +25,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from kdgui.engine.report import write_report
+    from kdgui.engine.jobs import write_report
 
     result = write_report(args.folder, args.html, args.csv)
     plots = f"{len(result.plots)} plots" if result.plots else (

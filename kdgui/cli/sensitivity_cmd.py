@@ -2,6 +2,7 @@
 
 Pruning one layer at a time at several ratios shows which layers tolerate sparsity (prune them
 harder) and which collapse early (exclude them, or prune them less) before a whole-model run.
+The ``sensitivity`` job measures; this module builds its request and prints the table.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import json
 import sys
 from typing import Any
 
+from kdgui.cli.driving import consume
 from kdgui.core.config import DataConfig
-from kdgui.core.config_io import atomic_write_text
-from kdgui.core.errors import CompressionError, UserError
+from kdgui.core.errors import UserError
+from kdgui.core.events import Event, JobFinished, JobProgress
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -37,17 +39,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _ratios(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise CompressionError(f"--ratios {text!r} is not a list of numbers",
-                               "Write e.g. --ratios 0.3,0.5,0.9.") from None
-    if not values:
-        raise CompressionError("--ratios is empty", "Write e.g. --ratios 0.3,0.5,0.9.")
-    return values
-
-
 def format_table(result: dict[str, Any]) -> str:
     """Layers × ratios of accuracy drop in points, with the baseline on top."""
     ratios = result["ratios"]
@@ -60,24 +51,26 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kdgui.cli.compress_cmd import _model_ref
-    from kdgui.engine.compress.prune.sensitivity import sensitivity
-    from kdgui.engine.data import load_data
-    from kdgui.engine.metrics import evaluate
-    from kdgui.engine.models import load_model
+    from kdgui.engine.jobs import sensitivity
+
+    tty = sys.stderr.isatty()
+
+    def show(event: Event) -> None:
+        if tty and isinstance(event, JobProgress) and event.message:
+            print(f"\r\x1b[2K[{event.done + 1}/{event.total}] {event.message}", end="",
+                  file=sys.stderr, flush=True)
 
     try:
-        ratios = _ratios(args.ratios)
-        data = load_data(DataConfig(spec=args.data, limit=args.limit))
-        model = load_model(_model_ref(args), input_shape=data.input_shape,
-                           num_classes=data.num_classes).module.eval()
-        layers = [n.strip() for n in args.layers.split(",") if n.strip()] or None
-        result = sensitivity(model, layers, ratios,
-                             lambda m: float(evaluate(m, data.val)["accuracy"]))
+        events = sensitivity(args.model, DataConfig(spec=args.data, limit=args.limit),
+                             args.ratios, args.layers, arch=args.arch,
+                             num_classes=args.num_classes, trust=args.trust, out_json=args.out)
+        last = consume(events, show)
     except UserError as exc:
         print(f"kdgui: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
-    if args.out:
-        atomic_write_text(args.out, json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    if tty:
+        print("\r\x1b[2K", end="", file=sys.stderr)
+    if not isinstance(last, JobFinished):
+        return 1
+    print(json.dumps(last.result, indent=2) if args.json else format_table(last.result))
     return 0

@@ -3,8 +3,8 @@
     kdgui sweep --demo --vary distill.temperature=1,4,8 --out DIR
     kdgui sweep CONFIG.yaml --vary prune.sparsity=0.5,0.8,0.95 --out DIR --epochs 2
 
-Writes one run folder per value and ``DIR/sweep.csv`` (see :mod:`kdgui.engine.sweep` for the
-keys and shorthands, and the folder layout). Ctrl-C stops the run in progress after its current
+Writes one run folder per value and ``DIR/sweep.csv`` (the ``sweep`` job; see
+:mod:`kdgui.engine.sweep` for the keys and shorthands, and the folder layout). Ctrl-C stops the run in progress after its current
 batch; the runs that completed stay listed in sweep.csv.
 """
 
@@ -91,7 +91,7 @@ def drive_sweep(events: Any, control: Any, *, verbose: bool = False,
     import threading
 
     from kdgui.core.events import EpochEvent, RunFailed
-    from kdgui.engine.sweep import SweepFinished, SweepRunDone, SweepRunEvent, SweepStarted
+    from kdgui.engine.jobs import SweepFinished, SweepRunDone, SweepRunEvent, SweepStarted
 
     out = stream or sys.stdout
 
@@ -131,13 +131,13 @@ def drive_sweep(events: Any, control: Any, *, verbose: bool = False,
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from kdgui.core.events import RunControl
-    from kdgui.engine.sweep import parse_vary, run_sweep
+    from kdgui.engine.jobs import parse_vary, sweep
 
     key, values = parse_vary(args.vary)
     config = base_config(args)
     control = RunControl()
     rows, end = drive_sweep(
-        run_sweep(config, key, values, args.out, control=control, size_key=args.size),
+        sweep(config, key, values, args.out, control=control, size_key=args.size),
         control, verbose=args.verbose,
     )
     if rows:

@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "run_lesson": "lessons:run_lesson",
     "load_model": "models:load_model",
     "load_data": "models:load_data",
+    "model_reference": "models:model_reference",
 }
 
 
