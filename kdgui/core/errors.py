@@ -102,6 +102,10 @@ class CompatibilityError(UserError):
     """Teacher, student and data disagree on input shape or class count."""
 
 
+class CheckpointDamaged(UserError):
+    """A run's checkpoint cannot be read (empty, truncated, foreign): resuming cannot continue."""
+
+
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite during training."""
 

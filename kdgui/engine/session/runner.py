@@ -70,7 +70,7 @@ def run_prepared(
         if resume:
             if out_dir is None:
                 raise UserError("resuming needs the run folder", "Pass --resume RUN_DIR.")
-            run_dir = RunDir.open_existing(out_dir)
+            run_dir = RunDir.resume(out_dir)  # checks the checkpoint, trims the log
         else:
             run_dir = RunDir.create(out_dir or default_run_dir(config.name, runs_root), config)
     except UserError as exc:
