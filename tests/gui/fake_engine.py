@@ -30,6 +30,7 @@ from kdgui.core.events import (
     StageEvent,
     StateEvent,
     StepEvent,
+    event_from_dict,
 )
 from kdgui.core.presets import get_preset
 
@@ -181,3 +182,35 @@ def raising_run(config: ExperimentConfig, out_dir: Any = None, **_kw: Any) -> It
     yield RunStarted(run_dir="", config={}, data={}, teacher={}, student={}, pairs={}, epochs=1,
                      steps_per_epoch=1, device="cpu", teacher_cached=False)
     raise RuntimeError("boom inside the engine")
+
+
+def logged_events(run_dir: str | Path) -> list[Event]:
+    """A run folder's ``metrics.jsonl`` read back as events, in the order the engine made them."""
+    lines = (Path(run_dir) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return [event_from_dict(json.loads(line)) for line in lines]
+
+
+def assert_control_honoured(events: list[Event], paused_at: float, stopped_at: float) -> None:
+    """Pause and stop took effect at the next batch boundary, judged from a run's event log.
+
+    The run must log a step event per batch (``log_every = 1``) and be paused once, resumed, then
+    stopped; ``paused_at``/``stopped_at`` are the ``time.time()`` just before each request. Each
+    event carries the time the engine made it, so counting the batches the engine finished after
+    a request does not depend on how fast the machine is: at most the batch in flight.
+    """
+    story = [e.state if isinstance(e, StateEvent) else e.kind for e in events]
+    assert story.count("paused") == story.count("resumed") == story.count("stopped") == 1, story
+    paused, resumed, stopped = (story.index(s) for s in ("paused", "resumed", "stopped"))
+    assert paused < resumed < stopped
+    # pause: the batch in flight may finish; then "paused", and nothing runs until "resumed"
+    assert sum(e.kind == "step" and e.time > paused_at for e in events[:paused]) <= 1
+    assert resumed == paused + 1
+    assert "step" in story[resumed:stopped]  # it did go on after resuming
+    # stop: the batch in flight may finish (and end its epoch), then the run is wrapped up
+    late = [e.kind for e in events[resumed:stopped] if e.time > stopped_at]
+    assert late in ([], ["step"], ["epoch"], ["step", "epoch"]), late
+    assert not {"step", "epoch"} & set(story[stopped:]), story[stopped:]
+    assert story[-1] == "finished" and events[-1].stopped is True
+    steps = [e.step for e in events if isinstance(e, StepEvent)]
+    assert steps == list(range(1, len(steps) + 1))  # one event per batch, none lost
+    assert events[-1].summary["steps"] == steps[-1]

@@ -15,6 +15,7 @@ import pytest
 from PySide6.QtGui import QImage
 
 from kdgui.gui.qt_worker import engine_run_fn
+from tests.gui.fake_engine import assert_control_honoured, logged_events
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -61,21 +62,22 @@ def test_pause_resume_stop_on_the_real_engine(real_window, qtbot) -> None:
     window.state.set(("training", "log_every"), 1)
     window.start_run()
     qtbot.waitUntil(lambda: window.run_panel.last_step is not None, timeout=120000)
+    paused_at = time.time()
     window.runner.pause()
-    qtbot.waitUntil(lambda: "run paused" in window.run_panel.log.toPlainText(), timeout=1000)
+    qtbot.waitUntil(lambda: "run paused" in window.run_panel.log.toPlainText(), timeout=10000)
     frozen = window.run_panel.last_step.step
     qtbot.wait(300)
     assert window.run_panel.last_step.step == frozen
     window.runner.resume()
-    qtbot.waitUntil(lambda: window.run_panel.last_step.step > frozen, timeout=2000)
-    started = time.monotonic()
-    window.stop_run()
-    qtbot.waitUntil(lambda: "run stopped" in window.run_panel.log.toPlainText(), timeout=1000)
-    assert time.monotonic() - started < 1.0
+    qtbot.waitUntil(lambda: window.run_panel.last_step.step > frozen, timeout=10000)
+    stopped_at = time.time()
     with qtbot.waitSignal(window.run_ended, timeout=60000) as ended:
-        pass
+        window.stop_run()
     assert ended.args == [False]
+    assert "run stopped" in window.run_panel.log.toPlainText()
     assert window.run_panel.summary.get("stopped") is True
+    # the same checks as on the fake engine (tests/gui/test_run.py), from the run's event log
+    assert_control_honoured(logged_events(window.run_panel.run_dir), paused_at, stopped_at)
 
 
 def test_a_missing_dataset_shows_the_engines_message(real_window, qtbot, tmp_path) -> None:
