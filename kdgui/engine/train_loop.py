@@ -30,6 +30,8 @@ from kdgui.core.events import EpochEvent, Event, LogEvent, RunControl, StateEven
 from kdgui.engine.training import BatchSource
 
 LoopGenerator = Generator[Event, None, None]
+#: How a stage is named in a sentence (log lines), where its tag would read oddly.
+_WORDS = {"finetune": "fine-tune", "distill": "distillation", "teacher": "teacher training"}
 
 
 class _NoTeacher(nn.Module):
@@ -227,7 +229,8 @@ class TrainLoop:
         if result is None:
             yield LogEvent(
                 level="info",
-                message=f"{phase.stage} epoch {epoch + 1}/{phase.epochs}: loss {train_loss:.4f}, "
+                message=f"{_WORDS.get(phase.stage, phase.stage)} epoch {epoch + 1}/{phase.epochs}: "
+                f"loss {train_loss:.4f}, "
                 f"train accuracy {train_accuracy:.2%}",
             )
             return

@@ -1,74 +1,70 @@
-"""A plain supervised fine-tuning loop, for when no session provides one (CLI, bench, tests).
+"""Supervised fine-tuning for when no run provides a teacher (``kdgui compress``, benches, tests).
 
-The session fine-tunes compressed students with its distillation loss; ``kdgui compress`` has no
-teacher, so it fine-tunes on the labels with cross-entropy. It honours the same contract as the
-session's: ``finetune(model, epochs, on_step=None)`` yields events and calls ``on_step(t)`` after
-each optimizer step.
+A run fine-tunes compressed students with its distillation loss (``kdgui.engine.session``);
+``kdgui compress`` has no teacher, so it fine-tunes on the labels alone. Both go through the one
+training loop (:mod:`kdgui.engine.train_loop`): here with a hard-label-only loss, an optimizer built
+by :func:`~kdgui.engine.training.make_optimizer` and no schedule. The callable honours the
+pipeline's contract: ``finetune(model, epochs, on_step=None)`` trains in place, yields events
+(step events, then per epoch an :class:`EpochEvent` when ``validation`` is given, else a one-line
+log) and calls ``on_step(t)`` after each optimizer step, which pruning uses to keep its masks.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from typing import Literal
 
-import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import Dataset
 
-from kdgui.core.events import Event, LogEvent
+from kdgui.core.config import TrainingConfig
+from kdgui.core.events import Event
 from kdgui.engine.compress.context import FinetuneFn
 
 
 def steps_per_epoch(data: Dataset, batch_size: int) -> int:
+    """Optimizer steps in one pass over ``data`` (a gradual pruning schedule spans them)."""
     return max(1, math.ceil(len(data) / batch_size))  # type: ignore[arg-type]
 
 
-def _batches(data: Dataset, batch_size: int, gen: torch.Generator) -> Iterator[tuple]:
-    if isinstance(data, TensorDataset):  # slice whole batches: no per-sample __getitem__
-        x, y = data.tensors[0], data.tensors[1]
-        order = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), batch_size):
-            idx = order[i:i + batch_size]
-            yield x[idx], y[idx]
-    else:
-        yield from DataLoader(data, batch_size=batch_size, shuffle=True, generator=gen)
-
-
 def make_finetune(
-    train: Dataset, *, batch_size: int = 64, lr: float = 1e-3, device: str = "cpu", seed: int = 0,
+    train: Dataset,
+    *,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    device: str = "cpu",
+    seed: int = 0,
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam",
+    validation: Dataset | None = None,
+    log_every: int = 10,
 ) -> FinetuneFn:
-    """``finetune(model, epochs, on_step=None)``: Adam on cross-entropy over ``train``."""
+    """``finetune(model, epochs, on_step=None)``: cross-entropy on ``train`` (Adam by default)."""
+    from kdgui.engine.train_loop import Phase, TrainLoop, hard_label_trainer
+    from kdgui.engine.training import BatchSource, make_optimizer, make_scheduler
+
+    settings = TrainingConfig(
+        batch_size=batch_size, lr=lr, optimizer=optimizer, schedule="none", seed=seed
+    )
 
     def finetune(
         model: nn.Module, epochs: int, on_step: Callable[[int], None] | None = None
     ) -> Iterator[Event]:
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=lr)
-        loss_fn = nn.CrossEntropyLoss()
-        gen = torch.Generator().manual_seed(seed)
-        step = 0
-        model.train()
-        for epoch in range(epochs):
-            total = correct = 0
-            loss_sum = 0.0
-            for x, y in _batches(train, batch_size, gen):
-                x, y = x.to(device), y.to(device).long()
-                out = model(x)
-                loss = loss_fn(out, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                if on_step is not None:
-                    on_step(step)
-                loss_sum += loss.item() * len(x)
-                correct += int((out.detach().argmax(1) == y).sum())
-                total += len(x)
-            yield LogEvent(
-                level="info",
-                message=f"fine-tune epoch {epoch + 1}/{epochs}: loss {loss_sum / max(1, total):.4f}"
-                f", train accuracy {correct / max(1, total):.2%}",
-            )
+        trainer = hard_label_trainer(model, device)
+        # A new source per call, seeded alike: the same batch order each time it is called, as
+        # a caller fine-tuning one model after another would expect.
+        source = BatchSource(train, batch_size, shuffle=True, seed=seed)
+        opt = make_optimizer(trainer.trainable_parameters(), settings)
+        phase = Phase(
+            stage="finetune", distiller=trainer, source=source, optimizer=opt,
+            scheduler=make_scheduler(opt, settings, epochs * len(source)), epochs=epochs,
+            lr_setting=f"the fine-tuning learning rate = {lr:g}", validation=validation,
+            on_step=on_step,
+        )
+        yield from TrainLoop(device, log_every=log_every).run(phase)
         model.eval()
 
     return finetune
+
+
+__all__ = ["make_finetune", "steps_per_epoch"]
