@@ -18,6 +18,8 @@ def test_events_round_trip_through_json() -> None:
     line = json.dumps(e.to_dict())
     back = event_from_dict(json.loads(line))
     assert isinstance(back, EpochEvent)
+    assert back.to_dict() == e.to_dict()  # every field, the time included
+    assert back.sparsity.dtype == np.float32
     np.testing.assert_allclose(back.sparsity, [0.0, 0.5])
     s = StepEvent(step=1, epoch=1, losses={"total": np.float32(1.5)}, lr=0.1, samples_per_s=1.0,
                   progress=0.1, eta_s=3.0)

@@ -28,4 +28,7 @@ def test_every_component_resolves_to_an_implementation() -> None:
         for component in registry:
             impl = component.load()
             assert callable(impl), component.name
-            assert component.param_specs() is not None
+            # one form field / CLI flag per declared parameter, and the defaults validate
+            specs = component.param_specs()
+            assert [s.name for s in specs] == list(component.params.model_fields), component.name
+            component.validate({})

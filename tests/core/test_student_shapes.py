@@ -34,7 +34,9 @@ def test_every_preset_is_valid_on_every_input_size(name: str, shape: tuple[int, 
     report = infer(PRESETS[name].build(shape, 10, 1.0), shape, 10)
     assert report.ok, [e.one_line() for e in report.errors]
     assert report.output_shape == (10,)
-    assert report.total_params > 0
+    # the total is the sum of the top-level layers (a block's count includes its children)
+    assert report.total_params == sum(r.params for r in report.layers if len(r.index) == 1)
+    assert report.layers[-1].params >= 10 * (1 + 1)  # at least the classifier's weights and bias
     for rep in report.layers:
         if rep.out_shape is not None and len(rep.out_shape) == 3:
             assert min(rep.out_shape[1:]) >= 1
