@@ -144,7 +144,8 @@ declare_format(
     "Weights only, loaded without running code (weights_only); a JSON sidecar records the "
     "architecture spec, input shape, class names and normalization.",
     suffix=".pt",
-    verify="reloaded into the architecture with weights_only=True; outputs compared with PyTorch's",
+    verify="reloaded with weights_only=True and rebuilt from the sidecar's recorded architecture; "
+    "outputs compared with PyTorch's",
     holds_int8=True,
     weights_only=True,
 )
@@ -153,11 +154,12 @@ declare_format(
     SafetensorsParams,
     f"{_ENGINE}.safetensors:SafetensorsExporter",
     "safetensors (.safetensors)",
-    "Weights only in a format that cannot execute code when loaded; metadata in the header. "
-    "Not for torch.ao quantized models (packed weights are not plain tensors).",
+    "Weights only in a format that cannot execute code when loaded; metadata in the header, "
+    "including the recipe that rebuilds a pruned, factorised or int8 model. dynamic-int8 "
+    "weights are stored as int8 values plus scales.",
     suffix=".safetensors",
-    verify="reloaded into the architecture; outputs compared with PyTorch's",
-    holds_int8=False,
+    verify="rebuilt from the file alone (recorded architecture); outputs compared with PyTorch's",
+    holds_int8=True,
     weights_only=True,
 )
 declare_format(
@@ -176,10 +178,11 @@ declare_format(
     OnnxParams,
     f"{_ENGINE}.onnx:OnnxExporter",
     "ONNX (.onnx)",
-    "Runs in onnxruntime and many other runtimes; verified with onnx.checker and onnxruntime.",
+    "Runs in onnxruntime and many other runtimes; verified with onnx.checker and onnxruntime. "
+    "A dynamic-int8 model becomes an int8 ONNX file through ONNX Runtime's quantize_dynamic.",
     suffix=".onnx",
     verify="onnx.checker, then onnxruntime outputs compared, also at a second batch size",
-    holds_int8=False,
+    holds_int8=True,
 )
 declare_format(
     "torchscript",

@@ -31,7 +31,7 @@ from kdgui.engine.distill.losses import (
     hint_adapter,
 )
 from kdgui.engine.distill.pairing import Pair, resolve_pairs
-from kdgui.engine.distill.taps import FeatureTap
+from kdgui.engine.distill.taps import FeatureTap, check_hookable
 
 #: Weights at or below this are treated as 0 (``1 - 0.7 - 0.2 - 0.1`` is not exactly 0).
 _EPS = 1e-9
@@ -104,6 +104,9 @@ class Distiller(nn.Module):
         }
         self.active = {k: w > _EPS for k, w in self.weights.items()}
         self.needs_teacher_features = self.active["feature"] or self.active["attention"]
+        if self.needs_teacher_features:  # before any probe or training: name the formats
+            check_hookable(teacher, "teacher")
+            check_hookable(self.student, "student")
         self.register_buffer("_zero", torch.zeros((), device=self.device), persistent=False)
 
         self.hard: HardLoss | None = None

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from kdgui.core.errors import CompatibilityError, ConfigError
+from kdgui.engine.models.frozen import FEATURE_FORMATS, feature_maps_refusal
 
 Shape = tuple[int, ...]
 
@@ -33,6 +34,16 @@ def _first_tensor(output: Any) -> Tensor | None:
     return None
 
 
+def check_hookable(model: nn.Module, role: str = "teacher") -> None:
+    """A :class:`CompatibilityError` when ``model`` (a TorchScript, .pt2 or ONNX wrapper) cannot
+    give feature maps, naming the formats that can. Called before any training starts."""
+    reason = feature_maps_refusal(model, role)
+    if reason is not None:
+        raise CompatibilityError(
+            reason, f"Give the {role} as {FEATURE_FORMATS}; or set beta and gamma to 0 "
+            "(logit distillation works with every format).", source=role)
+
+
 def _register(module: nn.Module, name: str, hook: Callable[..., None]) -> Any:
     """Register ``hook`` on ``module``; models that cannot take hooks get a user-facing error."""
     try:
@@ -40,8 +51,8 @@ def _register(module: nn.Module, name: str, hook: Callable[..., None]) -> Any:
     except (RuntimeError, AttributeError, NotImplementedError) as exc:
         raise CompatibilityError(
             f"cannot watch layer '{name}' of a {type(module).__name__} ({exc})",
-            "Feature and attention losses need an eager nn.Module (an architecture plus a "
-            "state_dict), not a TorchScript or exported program; or set beta and gamma to 0.",
+            f"Feature and attention losses need an eager nn.Module: {FEATURE_FORMATS}; "
+            "not a TorchScript, .pt2 or ONNX file. Or set beta and gamma to 0.",
         ) from None
 
 
@@ -55,6 +66,7 @@ class FeatureTap:
     """
 
     def __init__(self, model: nn.Module, layer_names: Iterable[str]) -> None:
+        check_hookable(model, "model")
         self.outputs: dict[str, Tensor] = {}
         self._handles: list[Any] = []
         modules = dict(model.named_modules())
@@ -113,6 +125,7 @@ def probe_shapes(
     train/eval mode is restored afterwards. Returns ``(shapes, calls)`` where ``calls`` counts
     how often each module ran (reused modules run more than once).
     """
+    check_hookable(model, "model")
     if device is None:
         param = next(iter(model.parameters()), None)
         device = param.device if param is not None else "cpu"

@@ -37,6 +37,7 @@ from kdgui.core.registry import exporters
 from kdgui.engine.export.base import (
     FLOAT_TOLERANCE,
     QUANTIZED_TOLERANCE,
+    WEIGHT_FORMATS,
     Exporter,
     LoadedModel,
     build_metadata,
@@ -73,6 +74,8 @@ class ExportResult:
     ort_latency_ms: float | None = None
     warnings: list[str] = field(default_factory=list)
     extra_files: list[str] = field(default_factory=list)
+    #: True for a weights-only file that records no recipe: reloading it needs the architecture.
+    needs_architecture: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for events, run folders and reports."""
@@ -163,7 +166,7 @@ def _verify(
             worst = float("inf")
             continue
         diff = max_abs_diff(ref, got)
-        limit = tolerance_for(ref, quantized)
+        limit = tolerance_for(ref, quantized, exporter.quantized_tolerance)
         if diff > limit:
             notes.append(f"outputs differ by {diff:.3g} on {label} (tolerance {limit:.3g})")
         worst, tol = max(worst, diff), max(tol, limit)
@@ -205,21 +208,31 @@ def export_model(
     quantized = has_quantized_modules(net)
 
     tmp = _temp_name(target)
-    tmp_sidecar = _temp_name(sidecar_target) if sidecar_target is not None else None
+    # The sidecar sits beside the temporary file under the name the exporter's loader reads,
+    # so verification reloads exactly what a user will load.
+    tmp_sidecar = tmp.with_suffix(".json") if sidecar_target is not None else None
     result = ExportResult(fmt, str(target), 0, False, None, None)
+    rebuilds = "rebuild" in meta
+    if fmt in WEIGHT_FORMATS and not rebuilds:
+        result.needs_architecture = True
+        result.warnings.append(
+            f"reloading this file needs the model's architecture ({meta.get('rebuild_missing')})")
     try:
         with eval_mode(net):
             result.warnings += exporter.write(net, tmp, example, meta)
+            if tmp_sidecar is not None:
+                tmp_sidecar.write_text(json.dumps(sidecar, indent=2, sort_keys=True),
+                                       encoding="utf-8")
             if verify:
-                loaded = exporter_cls.load(tmp, net)
+                # A file that records its architecture is reloaded from the file alone.
+                reference = None if fmt in WEIGHT_FORMATS and rebuilds else net
+                loaded = exporter_cls.load(tmp, reference)
                 diff, tol, notes = _verify(exporter, net, loaded, example, samples, quantized)
                 result.max_abs_diff, result.tolerance = diff, tol
                 result.verified = not notes
                 result.warnings += notes
                 result.ort_latency_ms = exporter.measure(loaded, example).get("ort_latency_ms")
                 del loaded  # onnxruntime keeps the file open on some platforms
-        if tmp_sidecar is not None and sidecar_target is not None:
-            tmp_sidecar.write_text(json.dumps(sidecar, indent=2, sort_keys=True), encoding="utf-8")
         os.replace(tmp, target)
         if tmp_sidecar is not None and sidecar_target is not None:
             os.replace(tmp_sidecar, sidecar_target)

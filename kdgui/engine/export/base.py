@@ -28,12 +28,15 @@ FLOAT_TOLERANCE = 1e-4
 #: another runtime may round the dynamically chosen activation scale differently, which moves an
 #: output by about one step of the 8-bit grid: ~1/255 of the output range, hence 1e-2 relative.
 QUANTIZED_TOLERANCE = 1e-2
+#: The formats that hold weights only; their metadata carries the rebuild recipe.
+WEIGHT_FORMATS = ("state_dict", "safetensors")
 
 
-def tolerance_for(reference: list[torch.Tensor], quantized: bool) -> float:
+def tolerance_for(reference: list[torch.Tensor], quantized: bool,
+                  quantized_tolerance: float = QUANTIZED_TOLERANCE) -> float:
     """The allowed max-abs difference for these reference outputs (scaled by their magnitude)."""
     scale = max([1.0] + [float(t.abs().max()) for t in reference if t.numel()])
-    return (QUANTIZED_TOLERANCE if quantized else FLOAT_TOLERANCE) * scale
+    return (quantized_tolerance if quantized else FLOAT_TOLERANCE) * scale
 
 
 def flatten_outputs(value: Any) -> list[torch.Tensor]:
@@ -101,6 +104,8 @@ class Exporter:
     name: ClassVar[str] = ""
     #: Whether files of this format, as configured, accept a batch size other than the example's.
     dynamic_batch: bool = False
+    #: The relative tolerance for an int8 model; a writer that changes runtimes may widen it.
+    quantized_tolerance: float = QUANTIZED_TOLERANCE
 
     def __init__(self, params: BaseModel) -> None:
         self.params = params
@@ -152,6 +157,14 @@ def build_metadata(
         "input_shape": list(example.shape[1:]),
         "architecture_class": f"{type(model).__module__}.{type(model).__qualname__}",
     }
+    if fmt in WEIGHT_FORMATS:
+        from kdgui.engine.models.rebuild import recipe_of
+
+        recipe, why = recipe_of(model)
+        if recipe is not None:
+            meta["rebuild"] = recipe
+        else:
+            meta["rebuild_missing"] = why
     spec = getattr(model, "kdgui_spec", None)
     if spec is not None:
         if hasattr(spec, "model_dump"):
@@ -162,6 +175,32 @@ def build_metadata(
             meta["architecture"] = str(spec)
     meta.update(extra or {})
     return json.loads(json_text(meta))
+
+
+def needs_architecture(path: Path, fmt: str, why: str = "") -> ExportError:
+    """The error for loading a weights-only file that records no way to rebuild its model."""
+    because = f" ({why})" if why else ""
+    return ExportError(
+        f"{path} holds only the weights ({fmt}) and no architecture it can be rebuilt "
+        f"from{because}",
+        "Pass model=<an instance of the architecture>, or export to pt2, onnx or torchscript "
+        "for a self-contained file.",
+    )
+
+
+def rebuild_from_metadata(path: Path, state: dict[str, Any], meta: dict[str, Any],
+                          fmt: str) -> nn.Module:
+    """The model rebuilt from the recipe in the file's metadata, carrying ``state``."""
+    from kdgui.core.errors import ModelLoadError
+    from kdgui.engine.models.rebuild import rebuild
+
+    recipe = meta.get("rebuild")
+    if not isinstance(recipe, dict):
+        raise needs_architecture(path, fmt, str(meta.get("rebuild_missing", "")))
+    try:
+        return rebuild(recipe, state, source=str(path))
+    except ModelLoadError as exc:
+        raise ExportError(f"{path} cannot be rebuilt: {exc.what}", exc.fix) from None
 
 
 def rebuild_with_weights(model: nn.Module, state: dict[str, Any], path: Path) -> nn.Module:

@@ -30,13 +30,18 @@ _PATTERNS = (
 def compatible_formats(model: nn.Module) -> list[str]:
     """The formats this model can be written to, as far as can be told without trying.
 
-    ``torch.ao`` quantized layers keep packed int8 weights that neither torch.export (hence pt2
-    and ONNX) nor safetensors can hold; everything else is attempted in every format, and a
-    failure is reported by :func:`unsupported_error` when it happens.
+    ``torch.ao`` quantized layers keep packed int8 weights that torch.export (hence pt2) cannot
+    hold. Dynamic-int8 layers go to the formats declared ``holds_int8`` (safetensors as int8
+    values plus scales, ONNX through ONNX Runtime's quantizer); static (torch.fx) int8 models only
+    to state_dict and TorchScript. Everything else is attempted in every format, and a failure is
+    reported by :func:`unsupported_error` when it happens.
     """
-    if any(is_quantized_module(m) for m in model.modules()):
+    quantized = [m for m in model.modules() if is_quantized_module(m)]
+    if not quantized:
+        return format_names()
+    if all(type(m).__module__.startswith("torch.ao.nn.quantized.dynamic") for m in quantized):
         return int8_formats()
-    return format_names()
+    return [f for f in int8_formats() if f in ("state_dict", "torchscript")]
 
 
 def culprit(exc: BaseException, model: nn.Module) -> str:
@@ -89,6 +94,10 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return out
 
 
+def _route(fmt: str) -> str:
+    return "onnx (int8 through ONNX Runtime's quantizer)" if fmt == "onnx" else fmt
+
+
 def unsupported_error(exc: BaseException, model: nn.Module, fmt: str, title: str) -> ExportError:
     """An ExportError naming what ``fmt`` cannot represent and the formats that can hold it."""
     others = [f for f in compatible_formats(model) if f != fmt]
@@ -97,6 +106,6 @@ def unsupported_error(exc: BaseException, model: nn.Module, fmt: str, title: str
     return ExportError(
         f"cannot export to {title}: {culprit(exc, model)} has no {title} equivalent "
         f"({detail(exc)})",
-        f"Export to {', '.join(others) or 'another format'} instead, "
+        f"Export to {', '.join(_route(f) for f in others) or 'another format'} instead, "
         "or replace that layer with standard PyTorch layers.",
     )

@@ -4,7 +4,9 @@ The file is written in one piece (``external_data=False``; the exporter's defaul
 weights in a ``.onnx.data`` side file that is easily lost) with a symbolic ``batch`` dimension, and
 carries the metadata as JSON in its ``metadata_props`` (key ``kdgui``; every top-level key is also
 stored on its own so viewers such as Netron show it). Verification runs onnx.checker and compares
-onnxruntime's outputs with PyTorch's on the example and on a different batch size.
+onnxruntime's outputs with PyTorch's on the example and on a different batch size. A
+``torch.ao`` dynamic-int8 model becomes an int8 ONNX file through ONNX Runtime's quantizer
+(:mod:`.int8_onnx`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from torch import nn
 from kdgui.core.errors import ExportError
 from kdgui.engine.export.base import Exporter, LoadedModel, json_text
 from kdgui.engine.export.failures import unsupported_error
+from kdgui.engine.export.int8_onnx import ORT_INT8_TOLERANCE, float_twin, quantize_file
 from kdgui.engine.export.pt2 import batch_dim_spec, tracing_input
+from kdgui.engine.metrics._modules import has_quantized_modules
 
 METADATA_KEY = "kdgui"
 
@@ -58,6 +62,8 @@ class OnnxExporter(Exporter):
     ) -> list[str]:
         import onnx
 
+        if has_quantized_modules(model):
+            return self._write_int8(model, path, example, metadata)
         warnings: list[str] = []
         try:
             program = self._export(model, example, self.dynamic_batch)
@@ -88,6 +94,33 @@ class OnnxExporter(Exporter):
                 f"Try another opset (now {getattr(self.params, 'opset', 20)}) or export to pt2.",
             ) from None
         return warnings
+
+    def _write_int8(
+        self, model: nn.Module, path: Path, example: torch.Tensor, metadata: dict[str, Any]
+    ) -> list[str]:
+        """The float twin exported, then quantized by ONNX Runtime (see :mod:`.int8_onnx`)."""
+        import onnx
+
+        float_path = path.with_name(path.stem + ".float.onnx")
+        try:
+            warnings = self.write(float_twin(model), float_path, example, metadata)
+            quantize_file(float_path, path)
+        finally:
+            float_path.unlink(missing_ok=True)
+        proto = onnx.load(str(path))
+        del proto.metadata_props[:]
+        for key, value in {**metadata, "quantized_by": "onnxruntime quantize_dynamic"}.items():
+            entry = proto.metadata_props.add()
+            entry.key = str(key)
+            entry.value = value if isinstance(value, str) else json.dumps(value, default=str)
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json_text(
+            {**metadata, "quantized_by": "onnxruntime quantize_dynamic"})
+        onnx.save(proto, str(path))
+        self.quantized_tolerance = ORT_INT8_TOLERANCE
+        return [*warnings, "int8 ONNX: the float model quantized by ONNX Runtime "
+                f"(quantize_dynamic); compared with the torch int8 model within "
+                f"{ORT_INT8_TOLERANCE:g} x max(1, max|y|)"]
 
     def _export(self, model: nn.Module, example: torch.Tensor, dynamic: bool) -> Any:
         with contextlib.redirect_stdout(io.StringIO()):

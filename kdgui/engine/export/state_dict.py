@@ -2,8 +2,9 @@
 
 The weights are loaded back with ``weights_only=True``, which cannot execute code, so a state_dict
 is safe to share; the price is that loading needs the architecture. The sidecar records what is
-needed to rebuild it (the student spec, when the model carries one) and to use it (input shape,
-class names, normalization).
+needed to rebuild it (the recipe of :mod:`kdgui.engine.models.rebuild`: the base architecture and
+every layer compression changed, or the student spec) and to use it (input shape, class names,
+normalization). Keep the two files together.
 """
 
 from __future__ import annotations
@@ -16,16 +17,12 @@ import torch
 from torch import nn
 
 from kdgui.core.errors import ExportError
-from kdgui.engine.export.base import Exporter, LoadedModel, rebuild_with_weights
-
-
-def needs_architecture(path: Path, fmt: str) -> ExportError:
-    """The error for loading a weights-only file without the model it belongs to."""
-    return ExportError(
-        f"{path} holds only the weights ({fmt}); loading it needs the architecture",
-        "Pass model=<an instance of the architecture> (its spec is in the file's metadata), or "
-        "export to pt2, onnx or torchscript for a self-contained file.",
-    )
+from kdgui.engine.export.base import (
+    Exporter,
+    LoadedModel,
+    rebuild_from_metadata,
+    rebuild_with_weights,
+)
 
 
 class StateDictExporter(Exporter):
@@ -42,8 +39,6 @@ class StateDictExporter(Exporter):
 
     @classmethod
     def load(cls, path: Path, model: nn.Module | None = None) -> LoadedModel:
-        if model is None:
-            raise needs_architecture(path, "state_dict")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
@@ -51,8 +46,12 @@ class StateDictExporter(Exporter):
                 f"{path} is not a readable state_dict file: {exc}",
                 "Check that the file is complete and was written by torch.save(state_dict).",
             ) from None
-        net = rebuild_with_weights(model, state, path)
-        return LoadedModel(cls.name, path, net, net, cls.read_metadata(path))
+        meta = cls.read_metadata(path)
+        if model is None:
+            net = rebuild_from_metadata(path, state, meta, "state_dict")
+        else:
+            net = rebuild_with_weights(model, state, path)
+        return LoadedModel(cls.name, path, net, net, meta)
 
     @classmethod
     def read_metadata(cls, path: Path) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Turn an architecture reference (``ModelRef.arch``) into a freshly initialised module.
 
-Forms: ``torchvision:NAME`` (or a bare torchvision model name), ``preset:NAME`` (a kdgui preset),
+Forms: ``torchvision:NAME`` (or a bare torchvision model name), ``timm:NAME`` and ``hf:FOLDER``
+(see :mod:`.hub`), ``preset:NAME`` (a kdgui preset),
 ``spec:PATH.json`` (a kdgui spec file, as written next to the demo teacher) and
 ``path/to/model.py:ClassName``. Importing a ``.py`` file runs it: that is what naming a Python
 file asks for, so it needs no ``trust`` flag, unlike unpickling a file that *looks* like data.
@@ -24,7 +25,8 @@ from torch import nn
 from kdgui.core.errors import ConfigError, ModelLoadError
 from kdgui.core.student_spec import StudentSpec
 
-ARCH_FORMS = "'torchvision:NAME', 'preset:NAME', 'spec:FILE.json' or 'path/to/model.py:ClassName'"
+ARCH_FORMS = ("'torchvision:NAME', 'timm:NAME', 'hf:FOLDER', 'preset:NAME', 'spec:FILE.json' or "
+              "'path/to/model.py:ClassName'")
 
 
 @dataclass
@@ -44,13 +46,27 @@ def build_arch(arch: str, *, num_classes: int | None, input_shape: tuple[int, ..
     kind, sep, rest = arch.partition(":")
     if sep and kind == "torchvision":
         return _torchvision(rest, num_classes, kwargs, pretrained)
+    if sep and kind == "timm":
+        from kdgui.engine.models.hub import build_timm
+
+        module, n = build_timm(rest, num_classes, kwargs, pretrained)
+        return _tagged(BuiltArch(module, None, n, {"arch": arch, "pretrained": pretrained}),
+                       arch, n, kwargs)
+    if sep and kind == "hf":
+        from kdgui.engine.models.hub import build_hf
+
+        folder = str(Path(rest).expanduser().resolve())
+        hf, shape, n = build_hf(Path(folder), num_classes, weights=False)
+        return _tagged(BuiltArch(hf, shape, n, {"arch": f"hf:{folder}"}), f"hf:{folder}", n, {})
     if sep and kind == "preset":
         return _preset(rest, num_classes, input_shape, kwargs)
     if sep and kind == "spec":
         return load_spec_file(Path(rest))
     file_part, sep2, cls_name = arch.rpartition(":")
     if sep2 and file_part.endswith(".py"):
-        return _from_file(Path(file_part), cls_name, num_classes, kwargs)
+        built = _from_file(Path(file_part), cls_name, num_classes, dict(kwargs))
+        where = f"{Path(file_part).expanduser().resolve()}:{cls_name}"
+        return _tagged(built, where, built.num_classes, kwargs)
     if not sep and arch in _torchvision_names():
         return _torchvision(arch, num_classes, kwargs, pretrained)
     raise ModelLoadError(f"cannot understand the architecture '{arch}'",
@@ -95,7 +111,24 @@ def _torchvision(name: str, num_classes: int | None, kwargs: dict[str, Any],
     n = getattr(module, "num_classes", None) or kwargs.get("num_classes")
     if n is None and not pretrained:
         n = 1000
-    return BuiltArch(module, None, n, {"arch": f"torchvision:{name}", "pretrained": pretrained})
+    built = BuiltArch(module, None, n, {"arch": f"torchvision:{name}", "pretrained": pretrained})
+    return _tagged(built, f"torchvision:{name}", n, kwargs)
+
+
+def _tagged(built: BuiltArch, arch: str, num_classes: int | None,
+            kwargs: dict[str, Any]) -> BuiltArch:
+    """Remember on the module how to build it again (``kdgui_arch``).
+
+    Compression changes layers in place; an export of the result records this base plus the
+    changed layers (:mod:`.rebuild`), so the file reloads without ``--arch``.
+    """
+    clean = {k: v for k, v in kwargs.items() if k != "num_classes"}
+    try:
+        json.dumps(clean)
+    except TypeError:  # arguments JSON cannot hold: the module cannot be rebuilt from data
+        return built
+    built.module.kdgui_arch = {"arch": arch, "num_classes": num_classes, "arch_kwargs": clean}
+    return built
 
 
 def _preset(name: str, num_classes: int | None, input_shape: tuple[int, ...] | None,

@@ -9,13 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import Tensor, nn
 
 from kdgui.core.config import ModelRef
 from kdgui.core.errors import ModelLoadError
 from kdgui.engine.models import sniff
 from kdgui.engine.models.arch import ARCH_FORMS
+from kdgui.engine.models.frozen import FrozenTeacher
+from kdgui.engine.models.hub import is_hf_folder
 from kdgui.engine.models.loading import (
+    _weights_metadata,
     embedded_architecture,
     find_state_dict,
     load_model,
@@ -38,11 +42,15 @@ def inspect_file(path: str | Path, arch: str | None = None, num_classes: int | N
     """
     text = str(path)
     info: dict[str, Any] = {"path": text}
-    if text != "demo":
+    if text != "demo" and is_hf_folder(Path(text).expanduser()):
+        info["format"], info["format_title"] = "hf_folder", "Hugging Face model folder"
+    elif text != "demo":
         fmt = sniff.sniff(Path(text).expanduser())
         info["format"] = fmt
         info["format_title"] = sniff.TITLES[fmt]
-        state = _bare_state(Path(text).expanduser(), fmt, trust)
+        rebuilt = fmt in (sniff.SAFETENSORS, sniff.TORCH_SAVE) and isinstance(
+            _weights_metadata(Path(text).expanduser()).get("rebuild"), dict)
+        state = None if rebuilt else _bare_state(Path(text).expanduser(), fmt, trust)
         if state is not None:
             info.update(_tensor_table(state))
             if not arch and embedded_architecture(Path(text).expanduser()) is None:
@@ -92,8 +100,29 @@ def _tensor_table(state: dict[str, Tensor]) -> dict[str, Any]:
 
 
 def describe_module(module: nn.Module, input_shape: tuple[int, ...] | None) -> dict[str, Any]:
-    """Layers (leaf modules with their own parameter counts), totals and MACs when computable."""
-    layers = []
+    """Layers (leaf modules with their own parameter counts), totals and MACs when computable.
+
+    A TorchScript or torch.export model lists the layers of the program inside its wrapper; an
+    ONNX model lists its graph's nodes (with the sizes of the weights each one reads).
+    """
+    if isinstance(module, FrozenTeacher) and module.kind == "onnx":
+        layers = _onnx_layers(module)
+    else:
+        inner = module.inner if isinstance(module, FrozenTeacher) else module
+        layers = _layers(inner)
+    out: dict[str, Any] = {
+        "layers": layers,
+        "params": int(sum(p.numel() for p in module.parameters())),
+        "input_shape": list(input_shape) if input_shape else None,
+        "macs": None,
+    }
+    if input_shape:
+        _add_macs(module, input_shape, out)
+    return out
+
+
+def _layers(module: nn.Module) -> list[dict[str, Any]]:
+    layers: list[dict[str, Any]] = []
     for name, sub in module.named_modules():
         if not name or any(True for _ in sub.children()):
             continue
@@ -102,24 +131,32 @@ def describe_module(module: nn.Module, input_shape: tuple[int, ...] | None) -> d
         layers.append({"name": name, "type": kind, "params": int(own)})
         if len(layers) >= MAX_LAYERS:
             break
-    out: dict[str, Any] = {
-        "layers": layers,
-        "params": int(sum(p.numel() for p in module.parameters())),
-        "input_shape": list(input_shape) if input_shape else None,
-        "macs": None,
-    }
-    if input_shape:
-        try:
-            from kdgui.engine.metrics import trace_macs
+    return layers
 
-            trace = trace_macs(module, tuple(input_shape))
-            out["macs"] = trace.total if trace.total >= 0 else None
-            for layer in layers:  # per-layer output shapes and MACs from the same forward pass
-                shape = trace.out_shapes.get(layer["name"])
-                if shape is not None:
-                    layer["out_shape"] = list(shape)
-                if trace.total >= 0:
-                    layer["macs"] = int(trace.per_module.get(layer["name"], 0))
-        except Exception:  # MACs are a nicety; an untraceable model still gets inspected
-            out["macs"] = None
-    return out
+
+def _onnx_layers(module: FrozenTeacher) -> list[dict[str, Any]]:
+    import onnx
+
+    proto = onnx.load(str(module.path), load_external_data=False)
+    sizes = {init.name: int(np.prod(init.dims)) if init.dims else 1
+             for init in proto.graph.initializer}
+    return [{"name": node.name or f"{node.op_type}_{i}", "type": node.op_type,
+             "params": sum(sizes.get(n, 0) for n in node.input)}
+            for i, node in enumerate(proto.graph.node[:MAX_LAYERS])]
+
+
+def _add_macs(module: nn.Module, input_shape: tuple[int, ...], out: dict[str, Any]) -> None:
+    """Total MACs, and per-layer output shapes and MACs where the layers can be hooked."""
+    try:
+        from kdgui.engine.metrics import trace_macs
+
+        trace = trace_macs(module, tuple(input_shape))
+    except Exception:  # MACs are a nicety; an untraceable model still gets inspected
+        return
+    out["macs"] = trace.total if trace.total >= 0 else None
+    for layer in out["layers"]:  # per-layer output shapes and MACs from the same forward pass
+        shape = trace.out_shapes.get(layer["name"])
+        if shape is not None:
+            layer["out_shape"] = list(shape)
+        if trace.total >= 0 and layer["name"] in trace.per_module:
+            layer["macs"] = int(trace.per_module[layer["name"]])

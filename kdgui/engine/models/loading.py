@@ -9,6 +9,7 @@ objects (a whole pickled ``nn.Module``) raises :class:`TrustRequired` unless the
 from __future__ import annotations
 
 import contextlib
+import json
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -23,6 +24,14 @@ from kdgui.core.config import ModelRef
 from kdgui.core.errors import ModelLoadError, TrustRequired
 from kdgui.engine.models import sniff
 from kdgui.engine.models.arch import ARCH_FORMS, BuiltArch, build_arch, load_spec_file
+from kdgui.engine.models.frozen import (
+    load_onnx,
+    load_torchscript,
+    onnx_input_shape,
+    wrap_program,
+)
+from kdgui.engine.models.hub import build_hf, is_hf_folder
+from kdgui.engine.models.rebuild import plain_state, rebuild
 
 SHOW_KEYS = 3
 
@@ -61,14 +70,24 @@ def load_model(ref: ModelRef, *, input_shape: tuple[int, ...] | None = None,
 
     path = Path(ref.path).expanduser()
     src = str(path)
+    if is_hf_folder(path):
+        return _hf_folder(path, src)
     fmt = sniff.sniff(path)
     if fmt == sniff.TORCHSCRIPT:
-        module = _guard(lambda: torch.jit.load(str(path), map_location="cpu"), src, fmt)
+        module = _guard(lambda: load_torchscript(path), src, fmt)
         return _finish(LoadedModel(module, fmt, src, input_shape, n_cls, {}))
     if fmt == sniff.EXPORT:
         return _finish(_load_pt2(path, input_shape, n_cls))
+    if fmt == sniff.ONNX:
+        module = _guard(lambda: load_onnx(path), src, fmt)
+        shape = onnx_input_shape(module) or input_shape
+        meta = {"fixed_batch": module.fixed_batch} if module.fixed_batch else {}
+        return _finish(LoadedModel(module, fmt, src, shape, n_cls, meta))
+    meta = _weights_metadata(path)
     if fmt == sniff.SAFETENSORS:
         state = read_safetensors(path)
+        if isinstance(meta.get("rebuild"), dict):
+            return _from_recipe(state, meta, ref, n_cls, fmt, src)
         embedded = None if ref.arch else embedded_architecture(path)
         if embedded is not None:
             return _from_embedded(state, embedded, fmt, src)
@@ -77,6 +96,8 @@ def load_model(ref: ModelRef, *, input_shape: tuple[int, ...] | None = None,
     if isinstance(obj, nn.Module):
         return _finish(LoadedModel(obj, "pickled_module", src, input_shape, n_cls,
                                    {"class": type(obj).__name__}))
+    if isinstance(meta.get("rebuild"), dict) and plain_state(obj) is not None:
+        return _from_recipe(plain_state(obj), meta, ref, n_cls, fmt, src)  # type: ignore[arg-type]
     state = find_state_dict(obj)
     embedded = None if ref.arch or state is None else embedded_architecture(path)
     if embedded is not None:
@@ -87,6 +108,43 @@ def load_model(ref: ModelRef, *, input_shape: tuple[int, ...] | None = None,
             "Save the model's state_dict() (or the model with torch.jit/torch.export)",
             source=src)
     return _with_arch(state, ref, fmt, src, input_shape, n_cls)
+
+
+def _hf_folder(path: Path, src: str) -> LoadedModel:
+    """A Hugging Face image classifier saved with ``save_pretrained`` (config + weights)."""
+    module, shape, n = build_hf(path, None, weights=True)
+    folder = str(path.resolve())
+    module.kdgui_arch = {"arch": f"hf:{folder}", "num_classes": n, "arch_kwargs": {}}
+    return _finish(LoadedModel(module, "hf_folder", src, shape, n, {"arch": f"hf:{folder}"}))
+
+
+def _weights_metadata(path: Path) -> dict[str, Any]:
+    """The KD Studio metadata of a weights file (safetensors header or ``.json`` sidecar)."""
+    from kdgui.engine.export import read_metadata
+
+    fmt = "safetensors" if sniff.sniff(path) == sniff.SAFETENSORS else "state_dict"
+    try:
+        meta = read_metadata(path, fmt)
+    except Exception:  # not ours, or unreadable: treated as plain weights
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _from_recipe(state: dict[str, Any], meta: dict[str, Any], ref: ModelRef,
+                 n_cls: int | None, fmt: str, src: str) -> LoadedModel:
+    """A compressed model rebuilt from the recipe its export recorded (see :mod:`.rebuild`)."""
+    recipe = meta["rebuild"]
+    base = None
+    if ref.arch:  # the user's architecture wins over the recorded one; the changes still apply
+        base = {"kind": "arch", "arch": ref.arch, "arch_kwargs": dict(ref.arch_kwargs or {}),
+                "num_classes": recipe["base"].get("num_classes", n_cls)}
+    module = rebuild(recipe, state, source=src, base=base)
+    shape = tuple(int(v) for v in meta["input_shape"]) if meta.get("input_shape") else None
+    classes = meta.get("num_classes") or recipe["base"].get("num_classes") or n_cls
+    keep = {k: meta[k] for k in ("class_names", "mean", "std") if k in meta}
+    arch = (base or recipe["base"]).get("arch") or "kdgui spec"
+    return _finish(LoadedModel(module, fmt, src, shape, classes,
+                               {"arch": arch, "rebuilt": True, **keep}))
 
 
 def _finish(loaded: LoadedModel) -> LoadedModel:
@@ -134,7 +192,8 @@ def _load_pt2(path: Path, input_shape: tuple[int, ...] | None,
             input_shape = input_shape or tuple(static[1:])  # type: ignore[arg-type]
         if static and static[0] is not None:
             meta["fixed_batch"] = static[0]
-    return LoadedModel(program.module(), sniff.EXPORT, src, input_shape, n_cls, meta)
+    module = wrap_program(program.module(), meta.get("fixed_batch"), src)
+    return LoadedModel(module, sniff.EXPORT, src, input_shape, n_cls, meta)
 
 
 def load_pickle(path: Path, *, trust: bool) -> Any:
@@ -176,17 +235,29 @@ def _first(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
-def read_safetensors(path: Path) -> dict[str, Tensor]:
-    """All tensors of a .safetensors file (no pickle involved)."""
+def read_safetensors(path: Path) -> dict[str, Any]:
+    """All tensors of a .safetensors file (no pickle involved).
+
+    A KD Studio int8 export stores packed weights as int8 values plus scales with a layout in
+    the header (:mod:`kdgui.engine.export.packing`); they are reassembled here.
+    """
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
+    from kdgui.engine.export.packing import LAYOUT_KEY, unpack_state
+
     try:
-        return load_file(str(path), device="cpu")
+        tensors = load_file(str(path), device="cpu")
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
     except Exception as exc:  # SafetensorError and friends: the file is damaged
         raise ModelLoadError(
             f"the safetensors file cannot be read: {_first(exc)}",
             "The file may be truncated or damaged; save or download it again",
             source=str(path)) from None
+    if LAYOUT_KEY in header:
+        return unpack_state(tensors, json.loads(header[LAYOUT_KEY]))
+    return tensors
 
 
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "params")

@@ -18,17 +18,19 @@ TORCHSCRIPT = "torchscript"
 EXPORT = "pt2"
 TORCH_SAVE = "torch_save"
 SAFETENSORS = "safetensors"
+ONNX = "onnx"
 
 TITLES = {
     TORCHSCRIPT: "TorchScript archive",
     EXPORT: "torch.export program (.pt2)",
     TORCH_SAVE: "torch.save file",
     SAFETENSORS: "safetensors weights",
+    ONNX: "ONNX model",
 }
 
 _FIX_FORMAT = (
-    "Give a TorchScript file, a torch.export .pt2 file, a torch.save state_dict "
-    "(.pt/.pth/.bin) or a .safetensors file"
+    "Give a TorchScript file, a torch.export .pt2 file, an .onnx file, a torch.save state_dict "
+    "(.pt/.pth/.bin), a .safetensors file or a Hugging Face model folder"
 )
 
 
@@ -51,6 +53,8 @@ def sniff(path: Path) -> str:
         head = fh.read(64)
     if head.startswith(b"PK"):
         return _sniff_zip(path)
+    if head[:1] == b"\x08" and _is_onnx(path):  # protobuf field 1 (ir_version) of a ModelProto
+        return ONNX
     if _looks_like_safetensors(path, head, size):
         return SAFETENSORS
     if head[:1] == b"\x80" and len(head) > 1 and head[1] in range(2, 6):
@@ -91,6 +95,17 @@ def _sniff_zip(path: Path) -> str:
         _FIX_FORMAT,
         source=src,
     )
+
+
+def _is_onnx(path: Path) -> bool:
+    """Whether the file parses as an ONNX ModelProto with a graph (weights left on disk)."""
+    try:
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not protobuf, or not an ONNX model
+        return False
+    return len(proto.graph.node) > 0
 
 
 def _looks_like_safetensors(path: Path, head: bytes, size: int) -> bool:

@@ -1,0 +1,217 @@
+"""``FrozenTeacher``: models whose code cannot be changed, behind the usual ``nn.Module`` surface.
+
+Loaded TorchScript archives, torch.export programs and ONNX files are not ordinary modules: a
+``torch.jit.load``-ed ScriptModule rejects ``requires_grad_()`` and ``register_forward_hook()``,
+the module of a loaded ``.pt2`` rejects ``.eval()``/``.train()`` and fails its guards on any batch
+size other than a fixed exported one, and an ONNX file is run by onnxruntime, not by torch. Rather
+than teach every caller (the session, the distiller, the metrics, the exporters) about each
+format, :func:`kdgui.engine.models.load_model` wraps them in this class, whose ``.eval()``,
+``.train()``, ``.to()``, ``.parameters()``, ``requires_grad_()``, ``state_dict()`` and
+``deepcopy`` are safe, and whose ``forward`` runs a fixed-batch program in chunks of its batch
+size (the last chunk padded with zeros and the padding dropped from the output).
+
+The wrapped object is deliberately *not* a registered submodule, so nothing walks into it to hook
+or switch its layers; ``kdgui_opaque`` names the format for messages such as "feature losses need
+the teacher's feature maps, which a TorchScript teacher cannot give".
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+#: The formats that *can* give feature maps (named in the messages for those that cannot).
+FEATURE_FORMATS = (
+    "a state_dict or .safetensors file with its architecture (--arch), a torchvision or timm "
+    "architecture name, or a Hugging Face folder"
+)
+
+
+class FrozenTeacher(nn.Module):
+    """A TorchScript, torch.export or ONNX model with a safe ``nn.Module`` surface.
+
+    ``kind`` is ``"torchscript"``, ``"pt2"`` or ``"onnx"``; ``fixed_batch`` is the only batch size
+    the program accepts (None when any batch works). ``inner`` is the ScriptModule, the
+    ``ExportedProgram.module()`` or the onnxruntime session.
+    """
+
+    def __init__(self, inner: Any, kind: str, title: str, *, fixed_batch: int | None = None,
+                 path: str | None = None) -> None:
+        super().__init__()
+        object.__setattr__(self, "inner", inner)  # not a submodule: see the module docstring
+        self.kind = kind
+        self.kdgui_opaque = title
+        #: TorchScript parameters train like any others; a .pt2 program keeps its export mode
+        #: and an ONNX file has no gradients, so those two cannot be students.
+        self.kdgui_trainable = kind == "torchscript"
+        self.fixed_batch = fixed_batch
+        self.path = path
+        self._onnx_params: list[nn.Parameter] = []
+        self._input_name = ""
+        if kind == "onnx":
+            self._input_name = inner.get_inputs()[0].name
+            self._onnx_params = _onnx_initializers(path) if path else []
+
+    # -- the nn.Module surface, made safe ------------------------------------------------------
+    def train(self, mode: bool = True) -> FrozenTeacher:
+        """Set the flag; a ScriptModule follows it, a .pt2 program keeps its export mode."""
+        self.training = mode
+        if self.kind == "torchscript":
+            self.inner.train(mode)
+        return self
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator[tuple[str, nn.Parameter]]:
+        """The wrapped model's parameters (the ONNX file's initializers), whatever ``recurse``."""
+        if self.kind == "onnx":
+            for i, param in enumerate(self._onnx_params):
+                yield f"{prefix}initializer_{i}", param
+            return
+        yield from self.inner.named_parameters(prefix=prefix, recurse=True)
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
+        if self.kind == "onnx":
+            return
+        yield from self.inner.named_buffers(prefix=prefix, recurse=True)
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        if self.kind == "onnx":
+            return {name: p.detach() for name, p in self.named_parameters()}
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        if self.kind == "onnx":
+            raise RuntimeError("an ONNX teacher cannot load a state_dict")
+        return self.inner.load_state_dict(state_dict, strict=strict)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> FrozenTeacher:  # type: ignore[override]
+        """``.to()``/``.cuda()``/``.half()`` reach the wrapped model (onnxruntime stays on CPU)."""
+        if self.kind != "onnx":
+            self.inner._apply(fn)
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenTeacher:
+        if self.kind == "onnx":
+            assert self.path is not None
+            return load_onnx(Path(self.path))
+        clone = FrozenTeacher(copy.deepcopy(self.inner, memo), self.kind, self.kdgui_opaque,
+                              fixed_batch=self.fixed_batch, path=self.path)
+        clone.training = self.training
+        clone.kdgui_trainable = self.kdgui_trainable
+        return clone
+
+    def extra_repr(self) -> str:
+        batch = f", fixed batch {self.fixed_batch}" if self.fixed_batch else ""
+        return f"{self.kdgui_opaque}{batch}"
+
+    # -- running it ----------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits for ``x``; a fixed-batch program runs in chunks of its batch size."""
+        batch = self.fixed_batch
+        if batch is None or x.shape[0] == batch:
+            return self._run(x)
+        outs = []
+        for start in range(0, x.shape[0], batch):
+            chunk = x[start:start + batch]
+            n = chunk.shape[0]
+            if n < batch:
+                pad = chunk.new_zeros((batch - n, *chunk.shape[1:]))
+                chunk = torch.cat([chunk, pad])
+            outs.append(self._run(chunk)[:n])
+        return torch.cat(outs)
+
+    def _run(self, x: Tensor) -> Tensor:
+        if self.kind == "onnx":
+            array = x.detach().to("cpu", torch.float32).numpy()
+            out = self.inner.run(None, {self._input_name: array})[0]
+            return torch.from_numpy(np.asarray(out)).to(x.device)
+        return _as_tensor(self.inner(x))
+
+
+def _as_tensor(output: Any) -> Tensor:
+    """The logits of an output (a tensor, the first of a tuple, or a ``logits`` entry)."""
+    if isinstance(output, Tensor):
+        return output
+    if isinstance(output, dict) and "logits" in output:
+        return output["logits"]
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
+        return output[0]
+    return output  # check_compatibility names the type when it is not a tensor
+
+
+def _onnx_initializers(path: str) -> list[nn.Parameter]:
+    """The float weights of an ONNX file as frozen tensors (for parameter counts and sizes)."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(path, load_external_data=True)
+    out = []
+    for init in proto.graph.initializer:
+        array = numpy_helper.to_array(init)
+        if array.dtype.kind == "f" and array.size > 1:
+            out.append(nn.Parameter(torch.from_numpy(array.astype(np.float32)),
+                                    requires_grad=False))
+    return out
+
+
+def load_torchscript(path: Path) -> FrozenTeacher:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        module = torch.jit.load(str(path), map_location="cpu")
+    module.eval()
+    return FrozenTeacher(module, "torchscript", "TorchScript", path=str(path))
+
+
+def wrap_program(module: nn.Module, fixed_batch: int | None, path: str) -> FrozenTeacher:
+    """The ``.module()`` of a loaded torch.export program."""
+    return FrozenTeacher(module, "pt2", "torch.export (.pt2)", fixed_batch=fixed_batch, path=path)
+
+
+def onnx_session(path: Path) -> Any:
+    """A CPU onnxruntime session that only prints errors."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def load_onnx(path: Path) -> FrozenTeacher:
+    """An ONNX file run by onnxruntime; a fixed batch dimension is read from its input."""
+    session = onnx_session(path)
+    dims = session.get_inputs()[0].shape
+    fixed = dims[0] if dims and isinstance(dims[0], int) and dims[0] > 0 else None
+    return FrozenTeacher(session, "onnx", "ONNX", fixed_batch=fixed, path=str(path))
+
+
+def onnx_input_shape(teacher: FrozenTeacher) -> tuple[int, ...] | None:
+    """One sample's input shape from an ONNX file's input, when all its dims are numbers."""
+    dims = teacher.inner.get_inputs()[0].shape[1:]
+    if dims and all(isinstance(d, int) and d > 0 for d in dims):
+        return tuple(dims)
+    return None
+
+
+def opaque_title(model: Any) -> str | None:
+    """The format title of a model whose layers cannot be reached (None for eager modules)."""
+    title = getattr(model, "kdgui_opaque", None)
+    return title if isinstance(title, str) else None
+
+
+def feature_maps_refusal(model: Any, role: str = "teacher") -> str | None:
+    """The reason ``model`` cannot give feature maps, or None when it can."""
+    title = opaque_title(model)
+    if title is None:
+        return None
+    return (f"feature and attention losses read the {role}'s feature maps, which a {title} "
+            f"{role} cannot give (its layers cannot be hooked)")
+
