@@ -50,48 +50,37 @@ class StageChoice:
     params: int | None = None
 
 
-def _stage_dirs(run_dir: Path) -> list[tuple[int, str, dict[str, Any]]]:
-    """``stages/<i>_<name>/metrics.json`` of a run, in pipeline order (index, name, metrics)."""
-    out = []
-    root = run_dir / "stages"
-    if not root.is_dir():
-        return out
-    for folder in root.iterdir():
-        index, _, _slug = folder.name.partition("_")
-        if not folder.is_dir() or not index.isdigit():
-            continue
-        try:
-            data = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        metrics = data.get("metrics", {}) if isinstance(data, dict) else {}
-        out.append((int(index), str(metrics.get("name") or _slug), metrics))
-    return sorted(out)
-
-
 def stage_choices(run_dir: str | Path) -> list[StageChoice]:
-    """The models of ``run_dir``: the final stage first, then each compression step, then the
-    distilled student. A run without compression offers only its student (which is final)."""
-    path = Path(run_dir)
-    steps = [s for s in _stage_dirs(path) if s[0] > 0]  # stage 0 is the student again
+    """The models of ``run_dir`` (as the export job lists them): the final stage first, then
+    each earlier compression stage, then the distilled student. A run without compression
+    offers only its student, which is then its final model."""
+    from kdgui.engine import jobs  # run_stages reads the folder only: no torch
+
+    entries = jobs.run_stages(run_dir)
     student_params = None
     try:
-        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+        summary = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
         student_params = summary.get("student", {}).get("params")
     except (OSError, json.JSONDecodeError, AttributeError):
         pass
+    steps = [e for e in entries if e["stage"] != STUDENT
+             and (e.get("metrics") or {}).get("name") != "before"]  # stage 0 = the student
     choices: list[StageChoice] = []
     if steps:
-        _i, name, metrics = steps[-1]
-        params = metrics.get("params")
-        choices.append(StageChoice(FINAL, f"final model — after {name}{_params(params)}", params))
-        for _i, name, metrics in steps[:-1]:
-            params = metrics.get("params")
-            choices.append(StageChoice(name, f"after {name}{_params(params)}", params))
-        choices.append(StageChoice(STUDENT, f"distilled student, before compression"
-                                            f"{_params(student_params)}", student_params))
-    else:
-        choices.append(StageChoice(FINAL, f"final model — the distilled student"
+        for n, entry in enumerate(reversed(steps)):
+            metrics = entry.get("metrics") or {}
+            name, params = metrics.get("name") or entry["stage"], metrics.get("params")
+            if n == 0:
+                choices.append(StageChoice(FINAL, f"final model — after {name}{_params(params)}",
+                                           params))
+            else:
+                choices.append(StageChoice(entry["stage"], f"after {name}{_params(params)}",
+                                           params))
+        if any(e["stage"] == STUDENT for e in entries):
+            choices.append(StageChoice(STUDENT, "distilled student, before compression"
+                                                f"{_params(student_params)}", student_params))
+    elif entries:
+        choices.append(StageChoice(FINAL, "final model — the distilled student"
                                           f"{_params(student_params)}", student_params))
     return choices
 
@@ -167,7 +156,7 @@ def _failed_job(error: dict[str, str]) -> Exception:
 def verified_text(record: dict[str, Any]) -> str:
     """"✓ verified" only when the file was reloaded and compared; otherwise say what happened."""
     diff, tol = record.get("max_abs_diff"), record.get("tolerance")
-    if diff is None:
+    if diff is None or record.get("verify_ran") is False:
         return "Not verified: the file was not reloaded and compared."
     tol_text = f" (tolerance {tol:.3g})" if isinstance(tol, (int, float)) else ""
     if record.get("verified"):
@@ -181,12 +170,11 @@ def describe_record(record: dict[str, Any], stage_label: str) -> str:
     if record.get("ok") is False or record.get("error"):
         return (f"<b style='color:#d62728'>✗ {fmt} failed</b>: "
                 f"{_esc(str(record.get('error') or 'no file written'))}")
-    stage = record.get("stage") or stage_label
-    params = record.get("params")
+    stage = str(record.get("stage") or "")
     lines = [f"Wrote <b>{_esc(str(record.get('path', '')))}</b> "
              f"({int(record.get('size_bytes') or 0):,} bytes)",
-             f"Model: <b>{_esc(str(stage))}</b>" + (f", {fmt_count(params)} params"
-                                                    if isinstance(params, (int, float)) else ""),
+             f"Model: <b>{_esc(stage_label)}</b>"
+             + (f" (stage folder {_esc(stage)})" if stage and stage not in stage_label else ""),
              verified_text(record)]
     if record.get("ort_latency_ms") is not None:
         lines.append(f"onnxruntime latency: {record['ort_latency_ms']:.3g} ms")
@@ -215,6 +203,8 @@ class QtExportDialog(QDialog):
         self.stage_combo = QComboBox()
         for choice in stage_choices(run_dir):
             self.stage_combo.addItem(choice.label, choice.key)
+        if not self.stage_combo.count():
+            self.stage_combo.addItem("no saved model in this run", FINAL)
         self.stage_combo.setToolTip("Which of the run's models to write: the final (compressed) "
                                     "one unless you choose an earlier stage")
         self.format_combo = QComboBox()
@@ -263,7 +253,8 @@ class QtExportDialog(QDialog):
         self.export_button.setEnabled(False)
         self.result_label.setText(f"Exporting the {self._stage_label}…")
         self.records, self.error_data = [], None
-        task = QtWorker(lambda: run_export(*args))
+        # A job passed in (tests) needs no torch; the engine's job waits for the warm-up.
+        task = QtWorker(lambda: run_export(*args), needs_engine=self._job is None)
         task.returned.connect(self._done)
         task.errored.connect(self._failed)
         task.finished.connect(lambda: self.export_button.setEnabled(True))

@@ -9,6 +9,7 @@ once per frame (33 ms), so the cost of drawing is bounded whatever the event rat
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -182,6 +183,31 @@ class QtLivePlot(QWidget):
         self._timer.setInterval(
             int(min(MAX_FRAME_MS, max(FRAME_MS, 1000 * self._cost_s * COST_FACTOR))))
 
+    def _export_svg(self, path: str) -> None:
+        """Vector SVG through Qt's SVG painter: pyqtgraph's own SVG exporter fails on any plot
+        with data under PySide6 6.11 ("not enough values to unpack"), so "Save plots as SVG"
+        either failed or fell back to PNG."""
+        from PySide6.QtCore import QRectF, QSize
+        from PySide6.QtGui import QPainter
+        from PySide6.QtSvg import QSvgGenerator
+
+        source = self.plot.sceneBoundingRect()
+        generator = QSvgGenerator()
+        generator.setFileName(path)
+        generator.setSize(QSize(int(source.width()), int(source.height())))
+        generator.setViewBox(QRectF(0, 0, source.width(), source.height()))
+        generator.setTitle(self.plot.titleLabel.text or "plot")
+        painter = QPainter(generator)
+        try:
+            painter.fillRect(QRectF(0, 0, source.width(), source.height()),
+                             pg.mkColor(background()))
+            self.plot.scene().render(painter, QRectF(0, 0, source.width(), source.height()),
+                                     source)
+        finally:
+            painter.end()
+        if not Path(path).is_file():
+            raise OSError(f"Qt wrote no SVG file at {path}")
+
     def redraw(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -211,8 +237,9 @@ class QtLivePlot(QWidget):
         import pyqtgraph.exporters as exporters
 
         self.flush()
+        self._hover.hide()
         if path.lower().endswith(".svg"):
-            exporters.SVGExporter(self.plot).export(path)
+            self._export_svg(path)
         else:
             exporter = exporters.ImageExporter(self.plot)
             exporter.parameters()["width"] = max(800, int(self.plot.width()))

@@ -306,9 +306,13 @@ class QtRunPanel(QtPanel):
     def _add_problem(self, text: str) -> None:
         """A failed export or an engine warning: listed in the yellow box, never only logged."""
         text = text.strip()
-        if not text or any(text in p or p in text for p in self.problems):
+        if not text or any(text in p for p in self.problems):
             return
-        self.problems.append(text)
+        shorter = [i for i, p in enumerate(self.problems) if p in text]
+        if shorter:  # the summary's "onnx export failed: …" names what the log line said
+            self.problems[shorter[0]] = text
+        else:
+            self.problems.append(text)
         rows = "".join(f"<li>{_esc(p)}</li>" for p in self.problems)
         self.problems_label.setText(f"<b>⚠ {len(self.problems)} problem"
                                     f"{'s' if len(self.problems) > 1 else ''} in this run</b>"
