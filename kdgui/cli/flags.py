@@ -72,6 +72,11 @@ def apply_config_flags(config: ExperimentConfig, args: argparse.Namespace) -> Ex
             overrides.append(f"{key}={_yaml_scalar(value)}")
             labels[key] = flag
 
+    put("name", args.name, "--name")
+    if args.export is not None:
+        formats = [f.strip() for f in args.export.split(",") if f.strip()]
+        overrides.append("export.formats=[" + ", ".join(_yaml_scalar(f) for f in formats) + "]")
+        labels["export.formats"] = "--export"
     put("data.spec", args.data, "--data")
     put("data.download", args.download, "--download")
     if args.teacher is not None:
