@@ -72,11 +72,28 @@ def test_own_student_file_reloads_without_arch(tmp_path, capsys) -> None:
 def test_window_without_a_display_says_so_instead_of_aborting(monkeypatch, capsys) -> None:
     import sys
 
+    from kdgui.launcher import main as launch
+
     monkeypatch.setattr(sys, "platform", "linux")
     for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         monkeypatch.delenv(name, raising=False)
-    assert main([]) == 2
+    assert launch([]) == 2
     assert "no display" in capsys.readouterr().err
+
+
+def test_help_lists_the_commands_and_the_window_flags() -> None:
+    """`kdgui --help` (the console script) shows the subcommands and the window's own flags."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "kdgui", "--help"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    for command in ("run", "compress", "export", "sensitivity"):
+        assert f"\n    {command} " in proc.stdout or f"\n    {command}\n" in proc.stdout
+    for window_flag in ("--autorun", "--screenshot PATH", "--panel NAME", "--runs-root DIR"):
+        assert window_flag in proc.stdout, window_flag
+    assert "Traceback" not in proc.stderr
 
 
 def test_sensitivity_table_and_bad_ratio(tmp_path, capsys) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kdgui.core.components.compression import method_traits
 from kdgui.core.config import CompressionStep, DataConfig, ModelRef
 from kdgui.core.config_io import atomic_write_text
 from kdgui.core.errors import CompressionError
@@ -34,10 +35,6 @@ from kdgui.core.registry import decomposers, quantizers
 from kdgui.engine.jobs._common import OutputFolder, guarded
 from kdgui.engine.jobs.export_job import export_formats, export_model_files
 from kdgui.engine.jobs.models import model_reference
-
-#: The quantizer whose fine-tuning happens inside the step (it needs ≥ 1 epoch); every other
-#: int8 method converts once and cannot be fine-tuned afterwards.
-_QAT = "qat-int8"
 
 
 def quantize_choices() -> str:
@@ -116,8 +113,11 @@ def _quantize_step(req: CompressRequest, epochs: int) -> CompressionStep:
     if method not in quantizers or bits:
         raise CompressionError(f"--quantize {req.quantize!r} is not a method",
                                f"Use {quantize_choices()}.")
+    # A method that trains inside its step (QAT) needs ≥ 1 epoch; the others convert once and
+    # cannot be fine-tuned afterwards (their traits are declared with them).
+    trains = method_traits("quantize", method).trains()
     return CompressionStep(kind="quantize", method=method, name="quantize",
-                           finetune_epochs=max(1, epochs) if method == _QAT else 0)
+                           finetune_epochs=max(1, epochs) if trains else 0)
 
 
 def build_steps(req: CompressRequest) -> list[CompressionStep]:
