@@ -208,3 +208,64 @@ def test_eta_counts_down_with_the_steps_left(tmp_path) -> None:
     # The same per-step estimate all along (within noise), not one inflated after each event.
     assert last.eta_s < first.eta_s
     assert per_step_last < 2 * per_step_first + 1e-3
+
+
+def test_a_stop_from_another_thread_leaves_a_complete_run_folder(tmp_path) -> None:
+    """What the window's Stop button does: the run ends stopped, measured, saved, summarised."""
+    from kdgui.core.run_folders import student_path
+
+    cfg = _quick(3, log_every=1)
+    cfg.export.formats = ["onnx"]  # skipped when stopped: the folder is complete without it
+    control = RunControl()
+    events = []
+    for event in run(cfg, tmp_path / "r", control=control):
+        events.append(event)
+        if isinstance(event, StepEvent) and event.step == 3:
+            stopper = threading.Thread(target=control.stop)
+            stopper.start()
+            stopper.join()
+    steps = [e.step for e in events if isinstance(e, StepEvent)]
+    assert max(steps) == 3  # the stop took effect before the next batch
+    assert isinstance(events[-1], RunFinished) and events[-1].stopped
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["stopped"] and not summary["completed"] and summary["steps"] == max(steps)
+    assert student_path(tmp_path / "r").is_file()
+    for who in ("teacher", "student"):  # measured even though stopped
+        assert 0 <= summary[who]["accuracy"] <= 1 and summary[who]["latency_ms"] > 0
+    assert summary["exports"] == [] and not (tmp_path / "r" / "export").exists()
+
+
+def test_a_stop_during_compression_fine_tuning_keeps_what_was_measured(tmp_path) -> None:
+    from kdgui.core.config import CompressionStep
+
+    cfg = _quick(1)
+    cfg.compression.steps = [CompressionStep(kind="prune", method="magnitude",
+                                             params={"sparsity": 0.5}, finetune_epochs=2)]
+    gen = run(cfg, tmp_path / "r")
+    events = []
+    for event in gen:
+        events.append(event)
+        if isinstance(event, StepEvent) and event.stage == "finetune":
+            events.append(gen.send("stop"))
+            break
+    events.extend(gen)
+    assert isinstance(events[-1], RunFinished) and events[-1].stopped, events[-1]
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["stopped"] and [s["name"] for s in summary["stages"]] == ["before"]
+    assert (tmp_path / "r" / "student").is_dir()
+
+
+def test_teacher_pre_training_takes_its_optimizer_from_the_config(tmp_path) -> None:
+    cfg = _quick(1)
+    cfg.teacher.path = None
+    cfg.teacher.arch = "preset:cnn-tiny"
+    cfg.teacher.train_epochs = 1
+    cfg.teacher.train_optimizer, cfg.teacher.train_lr = "sgd", 0.05
+    cfg.student.preset = "cnn-tiny"
+    events = list(run(cfg, tmp_path / "r"))
+    assert isinstance(events[-1], RunFinished), events[-1]
+    teacher = [e for e in events if isinstance(e, StepEvent) and e.stage == "teacher"]
+    distill = [e for e in events if isinstance(e, StepEvent) and e.stage == "distill"]
+    assert teacher and {e.lr for e in teacher} == {0.05}  # no schedule for the teacher by default
+    assert teacher[-1].layer_names == []  # a teacher's layers are not the student's heatmap
+    assert distill[0].step > teacher[-1].step  # one step count across the run's phases
