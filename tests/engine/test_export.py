@@ -279,20 +279,28 @@ def test_quantized_mlp_exports_where_it_can(tmp_path: Path) -> None:
     mlp = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4)).eval()
     q = quantize_dynamic(mlp, {nn.Linear}, dtype=torch.qint8)
     x = torch.randn(2, 16)
-    assert compatible_formats(q) == ["state_dict", "torchscript"]
-    for fmt in ("state_dict", "torchscript"):
+    assert compatible_formats(q) == ["state_dict", "safetensors", "onnx", "torchscript"]
+    for fmt in ("state_dict", "safetensors", "torchscript"):
         result = export_model(q, fmt, tmp_path / f"q_{fmt}", x)
         assert result.verified and result.max_abs_diff <= result.tolerance
-        loaded = load_exported(result.path, model=q if fmt == "state_dict" else None)
+        # a bare Sequential records no architecture: the weight formats need the model
+        assert result.needs_architecture == (fmt != "torchscript")
+        loaded = load_exported(result.path, model=q if fmt != "torchscript" else None)
         with torch.no_grad():
-            assert torch.allclose(loaded(x), q(x), atol=1e-4)
-    for fmt in ("pt2", "onnx", "safetensors"):
-        with pytest.raises(ExportError) as info:
-            export_model(q, fmt, tmp_path / f"q_{fmt}", x)
-        assert "'0' (DynamicQuantizedLinear)" in info.value.what, info.value.what
-        assert "torchscript" in info.value.fix and "state_dict" in info.value.fix
-        assert not {"pt2", "onnx", "safetensors"} & set(info.value.fix.replace(",", " ").split())
-    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".pt", ".ts"]
+            assert torch.equal(loaded(x), q(x))  # the same int8 kernels: exactly equal
+    # int8 ONNX: the float twin quantized by ONNX Runtime, compared with the torch int8 model
+    result = export_model(q, "onnx", tmp_path / "q_onnx", x)
+    assert result.verified and result.max_abs_diff <= result.tolerance
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(result.path).graph.node}
+    assert "MatMulInteger" in ops or "DynamicQuantizeLinear" in ops, ops
+    with pytest.raises(ExportError) as info:
+        export_model(q, "pt2", tmp_path / "q_pt2", x)
+    assert "'0' (DynamicQuantizedLinear)" in info.value.what, info.value.what
+    assert "torchscript" in info.value.fix and "ONNX Runtime" in info.value.fix
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [
+        ".json", ".onnx", ".pt", ".safetensors", ".ts"]
 
 
 @torch.library.custom_op("kdgui_test::double_it", mutates_args=())

@@ -71,14 +71,34 @@ def test_pt2_round_trip_knows_its_input_shape(tmp_path: Path) -> None:
     check_compatibility(loaded.module, None, SHAPE, 10, 1)
 
 
-def test_pt2_with_fixed_batch_is_explained(tmp_path: Path) -> None:
-    ep = torch.export.export(_tiny(), (torch.randn(1, *SHAPE),))
+def test_pt2_with_fixed_batch_runs_in_chunks_of_its_batch(tmp_path: Path) -> None:
+    model = _tiny()
+    ep = torch.export.export(model, (torch.randn(2, *SHAPE),))
     path = tmp_path / "fixed.pt2"
     torch.export.save(ep, str(path))
     loaded = load_model(ModelRef(path=str(path)))
-    assert loaded.metadata["fixed_batch"] == 1
-    with pytest.raises(CompatibilityError, match="batch size 1"):
-        check_compatibility(loaded.module, None, SHAPE, 10, 1)
+    assert loaded.metadata["fixed_batch"] == 2
+    # 5 samples: two full chunks and one padded chunk whose padding is dropped
+    x = torch.randn(5, *SHAPE)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.module(x), model(x))
+    assert check_compatibility(loaded.module, None, SHAPE, 10, 1) == {"teacher": (10,)}
+
+
+def test_loaded_torchscript_and_pt2_take_the_frozen_teacher_calls(tmp_path: Path) -> None:
+    """The calls a session makes on a teacher: .to().eval(), requires_grad_, parameters."""
+    model = _tiny()
+    ts, pt2 = tmp_path / "m.ts", tmp_path / "m.pt2"
+    torch.jit.save(torch.jit.trace(model, torch.randn(2, *SHAPE)), str(ts))
+    torch.export.save(torch.export.export(model, (torch.randn(2, *SHAPE),)), str(pt2))
+    for path in (ts, pt2):
+        module = load_model(ModelRef(path=str(path))).module
+        same = module.to("cpu").eval().requires_grad_(False)
+        assert same is module and not module.training
+        params = list(module.parameters())
+        assert sum(p.numel() for p in params) == sum(p.numel() for p in model.parameters())
+        assert not any(p.requires_grad for p in params)
+        module.train()  # a .pt2 program keeps its export mode instead of raising
 
 
 def test_state_dict_with_torchvision_resnet18(tmp_path: Path) -> None:
