@@ -147,7 +147,9 @@ def test_reopen_a_run_folder_and_replay_its_curves(make_window, qtbot, tmp_path:
     results.curves_button.click()
     assert second.current_panel() == "run"
     assert list(second.run_panel.accuracy_plot.val.view()) == pytest.approx([80.0, 82.0])
-    assert second.run_panel.loss_plot.point_count() > 0
+    replayed = second.run_panel.loss_plot
+    assert list(replayed.steps["total"].view()) == [10, 20, 30, 40]  # 2 epochs × 20, every 10
+    assert replayed.point_count() == 4 * 3  # total, hard, soft (the zero terms are not drawn)
     # a folder that is not a run gives a message, not a crash
     assert second.open_run(tmp_path) is None
     assert "not a run folder" in second.errors[-1]["what"]

@@ -34,7 +34,11 @@ def test_the_demo_runs_with_one_click_and_plots_real_data(real_window, qtbot) ->
     assert ended.args == [True], window.errors
     panel = window.run_panel
     assert {"total", "hard", "soft"} <= set(panel.loss_plot.curves)
-    assert panel.loss_plot.curves["total"].getData()[0].size > 0
+    logged = logged_events(panel.run_dir)
+    per_epoch = logged[0].steps_per_epoch  # the started event
+    sent = [e.step for e in logged if e.kind == "step"]
+    assert sent == list(range(10, 2 * per_epoch + 1, 10))  # every log_every = 10 steps
+    assert list(panel.loss_plot.curves["total"].getData()[0]) == sent  # each one plotted
     assert len(panel.accuracy_plot.val) == 2 and panel.accuracy_plot.teacher_accuracy > 90
     rows, cols = panel.heatmap.matrix().shape
     assert rows >= 2 and len(panel.heatmap.layer_names) == rows
