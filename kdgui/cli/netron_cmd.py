@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -73,6 +74,8 @@ def cmd_netron(args: argparse.Namespace) -> int:
     source = model_source_for_path(args.model, arch=args.arch, num_classes=args.num_classes,
                              trust=args.trust, input_shape=parse_shape(args.input_shape))
     work = tempfile.mkdtemp(prefix="kdgui-netron-model-")
+    # SIGTERM stops the server like Ctrl-C, so the folders below are removed on the way out.
+    previous = signal.signal(signal.SIGTERM, _interrupt) if threading_main() else None
     try:
         print(f"preparing {source.label} …", file=sys.stderr)
         prepared = prepare_model(source, work)
@@ -91,4 +94,16 @@ def cmd_netron(args: argparse.Namespace) -> int:
                 print("\nstopped", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

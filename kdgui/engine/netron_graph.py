@@ -249,10 +249,29 @@ def export_annotated(
     return AnnotatedGraph(target_path, layers, result.nodes, result.notes, result.unmatched)
 
 
+def read_onnx(path: str | Path) -> onnx.ModelProto:
+    """An ONNX file's model, or a :class:`ModelLoadError` when it is not one (protobuf's
+    ``DecodeError`` is not a message for people)."""
+    from kdgui.core.errors import ModelLoadError
+
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:  # DecodeError, OSError, a truncated external-data reference
+        raise ModelLoadError(
+            f"the file is not a readable ONNX model ({type(exc).__name__})",
+            "Check that it is a complete .onnx file, e.g. export it again", source=str(path),
+        ) from None
+    if not proto.graph.node:
+        raise ModelLoadError("the ONNX file holds no graph (no nodes)",
+                             "Check that it is a complete .onnx file, e.g. export it again",
+                             source=str(path))
+    return proto
+
+
 def annotate_file(onnx_path: str | Path, out_path: str | Path, layers: list[dict[str, Any]], *,
                   notes: Iterable[str] = (), title: str = "") -> AnnotatedGraph:
     """Annotate an existing ONNX file (e.g. an ONNX Runtime int8 stage) into ``out_path``."""
-    proto = onnx.load(str(onnx_path))
+    proto = read_onnx(onnx_path)
     result = annotate_proto(proto, layers, notes=list(notes), title=title)
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(out_path))

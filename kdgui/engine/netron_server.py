@@ -4,8 +4,14 @@ Why a wrapper around ``netron.start``/``netron.stop``:
 
 * **Loopback only.** ``netron.start`` binds whatever host it is given; here it is always
   ``127.0.0.1``, so nothing on the network can read the model.
+* **Only loopback names.** A web page elsewhere can point a name it controls at 127.0.0.1 (DNS
+  rebinding) and read the model through the victim's browser; such requests carry the foreign
+  name in their ``Host`` header, so only ``127.0.0.1``, ``localhost`` and ``[::1]`` (any port)
+  are answered and everything else gets 403. Request lines over :data:`MAX_URL` characters get
+  414, and a client that hangs up early is logged at debug level, never as a traceback.
 * **Only the model.** Netron serves every file in the model's folder under ``/data/``; the
   model is therefore copied (hard-linked where possible) into a private temporary folder first.
+  The folders go when the server stops, when Python exits and on SIGTERM.
 * **Ports come back.** ``stop`` closes the listening socket and waits until the port can be bound
   again, so a test, a CLI session or a window tab never leaves a port in use; servers still
   running when Python exits are stopped by an ``atexit`` hook.
@@ -25,6 +31,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -34,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from kdgui.core.errors import UserError
+from kdgui.engine.netron_guard import LOOPBACK_NAMES, MAX_URL, guard, host_is_loopback
 
 HOST = "127.0.0.1"
 #: Netron's page stops working this many days after its release date (``browser.js``: days > 180).
@@ -169,6 +177,25 @@ def free_port(host: str = HOST) -> int:
 
 _LIVE: set[NetronServer] = set()
 _LOCK = threading.Lock()
+_SIGTERM_HOOKED = False
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """Remove the servers' folders, then terminate as SIGTERM would have."""
+    stop_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _hook_sigterm() -> None:
+    """Clean up on SIGTERM too (atexit does not run then), unless the program handles it."""
+    global _SIGTERM_HOOKED
+    if _SIGTERM_HOOKED or threading.current_thread() is not threading.main_thread():
+        return
+    with contextlib.suppress(ValueError, OSError):
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+            _SIGTERM_HOOKED = True
 
 
 class NetronServer:
@@ -232,8 +259,10 @@ class NetronServer:
                                   "Pick another with --port, or leave it out to use a free one.")
             try:
                 with _quiet_root_logging():
-                    self.address = tuple(netron.start(str(served), address=(HOST, port),
-                                                      browse=False))  # type: ignore[assignment]
+                    address = tuple(netron.start(str(served), address=(HOST, port),
+                                                 browse=False))
+                guard(address)  # type: ignore[arg-type]
+                self.address = address  # type: ignore[assignment]
                 break
             except OSError as exc:  # lost the race for the port: try another
                 last = exc
@@ -243,6 +272,7 @@ class NetronServer:
                               "Close other programs using ports, or pass --port.")
         with _LOCK:
             _LIVE.add(self)
+        _hook_sigterm()
         return self.url
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -302,10 +332,13 @@ atexit.register(stop_all)
 __all__ = [
     "HOST",
     "LIFETIME_DAYS",
+    "LOOPBACK_NAMES",
+    "MAX_URL",
     "NetronError",
     "NetronInfo",
     "NetronServer",
     "free_port",
+    "host_is_loopback",
     "netron_info",
     "port_is_free",
     "release_date",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import socket
 import urllib.error
@@ -242,3 +243,118 @@ def test_cli_is_registered_and_rejects_a_bad_shape() -> None:
     from kdgui.cli.main import build_parser  # type: ignore[attr-defined]
 
     assert "netron" in build_parser().format_help()
+
+
+# -- hardening (issue 13, item 5) --------------------------------------------------------------
+
+def raw_request(port: int, target: str, host: str | None) -> tuple[int, bytes]:
+    """Send one GET by hand (urllib would fix the Host header) and read the status line."""
+    lines = [f"GET {target} HTTP/1.1"]
+    if host is not None:
+        lines.append(f"Host: {host}")
+    lines += ["Connection: close", "", ""]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        # The server may answer and hang up before a huge request is all sent.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall("\r\n".join(lines).encode("latin-1"))
+        data = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+    return status, data.partition(b"\r\n\r\n")[2]
+
+
+LOOPBACK_HOSTS = ["127.0.0.1", "127.0.0.1:{port}", "localhost", "LOCALHOST:{port}", "[::1]",
+                  "[::1]:{port}", None]
+FOREIGN_HOSTS = ["attacker.example", "attacker.example:{port}", "127.0.0.1.attacker.example",
+                 "localhost.evil:{port}", "127.0.0.1:80@evil", "[::2]:{port}", "0.0.0.0", ""]
+
+
+def test_only_loopback_host_headers_get_the_model(onnx_file: Path) -> None:
+    """DNS rebinding: a page on attacker.example resolved to 127.0.0.1 must not read the model,
+    so any Host header but a loopback name (any port) gets 403."""
+    model = onnx_file.read_bytes()
+    with ns.NetronServer(onnx_file) as server:
+        port = int(server.port or 0)
+        for host in LOOPBACK_HOSTS:
+            status, body = raw_request(port, "/data/tiny.onnx",
+                                       host.format(port=port) if host else None)
+            assert (status, body == model) == (200, True), host
+        for host in FOREIGN_HOSTS:
+            for target in ("/", "/data/tiny.onnx"):
+                status, body = raw_request(port, target, host.format(port=port))
+                assert status == 403 and model not in body, host
+
+
+def test_a_huge_url_gets_414_and_no_traceback(onnx_file: Path, capfd) -> None:
+    with ns.NetronServer(onnx_file) as server:
+        port = int(server.port or 0)
+        assert raw_request(port, "/" + "a" * 10_000, "127.0.0.1")[0] == 414
+        raw_request(port, "/" + "a" * 200_000, "127.0.0.1")  # over the stdlib's 64 KB line limit
+        assert raw_request(port, "/data/tiny.onnx", "127.0.0.1")[0] == 200  # still serving
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err
+
+
+def test_host_is_loopback_reads_ports_and_brackets() -> None:
+    from kdgui.engine.netron_guard import host_is_loopback
+
+    assert host_is_loopback("localhost:8080") and host_is_loopback("[::1]:1")
+    assert not host_is_loopback("localhost:80x") and not host_is_loopback("::1")
+    assert not host_is_loopback("[::1]evil") and not host_is_loopback("127.0.0.2")
+
+
+def test_cli_on_a_file_that_is_not_onnx_exits_2_with_one_error_line(tmp_path: Path, capsys) -> None:
+    from kdgui.cli.main import main
+
+    for name, data in (("not_an_onnx.onnx", b"garbage\x00\x01 not onnx"), ("empty.onnx", b"")):
+        (tmp_path / name).write_bytes(data)
+        assert main(["netron", str(tmp_path / name), "--no-browser"]) == 2
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("kdgui:")]
+        assert len(errors) == 1 and "ONNX" in errors[0]
+        assert "internal error" not in err and "DecodeError:" not in err
+
+
+SIGTERM_SCRIPT = """
+import sys, time
+from kdgui.cli.main import main
+from kdgui.cli import netron_cmd
+netron_cmd.webbrowser.open = lambda url: None
+sys.exit(main(["netron", sys.argv[1], "--no-browser"]))
+"""
+
+
+def test_sigterm_removes_the_temporary_folders(run_dir: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT,
+                             str(run_dir / "stages" / "0_before")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        url = proc.stdout.readline().strip()  # printed once the server is up
+        assert url.startswith("http://127.0.0.1:")
+        assert any(p.name.startswith("kdgui-netron") for p in temp.iterdir())
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 5
+    while any(temp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p.name for p in temp.iterdir() if p.name.startswith("kdgui-netron")]
+    assert "Traceback" not in proc.stderr.read()
