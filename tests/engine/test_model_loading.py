@@ -319,7 +319,8 @@ def test_inspect_state_dict_with_and_without_arch(tmp_path: Path) -> None:
     assert {k: first[k] for k in ("name", "type", "params")} == {
         "name": "layers.0", "type": "Conv2d", "params": 72}
     if full.get("input_shape"):
-        assert first["out_shape"][1] == 8 and first["macs"] > 0
+        assert first["out_shape"][1] == 8  # a bias-free conv: a MAC per weight per position
+        assert first["macs"] == 72 * first["out_shape"][2] * first["out_shape"][3]
     assert full["input_shape"] == [1, 8, 8] and full["spec"]["name"] == "cnn-tiny"
 
 
@@ -327,7 +328,8 @@ def test_inspect_demo_and_torchscript(tmp_path: Path) -> None:
     info = inspect_file("demo")
     assert info["input_shape"] == [1, 8, 8] and info["num_classes"] == 10
     assert info["params"] == sum(layer["params"] for layer in info["layers"])
-    assert info["macs"] and info["macs"] > 0
+    assert info["macs"] == sum(layer["macs"] or 0 for layer in info["layers"])
+    assert info["layers"][0]["macs"] == 32 * 1 * 9 * 8 * 8  # conv 1→32, 3×3, on 8×8
     path = tmp_path / "ts.pt"
     torch.jit.save(torch.jit.script(_tiny()), str(path))
     ts = inspect_file(path)

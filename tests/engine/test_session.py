@@ -39,8 +39,11 @@ def test_demo_run_streams_plain_events_and_writes_the_folder(tmp_path) -> None:
     assert isinstance(events[0], RunStarted) and events[0].teacher_cached
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert steps and {"hard", "soft", "total"} <= set(steps[0].losses)
-    assert len(steps[0].layer_names) == len(steps[0].sparsity) > 0
     epochs = [e for e in events if isinstance(e, EpochEvent)]
+    # the heatmap's rows: the same layers at every step and epoch; no pruning here, so dense
+    assert steps[0].layer_names == epochs[-1].layer_names and len(steps[0].layer_names) >= 3
+    assert steps[0].sparsity.shape == (len(steps[0].layer_names),)
+    assert steps[0].sparsity.dtype == np.float32 and not steps[0].sparsity.any()
     assert [e.epoch for e in epochs] == [1, 2]
     assert isinstance(epochs[0].sparsity, np.ndarray)
     assert len(epochs[0].layer_names) == len(epochs[0].sparsity)
