@@ -84,6 +84,40 @@ def render_component(component: Component) -> str:
     return "\n".join(lines)
 
 
+def render_formats() -> str:
+    """The export format table, as declared with the exporters (suffix, check, int8)."""
+    from kdgui.core.components.export import export_formats
+
+    lines = ["| format | file | checked after writing by | holds `torch.ao` int8 |",
+             "|---|---|---|---|"]
+    for fmt in export_formats():
+        lines.append(f"| `{fmt.name}` | `model{fmt.suffix}` | {_cell(fmt.verify)} | "
+                     f"{'yes' if fmt.holds_int8 else 'no (needs a float model)'} |")
+    return "\n".join([*lines, ""])
+
+
+def render_traits(kind: str, name: str) -> str:
+    """What a compression method needs and makes, from the traits declared with it."""
+    from kdgui.core.components.compression import STEP_KINDS, method_traits
+
+    step = next((k for k, v in STEP_KINDS.items() if v == kind), None)
+    if step is None:
+        return ""
+    traits = method_traits(step, name)
+
+    def said(trait: object, always: str, sometimes: str) -> str | None:
+        return always if trait is True else sometimes if callable(trait) else None
+
+    notes = [n for n in (
+        said(traits.trains_during_step, "trains during its step (finetune_epochs ≥ 1)",
+             "may train during its step, depending on its parameters"),
+        "makes an int8 model (must be the last step)" if traits.produces_int8 else None,
+        said(traits.needs_calibration, "needs calibration data",
+             "may need calibration data, depending on its parameters"),
+    ) if n]
+    return f"**Traits:** {'; '.join(notes)}.\n" if notes else ""
+
+
 def render() -> str:
     """The whole reference: one section per kind, one subsection per component."""
     out: list[str] = []
@@ -92,7 +126,12 @@ def render() -> str:
         out += [f"## {title}", ""]
         if intro:
             out += [intro, ""]
-        out += [render_component(c) for c in REGISTRIES[kind]]
+        if kind == "exporter":
+            out += [render_formats()]
+        for c in REGISTRIES[kind]:
+            text = render_component(c)
+            traits = render_traits(kind, c.name)
+            out += [text.replace("\n\n", f"\n\n{traits}\n", 1) if traits else text]
     return "\n".join(out)
 
 

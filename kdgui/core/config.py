@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from kdgui.core.components.compression import STEP_KINDS
 from kdgui.core.components.distill import AttentionParams, FeatureParams, Temperature
+from kdgui.core.components.export import format_names
 from kdgui.core.data_spec import known_kinds_text, parse_data_spec
 from kdgui.core.errors import DataError
 from kdgui.core.params import Params, describe, param
@@ -22,8 +24,6 @@ from kdgui.core.student_spec import StudentSpec
 SCHEMA_VERSION = 1
 #: Longest run name: it becomes part of a folder name and of every report's title.
 MAX_NAME = 200
-#: Which registry a compression step's ``method`` is looked up in, by the step's ``kind``.
-STEP_REGISTRY: dict[str, str] = {"prune": "pruner", "quantize": "quantizer", "lowrank": "decomposer"}
 
 
 class Section(Params):
@@ -232,7 +232,7 @@ class CompressionStep(Section):
             if self.finetune_epochs < 1:
                 raise ValueError("a finetune step needs finetune_epochs ≥ 1")
             return self
-        registry = REGISTRIES[STEP_REGISTRY[self.kind]]
+        registry = REGISTRIES[STEP_KINDS[self.kind]]
         if self.method not in registry:
             raise ValueError(
                 f"unknown {self.kind} method '{self.method}' (known: {_known(registry.names())})"
@@ -269,10 +269,23 @@ class CompressionConfig(Section):
 class ExportConfig(Section):
     """Files written at the end of a run."""
 
-    formats: list[Literal["state_dict", "safetensors", "pt2", "onnx", "torchscript"]] = Field(
-        default_factory=list, description="Export formats for the final model."
+    formats: list[str] = Field(
+        default_factory=list,
+        description="Export formats for the final model (the registered exporters: see "
+        "'kdgui methods').",
     )
     verify: bool = param(True, "Reload each file and compare its outputs with PyTorch.")
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: list[str]) -> list[str]:
+        """Names from the export format table (declared with the exporters), so a new exporter
+        needs no change here."""
+        known = format_names()
+        unknown = [f for f in value if f not in known]
+        if unknown:
+            raise ValueError(f"unknown export format '{unknown[0]}' (known: {_known(known)})")
+        return value
 
 
 class ExperimentConfig(Section):

@@ -28,6 +28,7 @@ from kdgui.engine.compress.context import CompressionContext, apply_unit, resolv
 from kdgui.engine.compress.prune.unstructured import keep_masks
 from kdgui.engine.compress.quantize.onnx import OnnxRuntimeModel
 from kdgui.engine.compress.stages import measure, save_stage
+from kdgui.engine.models.frozen import refuse_compression
 
 #: Speed-ups below this are reported as "no speed gain" (timing noise on a shared CPU is ~5%).
 MIN_SPEEDUP = 1.1
@@ -64,6 +65,12 @@ def check_steps(steps: list[CompressionStep], ctx: CompressionContext) -> None:
         params = validate(component, step.params)
         traits = method_traits(step.kind, step.method)
         trains = traits.trains(params)
+        if traits.produces_int8 and not trains and step.finetune_epochs > 0:
+            raise CompressionError(
+                f"{label} cannot fine-tune an int8 model (finetune_epochs = "
+                f"{step.finetune_epochs})",
+                "Set finetune_epochs to 0, or use qat-int8 to train with quantization.",
+            )
         if (trains or step.finetune_epochs > 0) and ctx.finetune is None:
             raise CompressionError(
                 f"{label} needs fine-tuning, but no fine-tuning function is available",
@@ -73,12 +80,6 @@ def check_steps(steps: list[CompressionStep], ctx: CompressionContext) -> None:
             raise CompressionError(
                 f"{label} trains during the step but has finetune_epochs = 0",
                 "Set finetune_epochs ≥ 1 (CLI: --finetune-epochs N).",
-            )
-        if traits.produces_int8 and not trains and step.finetune_epochs > 0:
-            raise CompressionError(
-                f"{label} cannot fine-tune an int8 model (finetune_epochs = "
-                f"{step.finetune_epochs})",
-                "Set finetune_epochs to 0, or use qat-int8 to train with quantization.",
             )
         if traits.calibrates(params) and not _has_data(ctx.calibration):
             raise CompressionError(
@@ -136,6 +137,7 @@ def run_pipeline(
     ``out_dir/<i>_<name>/``, stage 0 being the model before compression.
     """
     check_steps(steps, ctx)
+    refuse_compression(model, steps)  # a TorchScript/.pt2/ONNX model: only what works on it
     model = copy.deepcopy(model)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and ctx.work_dir is None:
