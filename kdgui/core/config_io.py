@@ -244,7 +244,7 @@ def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
     p = Path(path)
     src = str(p)
     if p.is_dir():
-        raise ConfigError(f"config path '{p}' is a folder, not a file",
+        raise ConfigError(f"config path '{p}' is a directory, not a file",
                           "Give the YAML or JSON file inside it.")
     if not p.exists():
         raise ConfigError(f"config file '{p}' does not exist", "Check the path.")

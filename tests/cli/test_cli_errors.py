@@ -149,3 +149,129 @@ def test_debug_shows_traceback_in_a_real_process(bad_inputs, tmp_path) -> None:
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
     debug = subprocess.run([*base[:3], "--debug", *base[3:]], capture_output=True, text=True)
     assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+# -- issue 13: everything run rejects, config --check rejects, before any work ------------------
+
+BAD_CONFIGS = {
+    "misspelt-step-param": (
+        "compression:\n  steps:\n  - {kind: prune, method: magnitude, params: {sparsty: 0.5}}\n",
+        "sparsty"),
+    "unknown-method": ("compression:\n  steps:\n  - {kind: prune, method: magnitudo}\n",
+                       "magnitudo"),
+    "param-out-of-range": (
+        "compression:\n  steps:\n  - {kind: quantize, method: fake, params: {bits: 9}}\n", "bits"),
+    "unknown-preset": ("student:\n  preset: cnn-hugeee\n", "cnn-hugeee"),
+    "unknown-teacher-preset": ("teacher:\n  path: null\n  arch: preset:nope\n  num_classes: 10\n",
+                               "nope"),
+    "unknown-dataset-kind": ("data:\n  spec: imagenet:/data\n", "imagenet"),
+    "finetune-without-epochs": ("compression:\n  steps:\n  - {kind: finetune, method: x}\n",
+                                "finetune_epochs"),
+    "bool-epochs": ("training:\n  epochs: true\n", "must be a number"),
+    "quoted-epochs": ('training:\n  epochs: "5"\n', "whole number"),
+    "nan-temperature": ("distill:\n  temperature: .nan\n", "must be a number"),
+    "dup-yaml": ("training:\n  epochs: 1\n  epochs: 5\n", "'epochs' is given twice"),
+    "long-name": ("name: " + "x" * 300 + "\n", "name"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_check_and_run_reject_the_same_configs_before_any_work(case, tmp_path, capsys) -> None:
+    text, needle = BAD_CONFIGS[case]
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    assert main(["config", "--check", str(cfg)]) == 2
+    check_err = capsys.readouterr().err.strip()
+    assert len(check_err.splitlines()) == 1 and needle in check_err, check_err
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--quiet", "--out", str(out)]) == 2
+    run_err = capsys.readouterr().err.strip()
+    assert run_err == check_err  # the same refusal, from the same place
+    assert not out.exists(), "nothing may be written for a config that is refused"
+
+
+def test_duplicate_json_key_names_the_key_and_line(tmp_path, capsys) -> None:
+    cfg = tmp_path / "dup.json"
+    cfg.write_text('{"name": "x",\n "training": {"epochs": 1,\n   "epochs": 5}}')
+    assert main(["config", "--check", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "'epochs' is given twice" in err and "line 3" in err
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_a_5000_deep_list_is_too_deeply_nested_not_a_recursion_error(suffix, tmp_path,
+                                                                      capsys) -> None:
+    cfg = tmp_path / f"deep{suffix}"
+    deep = "[" * 5000 + "]" * 5000
+    cfg.write_text(f'{{"name": {deep}}}' if suffix == ".json" else f"name: {deep}\n")
+    assert main(["config", "--check", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "too deeply nested" in err and "RecursionError" not in err and len(err) < 300
+
+
+def test_size_limits_refuse_huge_files_and_strings(tmp_path, capsys) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("name: '" + "x" * (5 * 1024 * 1024) + "'\n")
+    assert main(["run", str(big), "--out", str(tmp_path / "r")]) == 2
+    assert "larger than 4 MB" in capsys.readouterr().err
+    long = tmp_path / "long.yaml"
+    long.write_text("teacher:\n  path: '" + "p" * 10_000 + "'\n")
+    assert main(["config", "--check", str(long)]) == 2
+    err = capsys.readouterr().err
+    assert "10,000 characters" in err and len(err) < 300
+    assert not (tmp_path / "r").exists()
+
+
+def test_billion_laughs_is_refused_in_under_200_characters(tmp_path, capsys) -> None:
+    rows = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        rows.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    cfg = tmp_path / "lol.yaml"
+    cfg.write_text("\n".join(rows) + "\n")
+    assert main(["config", "--check", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "YAML aliases" in err and len(err) <= 200, (len(err), err)
+
+
+def test_a_config_path_that_is_a_directory_says_so(tmp_path, capsys) -> None:
+    assert main(["run", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_flag_errors_name_the_flag(tmp_path, capsys) -> None:
+    out = tmp_path / "r"
+    assert main(["demo", "--alpha", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--alpha 2" in err and "--set" not in err and "distill.alpha" not in err
+    assert main(["demo", "--temperature", "nan", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--temperature" in err and "must be a number" in err and "100" not in err.split(".")[0]
+    assert main(["demo", "--set", "distill.alpha=2", "--out", str(out)]) == 2
+    assert "--set: distill.alpha" in capsys.readouterr().err  # a --set names its key
+    assert not out.exists()
+
+
+# -- issue 13: trust and terminal safety --------------------------------------------------------
+
+def test_first_bytes_are_quoted_escaped(tmp_path, capsys) -> None:
+    bad = tmp_path / "title.pt"
+    bad.write_bytes(b"\x1b]0;owned\x07 hello\n")
+    assert main(["inspect", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert "\\x1b]0;owned\\x07" in err  # shown, but as text
+
+
+def test_trust_says_what_was_trusted_with_its_hash_and_when(tmp_path, capsys) -> None:
+    import hashlib
+
+    model = tmp_path / "whole.pt"
+    torch.save(Flat(), model)  # a pickled nn.Module: loading it runs code
+    assert main(["inspect", str(model)]) == 2
+    assert "--trust" in capsys.readouterr().err
+    assert main(["inspect", str(model), "--trust"]) == 0
+    err = capsys.readouterr().err
+    sha = hashlib.sha256(model.read_bytes()).hexdigest()
+    trusted = [line for line in err.splitlines() if "trusted" in line]
+    assert len(trusted) == 1 and str(model) in trusted[0] and sha in trusted[0]
+    assert " UTC" in trusted[0]

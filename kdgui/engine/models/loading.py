@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from kdgui.core.config import ModelRef
 from kdgui.core.errors import ModelLoadError, TrustRequired
+from kdgui.core.trust import announce_trusted_load
 from kdgui.engine.models import sniff
 from kdgui.engine.models.arch import ARCH_FORMS, BuiltArch, build_arch, load_spec_file
 from kdgui.engine.models.frozen import (
@@ -216,6 +217,7 @@ def load_pickle(path: Path, *, trust: bool) -> Any:
         raise ModelLoadError(f"the torch.save file cannot be read: {_first(exc)}",
                              "The file is truncated or damaged; save it again",
                              source=src) from None
+    announce_trusted_load(path)  # say what was trusted, with its hash, and when
     try:
         return torch.load(str(path), map_location="cpu", weights_only=False)
     except (ModuleNotFoundError, AttributeError) as exc:

@@ -12,7 +12,7 @@ import struct
 import zipfile
 from pathlib import Path
 
-from kdgui.core.errors import ModelLoadError
+from kdgui.core.errors import ModelLoadError, quote_bytes
 
 TORCHSCRIPT = "torchscript"
 EXPORT = "pt2"
@@ -61,7 +61,8 @@ def sniff(path: Path) -> str:
         # A pickle stream: the legacy torch.save format (or a bare pickle).
         return TORCH_SAVE
     if _is_text(head):
-        first = head.decode("utf-8", "replace").strip().splitlines()[0][:40] if head.strip() else ""
+        lines = head.strip().splitlines()
+        first = quote_bytes(lines[0], 40) if lines else ""  # escaped: no raw ESC/BEL to a tty
         raise ModelLoadError(
             f"this is a text file (it starts with '{first}'), not a model",
             "Perhaps a download saved an error page; " + _FIX_FORMAT,
