@@ -7,6 +7,7 @@ only draws the result, with a fixed colour scale from 0 to the largest drop.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdgui.gui.qt_plot_base import background, foreground
+from kdgui.gui.run_source import first_run, run_source
 
 if TYPE_CHECKING:
     from kdgui.gui.view_host import ViewHost
@@ -42,10 +44,15 @@ class QtSensitivityView(QWidget):
             "them less, or exclude them); dark cells show how far each layer can go.")
         intro.setWordWrap(True)
         layout.addWidget(intro)
+        self.source = run_source(first_run(window), None)
+        self.source_label = QLabel(self.source.label())
+        self.source_label.setObjectName("runSource")
+        self.source_label.setWordWrap(True)
+        layout.addWidget(self.source_label)
         row = QHBoxLayout()
         row.addWidget(QLabel("model"))
         self.model_box = QComboBox()
-        self.model_box.addItems(["student of the latest run", "teacher"])
+        self.model_box.addItems(["student of this run", "teacher of this run"])
         row.addWidget(self.model_box)
         row.addWidget(QLabel("sparsities"))
         self.ratios_edit = QLineEdit("0.3, 0.5, 0.7, 0.8, 0.9, 0.95")
@@ -70,6 +77,22 @@ class QtSensitivityView(QWidget):
                                         interactive=False, label="points lost")
         self.colorbar.setImageItem(self.image, insert_in=self.plot)
         layout.addWidget(self.plot_widget, 1)
+        results = getattr(window, "results_panel", None)
+        if results is not None:
+            results.run_selected.connect(self.set_run)
+
+    def set_run(self, run_dir: str | None) -> None:
+        """Analyse ``run_dir`` from now on (selected under Results, or just finished), with the
+        config it was made with; a shown result of another run is cleared."""
+        source = run_source(run_dir, None)
+        if source.run_dir == self.source.run_dir and source.status == self.source.status:
+            return
+        self.source = source
+        self.source_label.setText(source.label())
+        if self.result is not None and self.result.get("run_dir") != source.run_dir:
+            self.result = None
+            self.image.clear()
+            self.status.setText("Press Analyze for this run.")
 
     def ratios(self) -> list[float]:
         from kdgui.core.errors import ConfigError
@@ -95,17 +118,23 @@ class QtSensitivityView(QWidget):
         except UserError as exc:
             self.status.setText(exc.one_line())
             return
-        config = window.state.config
+        source = self.source
+        if source.run_dir is None:  # no run yet: the teacher of the window's config
+            source = run_source(None, window.state.config)
+        config = source.config
         if config is None:
-            self.status.setText("Fix the config's problems first (⚠ in the sidebar).")
+            self.status.setText(source.problem if source.run_dir else
+                                "Fix the config's problems first (⚠ in the sidebar).")
             return
-        which = "teacher" if self.model_box.currentIndex() == 1 else "student"
-        run_dir = window.model_run_dir()
+        which = "teacher" if self.model_box.currentIndex() == 1 or source.run_dir is None \
+            else "student"
+        run_dir = source.run_dir
 
         self.analyze_button.setEnabled(False)
         self.status.setText(f"Analyzing the {which}…")
         self._task = QtWorker(lambda: jobs.sensitivity_of_run(config, which, ratios, run_dir))
-        self._task.returned.connect(self.show_result)
+        self._task.returned.connect(
+            lambda result: self.show_result(dict(result, run_dir=run_dir)))
         self._task.errored.connect(self._failed)
         self._task.finished.connect(lambda: self.analyze_button.setEnabled(True))
         self._task.start()
@@ -128,7 +157,8 @@ class QtSensitivityView(QWidget):
         self.plot.setXRange(0, len(ratios), padding=0)
         self.plot.setYRange(0, len(layers), padding=0)
         worst = int(np.argmax(drops[:, -1])) if drops.size else 0
+        of_run = f" of {Path(result['run_dir']).name}" if result.get("run_dir") else ""
         self.status.setText(
-            f"{result.get('model', 'model')} ({result.get('source', '')}): baseline accuracy "
+            f"{result.get('model', 'model')}{of_run} ({result.get('source', '')}): baseline accuracy "
             f"{100 * result['baseline']:.1f}%. Most sensitive at {ratios[-1]:.0%}: "
             f"{layers[worst]} (−{drops[worst, -1]:.1f} points).")

@@ -13,6 +13,7 @@ engine, which the data came from anyway).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from kdgui.gui.run_source import RunSource, run_source
 
 T_MIN, T_MAX = 1, 20
 TEACHER_COLOR = "#1f77b4"
@@ -55,10 +58,15 @@ class QtSoftTargetExplorer(QWidget):
     temperature_changed = Signal(float)
 
     def __init__(self, parent: QWidget | None = None,
-                 data_loader: Callable[[], Any] | None = None) -> None:
+                 data_loader: Callable[[RunSource], Any] | None = None,
+                 run_dir: str | None = None,
+                 fallback_config: Callable[[], Any] | None = None) -> None:
         super().__init__(parent)
         self._data: Any = None
         self._loader = data_loader
+        self._fallback = fallback_config or (lambda: None)
+        self.source = run_source(run_dir, None) if run_dir else RunSource(None, None)
+        self._stale = True  # the loaded images are not of self.source (yet)
         self._teacher_p = np.zeros(0)
         self._student_p: np.ndarray | None = None
         self._loss: float | None = None
@@ -114,6 +122,9 @@ class QtSoftTargetExplorer(QWidget):
         self.load_button.clicked.connect(self.load)
         left.addWidget(self.load_button)
         right = QVBoxLayout()
+        self.source_label = QLabel(self.source.label(), wordWrap=True)
+        self.source_label.setObjectName("runSource")
+        right.addWidget(self.source_label)
         t_row = QHBoxLayout()
         t_row.addWidget(QLabel("temperature T"))
         t_row.addWidget(self.slider, 1)
@@ -128,13 +139,28 @@ class QtSoftTargetExplorer(QWidget):
         self._on_slider(self.slider.value())
 
     def showEvent(self, event: Any) -> None:
-        """Load the images the first time the explorer is shown (nothing to click first)."""
+        """Load the images when the explorer is shown and its run changed since (nothing to
+        click first); a hidden explorer never loads models."""
         super().showEvent(event)
-        if self._data is None and self._loader is not None and not getattr(self, "_tried", False):
-            self._tried = True
+        if self._stale and self._loader is not None:
+            self._stale = False
             from PySide6.QtCore import QTimer
 
             QTimer.singleShot(0, self._load_quietly)
+
+    def set_run(self, run_dir: str | None) -> None:
+        """Follow ``run_dir`` (selected under Results, or just finished): its student, with the
+        config it was made with. Reloads now if visible, else when next shown."""
+        source = run_source(run_dir, None)
+        if run_dir and self.source.run_dir and Path(run_dir) == Path(self.source.run_dir) \
+                and source.status == self.source.status and not self._stale:
+            return  # already showing this run as it is now
+        self.source = source
+        self.source_label.setText(self.source.label())
+        self._stale = True
+        if self.isVisible() and self._loader is not None:
+            self._stale = False
+            self._load_quietly()
 
     def _load_quietly(self) -> None:
         try:
@@ -145,8 +171,15 @@ class QtSoftTargetExplorer(QWidget):
     # -- data -----------------------------------------------------------------------------------
     def load(self) -> None:
         """Call the data loader given at construction (loads models: may take seconds)."""
-        if self._loader is not None:
-            self.set_data(self._loader())
+        if self._loader is None:
+            return
+        source = self.source
+        if source.run_dir is None:  # no run: the teacher on the window's current data
+            source = run_source(None, self._fallback())
+        elif source.config is None:
+            raise RuntimeError(source.problem)
+        self.set_data(self._loader(source))
+        self._stale = False
 
     def set_data(self, data: Any) -> None:
         """Show ``data`` (:class:`kdgui.engine.soft_targets.ExplorerData` or alike)."""

@@ -30,13 +30,18 @@ def make_explorer(window: ViewHost) -> QWidget:
     from kdgui.engine import jobs
     from kdgui.gui.qt_soft_target_explorer import QtSoftTargetExplorer
     from kdgui.gui.qt_worker import run_off_ui_thread
+    from kdgui.gui.run_source import RunSource, first_run
 
-    def load() -> Any:
-        run_dir, config = window.model_run_dir(), window.state.config
+    def load(source: RunSource) -> Any:
+        # The run's own config (its data), never the window's current one with its student.
         # On a throw-away thread after the warm-up: the UI thread never owns torch's pool.
-        return run_off_ui_thread(lambda: jobs.explorer_data(config, run_dir))
+        return run_off_ui_thread(lambda: jobs.explorer_data(source.config, source.run_dir))
 
-    return QtSoftTargetExplorer(window, data_loader=load)  # type: ignore[arg-type]
+    explorer = QtSoftTargetExplorer(window, data_loader=load,  # type: ignore[arg-type]
+                                    run_dir=first_run(window),
+                                    fallback_config=lambda: window.state.config)
+    window.results_panel.run_selected.connect(explorer.set_run)
+    return explorer
 
 
 def make_sensitivity(window: ViewHost) -> QWidget:

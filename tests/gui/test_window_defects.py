@@ -300,3 +300,101 @@ def test_results_overlays_the_loss_of_several_runs(make_window, qtbot) -> None:
     results.loss_curves.flush()
     assert len(results.loss_curves.runs) == 2
     assert all(len(xs) > 1 for _name, xs, _ys in results.loss_curves.runs)
+
+
+# -- the real engine: Export after a pipeline writes the final stage ----------------------------
+@pytest.mark.slow
+def test_export_after_prune_writes_the_pruned_model_and_verifies_it(qtbot, tmp_path) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    from kdgui.core.config import ExperimentConfig, demo_config
+    from kdgui.engine import jobs
+
+    data = demo_config().model_dump(mode="json")
+    data["training"]["epochs"] = 1
+    data["compression"]["steps"] = [{"kind": "prune", "method": "magnitude",
+                                     "params": {"sparsity": 0.8}}]
+    run_dir = tmp_path / "run"
+    events = list(jobs.run(ExperimentConfig.model_validate(data), run_dir))
+    assert events[-1].kind == "finished", events[-1]
+    dialog = QtExportDialog(str(run_dir))
+    qtbot.addWidget(dialog)
+    assert dialog.stage_combo.currentData() == "final"
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("onnx"))
+    dialog.path_edit.setText(str(tmp_path / "out"))
+    dialog.export_button.click()
+    qtbot.waitUntil(lambda: bool(dialog.records or dialog.error_data), timeout=180000)
+    assert dialog.error_data is None, dialog.error_data
+    record = dialog.records[0]
+    assert record["verified"] is True and "✓ verified" in dialog.result_label.text()
+    assert "prune:magnitude" in dialog.result_label.text()
+    weights = [numpy_helper.to_array(t) for t in onnx.load(record["path"]).graph.initializer]
+    matrices = np.concatenate([w.ravel() for w in weights if w.ndim >= 2])
+    assert (matrices == 0).mean() > 0.7  # the pruned model, not the dense student
+
+
+# -- 12.7: the explorer and sensitivity views follow the selected run, with its own config ------
+def _two_runs(window, qtbot) -> tuple[Path, Path]:
+    """Run A on 300 digits, run B on 200 digits stopped early (fake engine)."""
+    paths = []
+    for limit in (300, 200):
+        window.state.set(("data", "limit"), limit)
+        window.state.set(("training", "epochs"), 1)
+        with qtbot.waitSignal(window.run_ended, timeout=20000):
+            assert window.start_run()
+        paths.append(Path(window.run_panel.run_dir))
+    summary = json.loads((paths[1] / "summary.json").read_text(encoding="utf-8"))
+    summary["stopped"] = True  # as a run stopped from the window leaves it
+    (paths[1] / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    window.state.set(("data", "limit"), 100)  # the window's config has moved on since
+    return paths[0], paths[1]
+
+
+def _select(results, path: Path) -> None:
+    for i in range(results.run_list.count()):
+        item = results.run_list.item(i)
+        if Path(item.data(0x0100)) == path.resolve():
+            results.run_list.clearSelection()
+            item.setSelected(True)
+            return
+    raise AssertionError(f"{path} is not listed")
+
+
+def test_explorer_follows_the_selected_run_with_its_own_data(make_window, qtbot) -> None:
+    window = make_window()
+    run_a, run_b = _two_runs(window, qtbot)
+    explorer = window.view("explorer")
+    seen = []
+
+    def loader(source):
+        seen.append((source.run_dir, source.config.data.limit))
+        raise RuntimeError("no torch in this test")
+
+    explorer._loader = loader
+    window.show_panel("results")
+    _select(window.results_panel, run_a)
+    assert Path(explorer.source.run_dir) == run_a.resolve()
+    assert run_a.name in explorer.source_label.text()
+    window.show_panel("explorer")
+    qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+    assert seen[-1] == (str(run_a.resolve()), 300)  # run A's data, not the window's (100)
+    window.show_panel("results")
+    _select(window.results_panel, run_b)
+    assert "stopped" in explorer.source_label.text()
+    window.show_panel("explorer")
+    qtbot.waitUntil(lambda: len(seen) == 2, timeout=5000)
+    assert seen[-1] == (str(run_b.resolve()), 200)
+
+
+def test_sensitivity_view_names_its_run_and_uses_its_config(make_window, qtbot) -> None:
+    window = make_window()
+    run_a, run_b = _two_runs(window, qtbot)
+    view = window.view("sensitivity")
+    window.show_panel("results")
+    _select(window.results_panel, run_b)
+    assert Path(view.source.run_dir) == run_b.resolve()
+    assert view.source.config.data.limit == 200
+    assert run_b.name in view.source_label.text() and "stopped" in view.source_label.text()
+    _select(window.results_panel, run_a)
+    assert "stopped" not in view.source_label.text()
