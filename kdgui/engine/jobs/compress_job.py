@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from kdgui.core.components.compression import method_traits
 from kdgui.core.config import CompressionStep, DataConfig, ModelRef
 from kdgui.core.config_io import atomic_write_text
@@ -78,6 +80,16 @@ class CompressRequest:
     steps: list[CompressionStep] | None = None
 
 
+def _step(**fields: Any) -> CompressionStep:
+    """A step, its method's parameters validated by the schema; a bad value is one line."""
+    try:
+        return CompressionStep(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        what = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        raise CompressionError(what, "Check the value against 'kdgui methods'.") from None
+
+
 def _fraction(text: str, flag: str) -> float:
     try:
         return float(text)
@@ -92,10 +104,10 @@ def _prune_step(req: CompressRequest, epochs: int) -> CompressionStep:
         params: dict[str, Any] = {"sparsity": _fraction(value, "--prune unstructured:")}
         if req.gradual:
             params["schedule"] = "gradual"
-        return CompressionStep(kind="prune", method="magnitude", params=params,
+        return _step(kind="prune", method="magnitude", params=params,
                                finetune_epochs=epochs, name="prune")
     if kind == "structured":
-        return CompressionStep(kind="prune", method="structured",
+        return _step(kind="prune", method="structured",
                                params={"ratio": _fraction(value, "--prune structured:")},
                                finetune_epochs=epochs, name="prune")
     raise CompressionError(f"--prune {req.prune!r} is not understood",
@@ -108,7 +120,7 @@ def _quantize_step(req: CompressRequest, epochs: int) -> CompressionStep:
         if not bits.isdigit():
             raise CompressionError(f"--quantize {req.quantize!r} needs a bit width",
                                    "Write e.g. --quantize fake:4 (2 to 8 bits).")
-        return CompressionStep(kind="quantize", method="fake", params={"bits": int(bits)},
+        return _step(kind="quantize", method="fake", params={"bits": int(bits)},
                                name="quantize")
     if method not in quantizers or bits:
         raise CompressionError(f"--quantize {req.quantize!r} is not a method",
@@ -116,7 +128,7 @@ def _quantize_step(req: CompressRequest, epochs: int) -> CompressionStep:
     # A method that trains inside its step (QAT) needs ≥ 1 epoch; the others convert once and
     # cannot be fine-tuned afterwards (their traits are declared with them).
     trains = method_traits("quantize", method).trains()
-    return CompressionStep(kind="quantize", method=method, name="quantize",
+    return _step(kind="quantize", method=method, name="quantize",
                            finetune_epochs=max(1, epochs) if trains else 0)
 
 
@@ -147,7 +159,7 @@ def build_steps(req: CompressRequest) -> list[CompressionStep]:
         if req.lowrank_method not in decomposers:
             raise CompressionError(f"--lowrank-method {req.lowrank_method!r} is not a decomposer",
                                    f"Use one of: {', '.join(decomposers.names())}.")
-        steps.append(CompressionStep(kind="lowrank", method=req.lowrank_method,
+        steps.append(_step(kind="lowrank", method=req.lowrank_method,
                                      params={"rank_fraction": req.lowrank},
                                      finetune_epochs=epochs, name="lowrank"))
     if req.quantize:
@@ -226,9 +238,10 @@ def _compress(req: CompressRequest, out: OutputFolder, control: RunControl
     loaded = load_model(ref, input_shape=data.input_shape,
                         num_classes=data.num_classes)
     model = loaded.module
-    for step in steps:
-        if step.kind == "lowrank" and req.lowrank_layers:
-            step.params["layers"] = match_layers(model, req.lowrank_layers)
+    if req.lowrank_layers:
+        names = match_layers(model, req.lowrank_layers)
+        steps = [_step(**{**s.model_dump(), "params": {**s.params, "layers": names}})
+                 if s.kind == "lowrank" else s for s in steps]
     finetune = make_finetune(data.train, batch_size=req.batch_size, lr=req.lr)
     ctx = CompressionContext(
         input_shape=tuple(data.input_shape),
