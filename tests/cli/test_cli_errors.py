@@ -275,3 +275,19 @@ def test_trust_says_what_was_trusted_with_its_hash_and_when(tmp_path, capsys) ->
     trusted = [line for line in err.splitlines() if "trusted" in line]
     assert len(trusted) == 1 and str(model) in trusted[0] and sha in trusted[0]
     assert " UTC" in trusted[0]
+
+
+def test_a_failed_download_leaves_no_empty_dataset_folder(tmp_path, capsys) -> None:
+    """The suite blocks the network, so torchvision's real download fails as offline."""
+    fresh = tmp_path / "data" / "mnist"
+    code = main(["demo", "--data", f"mnist:{fresh}", "--download", "--epochs", "1",
+                 "--out", str(tmp_path / "r")])
+    assert code == 2 and "offline" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+    kept = tmp_path / "mine"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("the user's own file")
+    assert main(["demo", "--data", f"mnist:{kept}", "--download", "--epochs", "1",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert sorted(p.name for p in kept.rglob("*")) == ["notes.txt"]  # only what was there
+    assert not (tmp_path / "r").exists()

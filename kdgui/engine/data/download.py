@@ -2,7 +2,8 @@
 
 Downloads only happen when the config says ``download: true``; then torchvision's own download
 code runs, and any failure becomes a :class:`DataError` that says the network is unreachable
-instead of a urllib traceback.
+instead of a urllib traceback. The folders a failed download created are removed again when
+they are empty, so a failed ``--download`` does not leave a dataset folder that looks present.
 """
 
 from __future__ import annotations
@@ -46,9 +47,12 @@ def run_download(name: str, root: Path, fetch: Callable[[], object]) -> None:
     message; anything else during a download means the server could not be reached (offline,
     proxy, firewall, server down) or sent something broken.
     """
+    existed = _existing_dirs(root)
+    done = False
     try:
         root.mkdir(parents=True, exist_ok=True)
         fetch()
+        done = True
     except PermissionError as exc:
         raise DataError(
             f"Cannot download {name} into {root}: no permission to write there ({exc})",
@@ -64,3 +68,27 @@ def run_download(name: str, root: Path, fetch: Callable[[], object]) -> None:
             f"machine and copy them into {root}.",
             source="data.download",
         ) from exc
+    finally:
+        if not done:  # a failed download leaves no empty dataset folders behind
+            _remove_new_empty_dirs(root, existed)
+
+
+def _existing_dirs(root: Path) -> set[Path]:
+    """The folders under (and including) ``root`` and its ancestors that exist now."""
+    found = {p for p in (root, *root.parents) if p.is_dir()}
+    if root.is_dir():
+        found.update(p for p in root.rglob("*") if p.is_dir())
+    return found
+
+
+def _remove_new_empty_dirs(root: Path, existed: set[Path]) -> None:
+    """Remove the folders a failed download created and left empty (never any file)."""
+    candidates = [p for p in root.rglob("*") if p.is_dir()] if root.is_dir() else []
+    candidates += [root, *root.parents]
+    for folder in sorted(candidates, key=lambda p: len(p.parts), reverse=True):
+        if folder in existed:
+            continue
+        try:
+            folder.rmdir()  # only succeeds when empty
+        except OSError:
+            continue
