@@ -23,6 +23,7 @@ instantly. One connection guarded by a lock: the window's thread and a worker ma
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -49,7 +50,11 @@ from kdgui.core.run_folders import (
     run_status,
 )
 
-SCHEMA_VERSION = 1
+#: 2: run IDs are derived from the run folder (:func:`stable_run_id`), not numbered in scan order.
+SCHEMA_VERSION = 2
+#: Run IDs are drawn from this range: 9 digits, so collisions (resolved by probing) are rare
+#: even with thousands of runs, and an ID is still short enough to type.
+ID_MIN, ID_SPAN = 100_000_000, 900_000_000
 DB_NAME = "history.sqlite"
 PATHS_NAME = "history-paths.txt"
 #: A run deleted from the index but kept on disk carries this tag, so scans skip it.
@@ -84,6 +89,22 @@ SORT_KEYS = ("created", "name", "accuracy", "size_bytes", "zip_size_bytes", "lat
 COMPARE_METRICS = ("status", "accuracy", "student_accuracy", "teacher_accuracy", "params",
                    "nonzero_params", "size_bytes", "zip_size_bytes", "macs", "latency_ms",
                    "compression_ratio")
+
+
+def stable_run_id(path: str | os.PathLike[str], root: Path) -> int:
+    """A run's ID, derived from its folder (relative to the runs root when inside it).
+
+    Derived, not numbered: rebuilding the index (after damage, or on another machine with the
+    same runs folder) gives every run the ID it had, so an ID written in a note or a script keeps
+    pointing at the same run.
+    """
+    p = Path(path)
+    try:
+        key = p.relative_to(root).as_posix()
+    except ValueError:
+        key = p.as_posix()
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return ID_MIN + int.from_bytes(digest, "big") % ID_SPAN
 
 
 class HistoryError(UserError):
@@ -346,17 +367,27 @@ class History:
 
     def _upsert(self, conn: sqlite3.Connection, info: dict[str, Any]) -> int:
         tags = info.pop("tags", [])
+        row = conn.execute("SELECT id FROM runs WHERE path=?", (info["path"],)).fetchone()
+        if row is None:
+            info = {"id": self._free_id(conn, info["path"]), **info}
         columns = list(info)
         conn.execute(
             f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
             f"ON CONFLICT(path) DO UPDATE SET "
-            + ", ".join(f"{c}=excluded.{c}" for c in columns if c != "path"),
+            + ", ".join(f"{c}=excluded.{c}" for c in columns if c not in ("path", "id")),
             [info[c] for c in columns],
         )
         run_id = conn.execute("SELECT id FROM runs WHERE path=?", (info["path"],)).fetchone()[0]
         conn.execute("DELETE FROM tags WHERE run_id=?", (run_id,))
         conn.executemany("INSERT INTO tags VALUES (?, ?)", [(run_id, t) for t in tags])
         return int(run_id)
+
+    def _free_id(self, conn: sqlite3.Connection, path: str) -> int:
+        """The run's stable ID, or the next free one after it if another run holds it."""
+        run_id = stable_run_id(path, self.root)
+        while conn.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone():
+            run_id = ID_MIN + (run_id - ID_MIN + 1) % ID_SPAN
+        return run_id
 
     def add(self, path: str | os.PathLike[str]) -> list[int]:
         """Index a run folder, or every run folder under a folder (a sweep, a runs root).
@@ -615,4 +646,5 @@ __all__ = [
     "find_run_folders",
     "is_run_folder",
     "open_history",
+    "stable_run_id",
 ]

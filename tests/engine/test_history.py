@@ -149,3 +149,30 @@ def test_compare_lists_metrics_and_config_differences(root: Path) -> None:
         assert result["config_diff"] == {"distill.temperature": [1.0, 8.0]}
         with pytest.raises(HistoryError):
             h.compare(["a"])
+
+
+def test_run_ids_are_stable_across_rebuilds_and_other_runs(root: Path, tmp_path: Path) -> None:
+    """A saved ID must keep naming the same run: after a rebuild, a lost database, or other
+    runs appearing and disappearing (IDs used to be renumbered in scan order)."""
+    with History(root) as h:
+        before = {r.path: r.id for r in h.list()}
+    assert len(set(before.values())) == len(before) == 4
+    make_run(root / "0-first-in-order", "newcomer")  # sorts before every other folder
+    import shutil
+
+    shutil.rmtree(root / "b")
+    with History(root) as h:
+        h.rebuild()
+        after = {r.path: r.id for r in h.list()}
+    assert {p: i for p, i in after.items() if p in before} == {
+        p: i for p, i in before.items() if not p.endswith("/b")}
+    (root / "history.sqlite").unlink()
+    with History(root) as h:
+        assert {r.path: r.id for r in h.list()} == after
+        newcomer = next(r for r in h.list() if r.name == "newcomer")
+        assert h.get(newcomer.id).path == newcomer.path
+    # The same folder under another runs root (a copy, another machine) has the same ID.
+    copy = tmp_path / "copy"
+    shutil.copytree(root / "a", copy / "a")
+    with History(copy) as h:
+        assert [r.id for r in h.list()] == [before[str(root / "a")]]
