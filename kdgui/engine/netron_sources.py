@@ -32,7 +32,6 @@ from kdgui.core.run_folders import (
     stage_index,
     student_path,
 )
-from kdgui.core.run_folders import find_runs as _find_runs
 
 ONNX_MAGIC_SUFFIXES = (".onnx",)
 
@@ -66,12 +65,6 @@ class PreparedModel:
 
 
 # -- finding runs and their models ---------------------------------------------------------------
-
-def find_runs(root: str | Path) -> list[Path]:
-    """Folders with models to show in ``root`` (or ``root`` itself), newest first: run folders
-    and also ``kdgui compress`` output folders, which have stages but no config.yaml."""
-    return _find_runs(root, models=True)
-
 
 def _read_json(path: Path) -> dict[str, Any]:
     return read_json(path) or {}
@@ -290,7 +283,6 @@ __all__ = [
     "ModelSource",
     "PreparedModel",
     "final_source",
-    "find_runs",
     "prepare",
     "run_sources",
     "source_for_path",

@@ -27,16 +27,11 @@ import torch
 from kdgui.core.config_io import atomic_write_text
 from kdgui.core.errors import CheckpointDamaged
 from kdgui.core.events import Event, RunStarted
-from kdgui.core.run_folders import RunFolder, checkpoint_path, metrics_path, new_run_dir
+from kdgui.core.run_folders import RunFolder, checkpoint_path, metrics_path
 
 #: Keys every training checkpoint holds (written by the session's epoch loop).
 CHECKPOINT_KEYS = ("distiller", "optimizer", "epoch", "step", "batch_rng", "torch_rng")
 PREVIOUS_FILE = "prev.pt"
-
-
-def default_run_dir(name: str, root: str | os.PathLike[str] = "runs") -> Path:
-    """Deprecated spelling kept while engine.session moves to ``new_run_dir(root, name)``."""
-    return new_run_dir(root, name)
 
 
 class RunDir(RunFolder):

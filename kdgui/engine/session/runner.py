@@ -18,8 +18,9 @@ import torch
 from kdgui.core.config import ExperimentConfig
 from kdgui.core.errors import UserError
 from kdgui.core.events import Event, RunControl, RunFailed
+from kdgui.core.run_folders import new_run_dir
 from kdgui.engine.device import seed_everything
-from kdgui.engine.rundir import RunDir, default_run_dir
+from kdgui.engine.rundir import RunDir
 from kdgui.engine.session.context import RunContext
 from kdgui.engine.session.prepare import Prepared, prepare
 from kdgui.engine.session.story import tell
@@ -72,7 +73,7 @@ def run_prepared(
                 raise UserError("resuming needs the run folder", "Pass --resume RUN_DIR.")
             run_dir = RunDir.resume(out_dir)  # checks the checkpoint, trims the log
         else:
-            run_dir = RunDir.create(out_dir or default_run_dir(config.name, runs_root), config)
+            run_dir = RunDir.create(out_dir or new_run_dir(runs_root, config.name), config)
     except UserError as exc:
         yield RunFailed(run_dir=str(out_dir or ""), error=exc.to_dict())
         return None
