@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from kdgui.core.components.compression import STEP_KINDS
+from kdgui.core.components.compression import STEP_KINDS, method_traits
 from kdgui.core.components.distill import AttentionParams, FeatureParams, Temperature
 from kdgui.core.components.export import format_names
 from kdgui.core.data_spec import known_kinds_text, parse_data_spec
@@ -264,6 +264,36 @@ class CompressionConfig(Section):
     """Ordered compression steps applied to the distilled student (empty: none)."""
 
     steps: list[CompressionStep] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _steps_in_a_possible_order(self) -> CompressionConfig:
+        """What the pipeline would refuse after training, refused before it: a step after an
+        int8 one, a step that trains inside itself without fine-tuning epochs, and fine-tuning
+        an int8 model (rules from each method's declared traits)."""
+        after_int8 = ""
+        for i, step in enumerate(self.steps):
+            label = f"step {i} ({step.name or f'{step.kind}:{step.method}'})"
+            if after_int8:
+                raise ValueError(
+                    f"{label} comes after {after_int8}, an int8 step, which makes a model that "
+                    "cannot be pruned, decomposed, quantized again or fine-tuned; put "
+                    "quantization last"
+                )
+            if step.kind == "finetune":
+                continue
+            traits = method_traits(step.kind, step.method)
+            params = REGISTRIES[STEP_KINDS[step.kind]].get(step.method).params.model_validate(
+                step.params)
+            trains = traits.trains(params)
+            if trains and step.finetune_epochs < 1:
+                raise ValueError(f"{label} trains during the step but has finetune_epochs = 0; "
+                                 "set finetune_epochs ≥ 1")
+            if traits.produces_int8 and not trains and step.finetune_epochs > 0:
+                raise ValueError(f"{label} cannot fine-tune an int8 model (finetune_epochs = "
+                                 f"{step.finetune_epochs}); set it to 0, or use qat-int8")
+            if traits.produces_int8:
+                after_int8 = label
+        return self
 
 
 class ExportConfig(Section):

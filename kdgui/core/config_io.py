@@ -101,7 +101,7 @@ def format_validation_error(
         fix = f"Use a value with {allowed}."
     elif "(known: " in msg:
         fix = "Use one of the known names."
-    elif path.startswith("compression.steps"):
+    elif path.startswith("compression"):
         fix = "See 'kdgui methods' for the methods and their parameters."
     else:
         fix = "Fix the value (see 'kdgui config --example')."
