@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     if window.runner.running:
         window.runner.stop()
         window.runner.wait(10000)
+    from kdgui.gui.qt_worker import wait_for_workers
+
+    wait_for_workers(10000)  # a worker still importing torch ends before Qt is torn down
     window.removeEventFilter(painter)
     return int(code or result["code"])
 

@@ -104,6 +104,10 @@ class QtMainWindow(WindowFilesMixin, WindowResultsMixin, QMainWindow):
         self._failed = False
 
         self.runner = QtRunner(run_fn, self)
+        if run_fn is None:  # the real engine: teacher, data and student checked before Run
+            from kdgui.gui.qt_setup_check import QtSetupCheck
+
+            self.setup_check = QtSetupCheck(self.state, self)
         self.runner.event.connect(self._on_event)
         self.runner.errored.connect(self._on_worker_error)
         self.runner.finished.connect(self._on_run_finished)
@@ -183,7 +187,7 @@ class QtMainWindow(WindowFilesMixin, WindowResultsMixin, QMainWindow):
             QTimer.singleShot(WARM_UP_DELAY_MS, self._warm_up)
 
     def _warm_up(self) -> None:
-        if self.engine_warm_up is None:
+        if self.engine_warm_up is None and self.isVisible():  # not after a quick close
             self.engine_warm_up = _start_engine_warm_up()
 
     # -- panels and views ------------------------------------------------------------------------
@@ -318,7 +322,7 @@ class QtMainWindow(WindowFilesMixin, WindowResultsMixin, QMainWindow):
         self._config_changed()
         self.statusBar().showMessage(
             "Run failed." if self._failed else "Run stopped." if not self.last_run_ok
-            else "Run finished.")
+            else self.run_panel.finished_status())
         self.run_ended.emit(bool(self.last_run_ok) and not self._failed)
         if self._close_pending:
             self.close()

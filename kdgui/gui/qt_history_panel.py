@@ -168,7 +168,7 @@ class QtHistoryPanel(QWidget):
 
     def report_selected(self, html_path: str | os.PathLike[str]) -> Path | None:
         """Write the HTML report (and a CSV beside it) of the first selected run or its sweep."""
-        from kdgui.engine.report import write_report
+        from kdgui.engine.jobs import write_report
 
         chosen = self.selected()
         if not chosen:

@@ -40,7 +40,7 @@ TARGET_EDGE = "#2ca02c"
 
 
 def _softmax_fn() -> Callable[[np.ndarray, float], np.ndarray]:
-    from kdgui.engine.distill import softmax_at_temperature
+    from kdgui.engine.jobs import softmax_at_temperature  # called once the data is loaded
 
     return softmax_at_temperature
 

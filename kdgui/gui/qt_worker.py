@@ -32,6 +32,7 @@ half-imported ("circular import", issue 12.1); the window starts the warm-up at 
 
 from __future__ import annotations
 
+import atexit
 import threading
 import traceback
 from collections import deque
@@ -82,9 +83,20 @@ def ensure_engine() -> None:
     jobs.warm_up()
 
 
-def wait_for_workers(timeout_ms: int = 10000) -> bool:
-    """Wait for every running worker's thread (the window calls this when it closes)."""
+def wait_for_workers(timeout_ms: int = 10000, *, deliver: bool = True) -> bool:
+    """Wait for every running worker's thread (the window calls this when it closes).
+
+    ``deliver``: also emit what they queued (on this, the UI thread); off at interpreter exit,
+    when the widgets their signals reach may be gone.
+    """
+    if not deliver:
+        return all(worker._thread.wait(timeout_ms) for worker in list(_RUNNING))
     return all(worker.wait(timeout_ms) for worker in list(_RUNNING))
+
+
+# A QThread destroyed while running aborts the process ("QThread: Destroyed while thread is
+# still running"): at exit, let the workers that are still busy (a torch import) end first.
+atexit.register(wait_for_workers, 30000, deliver=False)
 
 
 class _Thread(QThread):

@@ -86,3 +86,101 @@ def test_compare_curves_draw_one_validation_curve_per_run(qtbot) -> None:
     plot.set_runs([])
     plot.flush()
     assert plot._curves == []
+
+
+def test_switching_to_every_view_at_once_after_launch_is_safe(make_window, qtbot) -> None:
+    """Issue 12.1: Ctrl+8 within a second of launch crashed the window, and Models opened while
+    the Teacher panel's automatic inspect was loading failed with "circular import ...
+    torch._dynamo". Torch is imported once, by the warm-up worker; every view waits for it."""
+    import sys
+
+    from PySide6.QtGui import QKeySequence
+
+    from kdgui.gui.main_window import PANEL_KEYS
+
+    window = make_window(run_fn=None)  # the real engine: views and probes import torch
+    by_key = {action.shortcut().toString(): action for action in window.actions()}
+    for i, key in enumerate(PANEL_KEYS):  # as fast as a person pressing Ctrl+1 … Ctrl+9
+        if i < 9:
+            by_key[QKeySequence(f"Ctrl+{i + 1}").toString()].trigger()
+        else:
+            window.show_panel(key)
+        assert window.current_panel() == key
+    for key in PANEL_KEYS:
+        window.show_panel(key)
+    qtbot.waitUntil(lambda: window.engine_warm_up is not None, timeout=5000)
+    qtbot.waitUntil(lambda: not window.engine_warm_up.running, timeout=120000)
+    teacher = window.panels["teacher"]
+    qtbot.waitUntil(lambda: teacher._task is not None and not teacher._task.running,
+                    timeout=120000)
+    assert window.engine_warm_up.error is None
+    assert window.engine_warm_up.result["torch"] == sys.modules["torch"].__version__
+    assert "parameters" in teacher.summary.headline.text()  # the demo teacher was inspected
+    assert window.errors == []
+    explorer = window.views["explorer"]
+    qtbot.waitUntil(lambda: explorer._data is not None or "Cannot" in explorer.readout.text(),
+                    timeout=120000)
+    assert "Cannot" not in explorer.readout.text() and len(explorer._data.labels) > 0
+    models = window.views["models"]
+    assert "circular import" not in models.notice.text()
+    assert "Error" not in models.notice.text()
+
+
+_IMPORT_PROBE = r"""
+import json, sys, threading, traceback
+first = {}
+
+class Spy:
+    '''Notes who imports torch and torch._dynamo first (and whether warm_up is doing it).'''
+    def find_spec(self, name, path=None, target=None):
+        if name in ("torch", "torch._dynamo") and name not in first:
+            stack = [f.name for f in traceback.extract_stack()]
+            first[name] = {"thread": threading.current_thread().name,
+                           "in_warm_up": "warm_up" in stack}
+        return None
+
+sys.meta_path.insert(0, Spy())
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from kdgui.gui.main_window import PANEL_KEYS, QtMainWindow
+from kdgui.gui.qt_worker import wait_for_workers
+settings = QSettings(sys.argv[2], QSettings.Format.IniFormat)
+w = QtMainWindow(runs_root=sys.argv[1], settings=settings)
+w.show()
+for key in PANEL_KEYS:  # every view at once, right after launch
+    w.show_panel(key)
+import time
+end = time.monotonic() + 240
+while time.monotonic() < end and (w.engine_warm_up is None or w.engine_warm_up.running
+                                  or w.panels["teacher"]._task is None
+                                  or w.panels["teacher"]._task.running):
+    app.processEvents()
+    time.sleep(0.02)
+wait_for_workers(60000)
+print(json.dumps({"first": first, "errors": w.errors,
+                  "teacher": w.panels["teacher"].summary.headline.text()}))
+"""
+
+
+def test_torch_is_first_imported_by_the_engine_warm_up_only(tmp_path) -> None:
+    """The invariant behind issue 12.1, checked in a fresh process (this one has torch already):
+    torch and torch._dynamo are imported first inside ``warm_up`` (under its lock), never by a
+    view or a probe racing another thread."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run([sys.executable, "-c", _IMPORT_PROBE, str(tmp_path / "runs"),
+                          str(tmp_path / "settings.ini")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(report["first"]) == {"torch", "torch._dynamo"}, report
+    for name, who in report["first"].items():
+        assert who["in_warm_up"], f"{name} was first imported outside warm_up: {who}"
+        assert who["thread"] != "MainThread", f"{name} was imported on the UI thread"
+    assert report["errors"] == []
+    assert "parameters" in report["teacher"]

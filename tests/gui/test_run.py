@@ -200,3 +200,31 @@ def test_config_files_recent_list_and_settings(make_window, tmp_path: Path, sett
     assert (again.width(), again.height()) == (700, 500)
     assert again.restore_last_config()
     assert again.state.config.distill.temperature == 6.0
+
+
+@pytest.mark.slow
+def test_stop_on_the_real_engine_leaves_a_complete_run_folder(make_window, qtbot) -> None:
+    """Issue 12.4: Stop must always leave summary.json, the student and what was measured.
+
+    The window used to give a stopping engine 5 s and then abandon it mid-measure; now the
+    engine is never cut off. Real engine, embedded demo, stopped two steps into training."""
+    import json
+
+    from kdgui.core.run_folders import student_path, summary_path
+
+    window = make_window(run_fn=None)
+    window.state.set(("training", "epochs"), 60)  # far longer than the test waits
+    window.state.set(("training", "log_every"), 1)
+    with qtbot.waitSignal(window.run_ended, timeout=300000) as ended:
+        assert window.start_run()
+        qtbot.waitUntil(lambda: window.run_panel.last_step is not None, timeout=180000)
+        qtbot.waitUntil(lambda: window.run_panel.last_step.step >= 2, timeout=60000)
+        window.run_panel.stop_button.click()
+    assert ended.args == [False]  # stopped, not completed
+    run_dir = Path(window.run_panel.run_dir)
+    summary = json.loads(summary_path(run_dir).read_text(encoding="utf-8"))
+    assert summary["stopped"] is True
+    assert student_path(run_dir).is_file()
+    assert summary["student"]["accuracy"] is not None  # the stopped student was measured
+    assert window.errors == []
+    assert window.results_panel.run_list.count() == 1
