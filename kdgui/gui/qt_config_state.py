@@ -51,6 +51,8 @@ class QtConfigState(QObject):
         self._data: dict[str, Any] = config_to_dict(config or ExperimentConfig(name="demo"))
         self.config: ExperimentConfig | None = None
         self.issues: list[Issue] = []
+        #: Issues found outside validation (e.g. the teacher/data check before Run), by source.
+        self.external: dict[str, list[Issue]] = {}
         self._validate()
 
     # -- reading -----------------------------------------------------------------------------
@@ -110,7 +112,15 @@ class QtConfigState(QObject):
         if config is not None:
             issues.extend(_step_issues(config))
         self.config = config
-        self.issues = issues
+        self.issues = issues + [i for found in self.external.values() for i in found]
+
+    def set_external_issues(self, source: str, issues: list[Issue]) -> None:
+        """Replace the issues ``source`` found (they block Run like validation issues do)."""
+        if self.external.get(source, []) == issues:
+            return
+        self.external[source] = list(issues)
+        self._validate()
+        self.changed.emit()
 
     def _field_issues(self, exc: ConfigError) -> list[Issue]:
         """Every pydantic error as an issue at its field, worded like the CLI's message."""

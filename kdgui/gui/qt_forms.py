@@ -224,7 +224,8 @@ class QtParamField(QWidget):
                 else -(2**31) + 1
             hi = int(spec.maximum) - (1 if spec.exclusive_max else 0) if spec.maximum is not None \
                 else 2**31 - 1
-            spin.setRange(lo, hi)
+            # QSpinBox holds a C int: a schema bound beyond it (a "no limit" 2**63) is clamped.
+            spin.setRange(max(lo, -(2**31) + 1), min(hi, 2**31 - 1))
             spin.valueChanged.connect(self._on_spin)
         else:
             spin = _FloatSpin()

@@ -33,6 +33,7 @@ from kdgui.core.params import describe
 from kdgui.gui.qt_config_state import QtConfigState
 from kdgui.gui.qt_forms import QtParamForm
 from kdgui.gui.qt_panel_base import QtPanel
+from kdgui.gui.qt_setup_check import window_words
 from kdgui.gui.qt_worker import QtWorker
 
 MODEL_SUFFIXES = (".pt", ".pth", ".pt2", ".ts", ".safetensors", ".bin", ".ckpt")
@@ -40,6 +41,14 @@ MODEL_FILTER = "Models (*.pt *.pth *.pt2 *.ts *.safetensors *.bin *.ckpt);;All f
 TRUST_TEXT = (
     "Loading this file unpickles Python objects, which can run arbitrary code on this computer."
     "\n\nOnly continue if you made the file yourself or trust where it came from."
+)
+
+
+#: What to do after declining trust, in the window's words (the engine's says "pass --trust").
+DECLINED_TRUST_FIX = (
+    "This file can only be loaded by unpickling it. If you made it yourself or trust its "
+    "source, tick 'Trust this file' and press Inspect model; otherwise ask for a .pt2 "
+    "(torch.export) or .safetensors file, which load without running code."
 )
 
 
@@ -206,7 +215,12 @@ class QtTeacherPanel(QtPanel):
             from PySide6.QtCore import QTimer
 
             # After the first paint: the window must appear before torch is imported.
-            QTimer.singleShot(500, self.inspect)
+            QTimer.singleShot(500, self._inspect_if_shown)
+
+    def _inspect_if_shown(self) -> None:
+        """The automatic inspect, unless the window was closed meanwhile (no orphan worker)."""
+        if self.window().isVisible():
+            self.inspect()
 
     # -- inspection ------------------------------------------------------------------------------
     def inspect(self) -> None:
@@ -231,14 +245,21 @@ class QtTeacherPanel(QtPanel):
             self.inspect()
 
     def _on_inspect_error(self, error: dict[str, str]) -> None:
+        # The previous model's layers must not stay under "Could not load…".
+        self.summary.table.setRowCount(0)
         self.summary.headline.setText("Could not load the model (see the message).")
         path = self.state.get(("teacher", "path")) or "this file"
-        if (error.get("type") == "TrustRequired" and not self.state.get(("teacher", "trust"))
-                and self.confirm_trust(self, path)):
-            self.state.set(("teacher", "trust"), True)
-            self.refresh()
-            self._retry = True  # once this load's thread has ended
-            return
+        if error.get("type") == "TrustRequired" and not self.state.get(("teacher", "trust")):
+            if self.confirm_trust(self, path):
+                self.state.set(("teacher", "trust"), True)
+                self.refresh()
+                self._retry = True  # once this load's thread has ended
+                return
+            error = dict(error, fix=DECLINED_TRUST_FIX)
+            self.summary.headline.setText("Not loaded: you chose not to trust this file.")
+        else:
+            error = dict(error, what=window_words(error.get("what", "")),
+                         fix=window_words(error.get("fix", "")))
         self.error.emit(error)
 
 

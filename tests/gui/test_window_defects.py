@@ -398,3 +398,100 @@ def test_sensitivity_view_names_its_run_and_uses_its_config(make_window, qtbot) 
     assert run_b.name in view.source_label.text() and "stopped" in view.source_label.text()
     _select(window.results_panel, run_a)
     assert "stopped" not in view.source_label.text()
+
+
+# -- 12.5: mismatches are found before Run, in the window's words --------------------------------
+def _exported_teacher(path: Path, in_channels: int, classes: int) -> str:
+    """A small teacher saved with torch.export, as a user would bring one."""
+    import torch
+    from torch import nn
+
+    net = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, classes)).eval()
+    batch = torch.export.Dim("batch", min=2, max=1024)
+    program = torch.export.export(net, (torch.zeros(2, in_channels, 8, 8),),
+                                  dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path))
+    return str(path)
+
+
+def _five_class_folder(root: Path) -> str:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(5):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8), "L").save(
+                root / f"class{c}" / f"{i}.png")
+    return f"folder:{root}"
+
+
+def _issue_after_check(window, qtbot, teacher: str, data: str = "digits") -> str:
+    check = window.setup_check
+    window.state.set(("data", "spec"), data)
+    window.state.set(("teacher", "path"), teacher)
+    qtbot.waitUntil(lambda: check.result is not None and not check.checking
+                    and check._key() == check._checked_key, timeout=120000)
+    panel = window.panels["teacher"]
+    return "" if panel.issues_label.isHidden() else panel.issues_label.text()
+
+
+@pytest.mark.slow
+def test_mismatches_disable_run_with_an_inline_message(make_window, qtbot, tmp_path) -> None:
+    window = make_window(run_fn=None)
+    rgb = _exported_teacher(tmp_path / "rgb.pt2", 3, 10)
+    text = _issue_after_check(window, qtbot, rgb)
+    assert "takes 3-channel images but digits has 1-channel images" in text
+    assert not window.run_panel.start_button.isEnabled()
+    assert not window.state.valid and not window.start_run()
+
+    gray10 = _exported_teacher(tmp_path / "gray10.pt2", 1, 10)
+    text = _issue_after_check(window, qtbot, gray10, _five_class_folder(tmp_path / "five"))
+    assert "predicts 10 classes but five has 5" in text
+    assert "Choose data with 10 classes" in text and "--" not in text
+
+    import torch
+    from torch import nn
+
+    torch.save(nn.Linear(64, 10).state_dict(), tmp_path / "weights.pt")
+    text = _issue_after_check(window, qtbot, str(tmp_path / "weights.pt"))
+    assert "only weights" in text and "1 · Teacher" in text and "--arch" not in text
+
+    text = _issue_after_check(window, qtbot, str(tmp_path / "missing.pt"))
+    assert "does not exist" in text
+    assert not window.run_panel.start_button.isEnabled()
+
+    text = _issue_after_check(window, qtbot, "demo")
+    assert text == "" and window.state.valid
+    assert window.run_panel.start_button.isEnabled()
+
+
+def test_engine_flags_become_window_words() -> None:
+    from kdgui.gui.qt_setup_check import setup_issues, window_words
+
+    fix = ("Set the teacher's num_classes to 5 (--num-classes) or pick a checkpoint/head "
+           "trained for this dataset")
+    assert "--" not in window_words(fix)
+    assert window_words("Only if you trust its source, pass --trust") == \
+        "Only if you trust its source, tick 'Trust this file' in 1 · Teacher"
+    [issue] = setup_issues({"ok": False, "part": "teacher", "teacher_classes": 10,
+                            "data_classes": 5, "data_name": "mnist",
+                            "error": {"what": "x", "fix": fix}})
+    assert issue.path == ("teacher", "path")
+    assert "10 classes" in issue.fix and "set the teacher's num_classes to 5" not in issue.fix
+
+
+def test_a_failed_load_clears_the_teacher_table_and_declined_trust_says_what_to_do(
+        window, qtbot) -> None:
+    panel = window.panels["teacher"]
+    panel.summary.show_summary({"params": 10, "layers": [
+        {"name": "old.conv", "type": "Conv2d", "out_shape": [8], "params": 10, "macs": 1}]})
+    assert panel.summary.table.rowCount() == 1
+    errors = []
+    panel.error.connect(errors.append)
+    panel.confirm_trust = lambda *_a: False
+    panel._on_inspect_error({"type": "TrustRequired", "what": "this file is a pickle",
+                             "fix": "Only if you trust its source, pass --trust"})
+    assert panel.summary.table.rowCount() == 0
+    assert "--trust" not in errors[-1]["fix"] and "Trust this file" in errors[-1]["fix"]

@@ -51,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "SweepRunDone": "sweep_job:SweepRunDone",
     "SweepFinished": "sweep_job:SweepFinished",
     "export_run": "export_job:export_run",
+    "check_setup": "preflight:check_setup",
     "export_formats": "export_job:export_formats",
     "run_stages": "export_job:run_stages",
     "LESSONS": "lessons:LESSONS",
