@@ -37,7 +37,6 @@ from kdgui.core.registry import exporters
 from kdgui.engine.export.base import (
     FLOAT_TOLERANCE,
     QUANTIZED_TOLERANCE,
-    WEIGHT_FORMATS,
     Exporter,
     LoadedModel,
     build_metadata,
@@ -46,7 +45,9 @@ from kdgui.engine.export.base import (
     tolerance_for,
 )
 from kdgui.engine.export.failures import compatible_formats
+from kdgui.engine.export.opaque import batch_example, write_opaque
 from kdgui.engine.metrics._modules import eval_mode, has_quantized_modules, on_device
+from kdgui.engine.models.frozen import FrozenTeacher
 
 __all__ = [
     "FLOAT_TOLERANCE",
@@ -200,6 +201,11 @@ def export_model(
 
     net = on_device(model, "cpu")
     example = example_input.detach().cpu()
+    opaque = isinstance(net, FrozenTeacher)  # TorchScript, .pt2 or ONNX: see .opaque
+    if opaque:
+        example = batch_example(net, example)
+        if net.fixed_batch is not None:  # its graph fixes the batch: so will the file's
+            exporter.dynamic_batch = False
     meta = build_metadata(net, fmt, example, metadata)
     sidecar = exporter.sidecar(meta)
     sidecar_target = target.with_suffix(".json") if sidecar is not None else None
@@ -213,19 +219,23 @@ def export_model(
     tmp_sidecar = tmp.with_suffix(".json") if sidecar_target is not None else None
     result = ExportResult(fmt, str(target), 0, False, None, None)
     rebuilds = "rebuild" in meta
-    if fmt in WEIGHT_FORMATS and not rebuilds:
+    weights_only = export_format(fmt).weights_only
+    if weights_only and not rebuilds:
         result.needs_architecture = True
         result.warnings.append(
             f"reloading this file needs the model's architecture ({meta.get('rebuild_missing')})")
     try:
         with eval_mode(net):
-            result.warnings += exporter.write(net, tmp, example, meta)
+            if opaque:
+                result.warnings += write_opaque(net, exporter, tmp, example, meta)
+            else:
+                result.warnings += exporter.write(net, tmp, example, meta)
             if tmp_sidecar is not None:
                 tmp_sidecar.write_text(json.dumps(sidecar, indent=2, sort_keys=True),
                                        encoding="utf-8")
             if verify:
                 # A file that records its architecture is reloaded from the file alone.
-                reference = None if fmt in WEIGHT_FORMATS and rebuilds else net
+                reference = None if weights_only and rebuilds else net
                 loaded = exporter_cls.load(tmp, reference)
                 diff, tol, notes = _verify(exporter, net, loaded, example, samples, quantized)
                 result.max_abs_diff, result.tolerance = diff, tol

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from torch import nn
 
 import kdgui
+from kdgui.core.components.export import export_format
 from kdgui.core.errors import ExportError
 
 #: Float models: outputs of the reloaded file may differ by at most this, times max(1, max|y|).
@@ -28,8 +29,6 @@ FLOAT_TOLERANCE = 1e-4
 #: another runtime may round the dynamically chosen activation scale differently, which moves an
 #: output by about one step of the 8-bit grid: ~1/255 of the output range, hence 1e-2 relative.
 QUANTIZED_TOLERANCE = 1e-2
-#: The formats that hold weights only; their metadata carries the rebuild recipe.
-WEIGHT_FORMATS = ("state_dict", "safetensors")
 
 
 def tolerance_for(reference: list[torch.Tensor], quantized: bool,
@@ -157,7 +156,7 @@ def build_metadata(
         "input_shape": list(example.shape[1:]),
         "architecture_class": f"{type(model).__module__}.{type(model).__qualname__}",
     }
-    if fmt in WEIGHT_FORMATS:
+    if export_format(fmt).weights_only:  # weights only: the metadata carries the rebuild recipe
         from kdgui.engine.models.rebuild import recipe_of
 
         recipe, why = recipe_of(model)

@@ -154,7 +154,9 @@ class OnnxExporter(Exporter):
     def measure(self, loaded: LoadedModel, example: torch.Tensor) -> dict[str, Any]:
         """onnxruntime latency: median ms of batch-1 runs after warm-up, at most ~1 s."""
         session = loaded.module
-        feed = {session.get_inputs()[0].name: example[:1].detach().cpu().numpy().astype(np.float32)}
+        first = session.get_inputs()[0]
+        batch = example if isinstance(first.shape[0], int) else example[:1]  # a fixed batch
+        feed = {first.name: batch.detach().cpu().numpy().astype(np.float32)}
         start = time.perf_counter()
         for _ in range(3):
             session.run(None, feed)

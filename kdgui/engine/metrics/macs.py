@@ -107,17 +107,22 @@ def trace_macs(model: nn.Module, input_shape: tuple[int, ...]) -> MacTrace:
 
     prefix = type(model).__name__
     counts = counter.get_flop_counts()
+    # A program exported for a fixed batch runs one sample as a padded batch of that size.
+    padded = max(1, int(getattr(model, "fixed_batch", None) or 1))
     per_module: dict[str, int] = {}
     for name in names.values():
         key = f"{prefix}.{name}" if name else prefix
         flops = sum(counts.get(key, {}).values())
-        per_module[name] = int(flops) // 2 + quant.get(name, 0)
-    total = int(counter.get_total_flops()) // 2 + sum(quant.values())
+        per_module[name] = int(flops) // 2 // padded + quant.get(name, 0)
+    total = int(counter.get_total_flops()) // 2 // padded + sum(quant.values())
     note = (
         "quantized layers counted by their float formula (int8 MACs are still MACs)"
         if quant
         else ""
     )
+    if total == 0 and getattr(model, "kind", None) == "onnx":  # an ONNX Runtime session
+        return MacTrace(total=-1, out_shapes=shapes,
+                        note="MACs are not traced through an ONNX Runtime session")
     return MacTrace(total=total, per_module=per_module, out_shapes=shapes, note=note)
 
 

@@ -53,10 +53,6 @@ class FrozenTeacher(nn.Module):
         self.fixed_batch = fixed_batch
         self.path = path
         self._onnx_params: list[nn.Parameter] = []
-        self._input_name = ""
-        if kind == "onnx":
-            self._input_name = inner.get_inputs()[0].name
-            self._onnx_params = _onnx_initializers(path) if path else []
 
     # -- the nn.Module surface, made safe ------------------------------------------------------
     def train(self, mode: bool = True) -> FrozenTeacher:
@@ -98,9 +94,6 @@ class FrozenTeacher(nn.Module):
         return self
 
     def __deepcopy__(self, memo: dict[int, Any]) -> FrozenTeacher:
-        if self.kind == "onnx":
-            assert self.path is not None
-            return load_onnx(Path(self.path))
         clone = FrozenTeacher(copy.deepcopy(self.inner, memo), self.kind, self.kdgui_opaque,
                               fixed_batch=self.fixed_batch, path=self.path)
         clone.training = self.training
@@ -128,11 +121,46 @@ class FrozenTeacher(nn.Module):
         return torch.cat(outs)
 
     def _run(self, x: Tensor) -> Tensor:
-        if self.kind == "onnx":
-            array = x.detach().to("cpu", torch.float32).numpy()
-            out = self.inner.run(None, {self._input_name: array})[0]
-            return torch.from_numpy(np.asarray(out)).to(x.device)
         return _as_tensor(self.inner(x))
+
+
+class OnnxModel(FrozenTeacher):
+    """An ONNX file run by onnxruntime on CPU: tensors in, the first output as a tensor out.
+
+    Used for ONNX teachers and for the int8 files of the ``onnx-int8`` quantizer alike (it is
+    that quantizer's ``OnnxRuntimeModel``). ``path`` is the file; a deep copy reopens it, since
+    a session cannot be copied. The initializers appear as frozen parameters, so parameter
+    counts and sizes work as for any model.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        session = onnx_session(Path(path))
+        dims = session.get_inputs()[0].shape
+        fixed = dims[0] if dims and isinstance(dims[0], int) and dims[0] > 0 else None
+        super().__init__(session, "onnx", "ONNX", fixed_batch=fixed, path=str(path))
+        self.path = Path(path)  # type: ignore[assignment]
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+        self._onnx_params = _onnx_initializers(str(path))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> OnnxModel:
+        clone = type(self)(self.path)
+        for key in ("kdgui_bits", "kdgui_prune_state"):
+            if key in self.__dict__:
+                setattr(clone, key, self.__dict__[key])
+        return clone
+
+    def input_shape(self) -> tuple[int, ...] | None:
+        """One sample's input shape from the file's input, when all its dims are numbers."""
+        dims = self.session.get_inputs()[0].shape[1:]
+        if dims and all(isinstance(d, int) and d > 0 for d in dims):
+            return tuple(dims)
+        return None
+
+    def _run(self, x: Tensor) -> Tensor:
+        array = x.detach().to("cpu", torch.float32).numpy()
+        out = self.session.run(None, {self.input_name: array})[0]
+        return torch.from_numpy(np.asarray(out)).to(x.device)
 
 
 def _as_tensor(output: Any) -> Tensor:
@@ -185,20 +213,9 @@ def onnx_session(path: Path) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def load_onnx(path: Path) -> FrozenTeacher:
+def load_onnx(path: Path) -> OnnxModel:
     """An ONNX file run by onnxruntime; a fixed batch dimension is read from its input."""
-    session = onnx_session(path)
-    dims = session.get_inputs()[0].shape
-    fixed = dims[0] if dims and isinstance(dims[0], int) and dims[0] > 0 else None
-    return FrozenTeacher(session, "onnx", "ONNX", fixed_batch=fixed, path=str(path))
-
-
-def onnx_input_shape(teacher: FrozenTeacher) -> tuple[int, ...] | None:
-    """One sample's input shape from an ONNX file's input, when all its dims are numbers."""
-    dims = teacher.inner.get_inputs()[0].shape[1:]
-    if dims and all(isinstance(d, int) and d > 0 for d in dims):
-        return tuple(dims)
-    return None
+    return OnnxModel(path)
 
 
 def opaque_title(model: Any) -> str | None:
@@ -212,6 +229,34 @@ def feature_maps_refusal(model: Any, role: str = "teacher") -> str | None:
     title = opaque_title(model)
     if title is None:
         return None
-    return (f"feature and attention losses read the {role}'s feature maps, which a {title} "
+    article = "an" if title[:1] in "AEIOU" else "a"
+    return (f"feature and attention losses read the {role}'s feature maps, which {article} {title} "
             f"{role} cannot give (its layers cannot be hooked)")
 
+
+
+#: Compression steps a wrapped model can take: int8 through ONNX Runtime works on the file
+#: itself, and fine-tuning works where the parameters train (TorchScript).
+_OPAQUE_STEPS = {("quantize", "onnx-int8")}
+
+
+def refuse_compression(model: Any, steps: list[Any]) -> None:
+    """A CompressionError before any work when a step needs layers ``model`` does not expose."""
+    from kdgui.core.errors import CompressionError
+
+    title = opaque_title(model)
+    if title is None:
+        return
+    for i, step in enumerate(steps, 1):
+        if step.kind == "finetune" and getattr(model, "kdgui_trainable", False):
+            continue
+        if (step.kind, getattr(step, "method", "")) in _OPAQUE_STEPS:
+            continue
+        what = "fine-tuning" if step.kind == "finetune" else f"{step.kind}:{step.method}"
+        article = "an" if title[:1] in "AEIOU" else "a"
+        raise CompressionError(
+            f"compression step {i} ({what}) needs the model's layers, but {article} {title} file "
+            "exposes none that can be changed",
+            "Use --quantize onnx-int8 (int8 by ONNX Runtime works on any of these files); or "
+            f"give the model as {FEATURE_FORMATS} to prune, decompose or quantize in PyTorch; "
+            "or distill it into a student (kdgui run) and compress the student.")

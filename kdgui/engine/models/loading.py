@@ -28,7 +28,6 @@ from kdgui.engine.models.arch import ARCH_FORMS, BuiltArch, build_arch, load_spe
 from kdgui.engine.models.frozen import (
     load_onnx,
     load_torchscript,
-    onnx_input_shape,
     wrap_program,
 )
 from kdgui.engine.models.hub import build_hf, is_hf_folder
@@ -81,7 +80,7 @@ def load_model(ref: ModelRef, *, input_shape: tuple[int, ...] | None = None,
         return _finish(_load_pt2(path, input_shape, n_cls))
     if fmt == sniff.ONNX:
         module = _guard(lambda: load_onnx(path), src, fmt)
-        shape = onnx_input_shape(module) or input_shape
+        shape = module.input_shape() or input_shape
         meta = {"fixed_batch": module.fixed_batch} if module.fixed_batch else {}
         return _finish(LoadedModel(module, fmt, src, shape, n_cls, meta))
     meta = _weights_metadata(path)

@@ -55,7 +55,7 @@ def make_student(cfg: StudentConfig, teacher: nn.Module | None,
     info["params"] = count_params(module)
     if getattr(module, "kdgui_trainable", True) is False:  # a .pt2 program or an ONNX file
         raise ModelLoadError(
-            f"a {getattr(module, 'kdgui_opaque', 'compiled')} model cannot be trained as a "
+            f"this {getattr(module, 'kdgui_opaque', 'compiled')} model cannot be trained as a "
             "student (it keeps its export mode and has no trainable layers)",
             "Give the student as a state_dict or .safetensors file with its architecture, a "
             "TorchScript file, or pick a preset", source="student.model")

@@ -19,30 +19,11 @@ from torch import nn
 
 from kdgui.core.errors import CompressionError
 from kdgui.engine.compress.context import CompressionContext
+from kdgui.engine.models.frozen import OnnxModel
 
-
-class OnnxRuntimeModel(nn.Module):
-    """Runs an ONNX file with onnxruntime on CPU; input and output are torch tensors."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        import onnxruntime as ort
-
-        self.path = Path(path)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(self.path), options, providers=["CPUExecutionProvider"]
-        )
-        self.input_name = self.session.get_inputs()[0].name
-        self.kdgui_bits = 8
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.session.run(None, {self.input_name: x.detach().cpu().numpy()})
-        return torch.from_numpy(np.asarray(out[0]))
-
-    def __deepcopy__(self, memo: dict) -> OnnxRuntimeModel:
-        return OnnxRuntimeModel(self.path)  # a session cannot be copied; reopen the file
+#: The int8 result: an ONNX file run by onnxruntime behind the ``nn.Module`` surface (the same
+#: class that runs ONNX teachers, :class:`kdgui.engine.models.frozen.OnnxModel`).
+OnnxRuntimeModel = OnnxModel
 
 
 def export_float_onnx(model: nn.Module, path: Path, example: torch.Tensor) -> Path:
@@ -123,6 +104,7 @@ def apply(model: nn.Module, params: object, ctx: CompressionContext) -> nn.Modul
     src.unlink(missing_ok=True)
     src.with_name(src.name + ".data").unlink(missing_ok=True)  # external weights, if any
     result = OnnxRuntimeModel(dst)
+    result.kdgui_bits = 8
     result.kdgui_prune_state = getattr(model, "kdgui_prune_state", None)
     ctx.log(f"onnx-int8 ({params.mode}): quantized ONNX file {dst}")
     return result
