@@ -27,6 +27,7 @@ from kdgui.core.run_folders import STAGE_METRICS_FILE, stage_folder_name
 from kdgui.engine import metrics as M
 from kdgui.engine.compress.context import CompressionContext
 from kdgui.engine.compress.quantize.onnx import OnnxRuntimeModel
+from kdgui.engine.models.frozen import FrozenTeacher
 
 
 def measure(model: nn.Module, name: str, ctx: CompressionContext) -> tuple[dict[str, Any], list]:
@@ -83,7 +84,15 @@ def _save_model(model: nn.Module, folder: Path, example: torch.Tensor) -> tuple[
     """Write the model into ``folder``; returns (file name, note on the format chosen)."""
     if isinstance(model, OnnxRuntimeModel):
         shutil.copyfile(model.path, folder / "model.onnx")
-        return "model.onnx", "ONNX file (onnxruntime int8)"
+        return "model.onnx", "ONNX file (onnxruntime)"
+    if isinstance(model, FrozenTeacher):  # a loaded TorchScript or .pt2 file: kept as it is
+        if model.kind == "torchscript":  # (its weights may have been fine-tuned)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.jit.save(model.inner, str(folder / "model.ts"))
+            return "model.ts", "TorchScript archive (the loaded model)"
+        shutil.copyfile(str(model.path), folder / "model.pt2")
+        return "model.pt2", "torch.export program (the loaded file)"
     model = model.eval()
     try:
         with warnings.catch_warnings():
