@@ -117,9 +117,10 @@ def source_for_path(path: str | Path, *, arch: str | None = None, num_classes: i
                     ) -> ModelSource:
     """A run folder (its final student), a stage folder, or a model file."""
     from kdgui.core.config import ModelRef
+    from kdgui.engine.models.hub import is_hf_folder
 
     target = Path(path).expanduser()
-    if target.is_dir():
+    if target.is_dir() and not is_hf_folder(target):  # a Hugging Face folder is a model
         if holds_models(target):
             return final_source(target)
         if (target / STAGE_METRICS_FILE).is_file() and target.parent.name == STAGES_DIR:
@@ -130,7 +131,7 @@ def source_for_path(path: str | Path, *, arch: str | None = None, num_classes: i
         raise ModelLoadError(f"'{target}' is a folder but not a run or stage folder",
                              "Give a model file, a run folder (with stages/ or student/) or "
                              "a stage folder.", source=str(target))
-    if str(path) != "demo" and not target.is_file():
+    if str(path) != "demo" and not target.exists():
         raise ModelLoadError(f"the model file '{target}' does not exist", "Check the path.",
                              source=str(target))
     ref = ModelRef(path=str(path), arch=arch, num_classes=num_classes, trust=trust)
@@ -154,6 +155,8 @@ def _teacher_ref(run: Path) -> Any:
 
 def prepare(source: ModelSource, out_dir: str | Path) -> PreparedModel:
     """Write ``out_dir/<name>.onnx`` annotated for Netron; return it with the layer table."""
+    from kdgui.engine.export.opaque import onnx_file_for
+    from kdgui.engine.models.frozen import opaque_title
     from kdgui.engine.netron_graph import annotate_file, export_annotated
 
     out = Path(out_dir)
@@ -166,6 +169,10 @@ def prepare(source: ModelSource, out_dir: str | Path) -> PreparedModel:
         graph = annotate_file(source.path, target, [], title=title)
         return PreparedModel(source, graph.path, [], dict(source.metrics), graph.notes)
     module, shape = _load_module(source)
+    if opaque_title(module) is not None:  # TorchScript/.pt2/ONNX: drawn from its ONNX route
+        onnx_file = onnx_file_for(module, shape, out / f".{target.stem}.src.onnx")
+        graph = annotate_file(onnx_file, target, [], title=title)
+        return PreparedModel(source, graph.path, [], dict(source.metrics), graph.notes)
     graph = export_annotated(module, shape, target, title=title)
     summary = _summary(graph.layers, source.metrics)
     return PreparedModel(source, graph.path, graph.layers, summary, graph.notes)

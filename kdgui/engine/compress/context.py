@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -149,6 +150,9 @@ def apply_unit(
     """Validate and run one unit; yields its events (if any) and returns the new model."""
     component = resolve(kind, method)
     values = validate(component, params)
+    from kdgui.engine.models.frozen import refuse_compression
+
+    refuse_compression(model, [SimpleNamespace(kind=kind, method=method)])  # before any work
     result = component.load()(model, values, ctx)
     if not inspect.isgenerator(result):
         return result
