@@ -201,10 +201,17 @@ def _preflight_lowrank(model: Any, steps: list[CompressionStep], ctx: Any) -> No
     for step in steps:
         if step.kind != "lowrank":
             continue
-        units = apply_unit(step.kind, step.method, copy.deepcopy(model), step.params, ctx)
-        for _ in units:  # a decomposer yields at most notes; they are for the real run
-            pass
-        ctx.drain_notes()
+        try:
+            for _ in apply_unit(step.kind, step.method, copy.deepcopy(model), step.params, ctx):
+                pass  # a decomposer yields at most notes; they are for the real run
+        except CompressionError as exc:  # name the request's words for the config's
+            others = ", ".join(n for n in decomposers.names() if n != step.method)
+            raise CompressionError(
+                exc.what, f"{exc.fix} With kdgui compress: --lowrank-method {others} for "
+                "another decomposer, --lowrank-layers PATTERN to choose the layers "
+                "('kdgui inspect MODEL' lists them).") from None
+        finally:
+            ctx.drain_notes()
 
 
 def compress(request: CompressRequest, *, control: RunControl | None = None
