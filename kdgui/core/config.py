@@ -24,6 +24,8 @@ from kdgui.core.student_spec import StudentSpec
 SCHEMA_VERSION = 1
 #: Longest run name: it becomes part of a folder name and of every report's title.
 MAX_NAME = 200
+#: Largest seed: numpy's generators take seeds below 2**32 (torch's would overflow far later).
+MAX_SEED = 2**32 - 1
 
 
 class Section(Params):
@@ -55,7 +57,7 @@ class DataConfig(Section):
     split: Literal["random", "ordered"] = param(
         "random", "'random' shuffles with split_seed; 'ordered' keeps the last part for validation."
     )
-    split_seed: int = param(0, "Seed of the train/validation split.", ge=0)
+    split_seed: int = param(0, "Seed of the train/validation split.", ge=0, le=MAX_SEED)
     limit: int | None = param(None, "Use only the first N samples (quick experiments).", ge=1)
     image_size: int | None = param(None, "Resize images to this size (square).", ge=4, le=1024)
     augment: bool = param(
@@ -197,7 +199,7 @@ class TrainingConfig(Section):
     momentum: float = param(0.9, "SGD momentum.", ge=0.0, lt=1.0, step=0.05)
     weight_decay: float = param(0.0, "Weight decay (L2).", ge=0.0, le=1.0)
     schedule: Literal["none", "cosine", "step"] = param("cosine", "Learning-rate schedule.")
-    seed: int = param(0, "Random seed for initialisation and batch order.", ge=0)
+    seed: int = param(0, "Random seed for initialisation and batch order.", ge=0, le=MAX_SEED)
     device: Literal["auto", "cpu", "cuda", "mps"] = param(
         "auto", "Where to train: 'auto' picks CUDA, then MPS, then CPU."
     )
@@ -208,7 +210,9 @@ class TrainingConfig(Section):
         "augmentation is off and no feature or attention loss needs teacher feature maps.",
     )
     log_every: int = param(10, "Send a step event every N steps.", ge=1, le=100000)
-    num_threads: int | None = param(None, "CPU threads for torch (default: torch's choice).", ge=1)
+    num_threads: int | None = param(
+        None, "CPU threads for torch (default: torch's choice).", ge=1, le=4096
+    )
 
 
 class CompressionStep(Section):

@@ -96,10 +96,17 @@ class ParamSpec:
             return "one of " + ", ".join(str(c) for c in self.choices)
         lo = hi = ""
         if self.minimum is not None:
-            lo = f"{'>' if self.exclusive_min else '≥'} {self.minimum:g}"
+            lo = f"{'>' if self.exclusive_min else '≥'} {_number(self.minimum)}"
         if self.maximum is not None:
-            hi = f"{'<' if self.exclusive_max else '≤'} {self.maximum:g}"
+            hi = f"{'<' if self.exclusive_max else '≤'} {_number(self.maximum)}"
         return " and ".join(p for p in (lo, hi) if p)
+
+
+def _number(value: float) -> str:
+    """``4294967295`` rather than ``4.29497e+09`` for whole bounds; ``0.05`` for the rest."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}"
 
 
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:

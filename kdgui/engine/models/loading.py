@@ -212,7 +212,7 @@ def load_pickle(path: Path, *, trust: bool) -> Any:
                 "this file is a pickled Python object that can run code when loaded",
                 "Only if you trust its source, pass --trust (or set teacher.trust: true)",
                 source=src) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # RuntimeError, EOFError, OSError, SafetensorError (by suffix), ...
         raise ModelLoadError(f"the torch.save file cannot be read: {_first(exc)}",
                              "The file is truncated or damaged; save it again",
                              source=src) from None
