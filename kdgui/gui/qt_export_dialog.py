@@ -11,7 +11,6 @@ worker thread; the dialog only lists the choices and shows the records the job r
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from kdgui.core.formatting import fmt_count
 from kdgui.core.registry import REGISTRIES
+from kdgui.core.run_folders import EXPORT_DIR, read_summary
 from kdgui.gui.qt_worker import QtWorker
 
 #: The stage key meaning "the last model the run produced" (the compressed one, if any).
@@ -57,12 +57,8 @@ def stage_choices(run_dir: str | Path) -> list[StageChoice]:
     from kdgui.engine import jobs  # run_stages reads the folder only: no torch
 
     entries = jobs.run_stages(run_dir)
-    student_params = None
-    try:
-        summary = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
-        student_params = summary.get("student", {}).get("params")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        pass
+    student = (read_summary(run_dir) or {}).get("student")
+    student_params = student.get("params") if isinstance(student, dict) else None
     steps = [e for e in entries if e["stage"] != STUDENT
              and (e.get("metrics") or {}).get("name") != "before"]  # stage 0 = the student
     choices: list[StageChoice] = []
@@ -211,7 +207,7 @@ class QtExportDialog(QDialog):
         for comp in REGISTRIES["exporter"]:
             self.format_combo.addItem(f"{comp.name} — {comp.title}", comp.name)
             self.format_combo.setItemData(self.format_combo.count() - 1, comp.summary, 3)
-        self.path_edit = QLineEdit(str(Path(run_dir) / "export"))
+        self.path_edit = QLineEdit(str(Path(run_dir) / EXPORT_DIR))
         browse = QPushButton("…")
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()

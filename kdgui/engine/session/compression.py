@@ -16,6 +16,7 @@ from torch import nn
 from kdgui.core.config import DistillConfig
 from kdgui.core.errors import RunStopped
 from kdgui.core.events import Event, StageEvent, StateEvent
+from kdgui.core.run_folders import stages_dir
 from kdgui.engine.session.context import RunContext
 from kdgui.engine.session.exporting import example_batch
 from kdgui.engine.train_loop import Phase
@@ -53,7 +54,7 @@ def compress(
         finetune=finetune,
         steps_per_epoch=len(ctx.batches(shuffle=False)),
     )
-    pipeline = run_pipeline(student, ctx.config.compression.steps, cctx, ctx.run_dir.path / "stages")
+    pipeline = run_pipeline(student, ctx.config.compression.steps, cctx, stages_dir(ctx.run_dir.path))
     # The pipeline's stages are the metrics of the StageEvents it yields; kept as they pass so
     # that a stopped pipeline still reports what it measured.
     seen: list[dict[str, Any]] = []
