@@ -280,3 +280,37 @@ def test_export_writes_the_final_stage_of_a_compressed_run(tmp_path, capsys) -> 
 
     assert main(["export", str(run), "--format", "pt2", "--stage", "9_nope"]) == 2
     assert "2_prune-magnitude" in capsys.readouterr().err
+
+
+def test_sensitivity_of_a_runs_student_for_the_window(tmp_path) -> None:
+    """The window's call: the distilled student of a run folder, on the run's data."""
+    from kdgui.core.config_io import load_config
+    from kdgui.core.errors import UserError
+    from kdgui.engine.jobs import sensitivity_analysis
+
+    run = tmp_path / "run"
+    assert main(["demo", "--epochs", "1", "--quiet", "--set", "data.limit=240", "--out",
+                 str(run)]) == 0
+    config = load_config(run / "config.yaml")
+    table = sensitivity_analysis(config, "student", [0.5, 0.99], run)
+    assert table["model"] == "student" and table["source"].endswith("student.safetensors")
+    assert len(table["accuracy"]) == len(table["layers"]) and table["ratios"] == [0.5, 0.99]
+    with pytest.raises(UserError, match="no saved student"):
+        sensitivity_analysis(config, "student", [0.5], tmp_path)
+
+
+def test_python_api_compresses_and_exports_the_final_stage(user_models, tmp_path) -> None:
+    import kdgui.api as kd
+
+    model, _, arch = user_models["MLP"]
+    out = tmp_path / "c"
+    summary = kd.compress(model, "digits", out, arch=arch, limit=200,
+                          prune="unstructured:0.75")
+    final = summary["stages"][-1]
+    assert final["nonzero_params"] < summary["stages"][0]["nonzero_params"]
+    result = kd.export_run(out, ["pt2"], out_dir=tmp_path / "e")
+    assert result["stage"] == "1_prune" and result["exports"][0]["verified"]
+    params, nonzero = _counts(tmp_path / "e" / "model.pt2")
+    assert (params, nonzero) == (final["params"], final["nonzero_params"])
+    with pytest.raises(kd.UserError, match="already holds"):
+        kd.compress(model, "digits", out, arch=arch, limit=200, prune="unstructured:0.5")
