@@ -7,7 +7,7 @@ where multiprocessing spawns a fresh copy of the executable instead of forking.
 
 import multiprocessing
 
-from kdgui.cli.main import main
+from kdgui.launcher import main
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()
