@@ -1,4 +1,4 @@
-"""The run folder, owned in one place: its layout, its names, and reading and writing its plain files.
+"""The run folder, owned in one place: its layout, names, and reading and writing its plain files.
 
 Every run — from the window, ``kdgui run``, ``kdgui demo``, a sweep or the Python API — writes
 one folder (docs/run-folder.md)::
@@ -13,15 +13,12 @@ one folder (docs/run-folder.md)::
       summary.json                 written last and atomically: its presence means "completed"
       tags.json, lesson.json       tags and note (history), a classroom lesson's text
 
-The CLI, the window, the history index, the Netron view, the reports and the engine all read
-these names from here, so the layout can only change in one place. This module is torch-free
-(it is core): :class:`RunFolder` creates a folder and writes the event log and the summary;
-``kdgui.engine.rundir.RunDir`` adds the checkpoint, which needs torch.
-
-A new folder's name comes from the run's ``name``, which a config file or a user types: it is
-made safe (no path separators, no ``..``, at most :data:`MAX_NAME_CHARS` characters) and the
-result is checked to lie inside the runs root, so a name like ``x/../../ESCAPED`` cannot write
-anywhere else.
+The CLI, the window, the history, the Netron view, the reports and the engine read these names
+here, so the layout changes in one place. Torch-free (core): :class:`RunFolder` creates a folder
+and writes the event log and summary; ``kdgui.engine.rundir.RunDir`` adds the checkpoint (torch).
+A new folder's name comes from the run's ``name``, typed by a user: it is made safe (no
+separators, no ``..``, at most :data:`MAX_NAME_CHARS` characters) and checked to lie inside the
+runs root, so a name like ``x/../../ESCAPED`` cannot write anywhere else.
 """
 
 from __future__ import annotations
@@ -163,17 +160,10 @@ def find_run_folders(root: str | os.PathLike[str]) -> Iterator[Path]:
         yield base
         return
     for dirpath, dirnames, _ in os.walk(base):
-        here = Path(dirpath)
-        keep = []
-        for name in sorted(dirnames):
-            if name.startswith("."):
-                continue
-            sub = here / name
-            if is_run_folder(sub):
-                yield sub
-            else:
-                keep.append(name)
-        dirnames[:] = keep
+        subs = [Path(dirpath) / n for n in sorted(dirnames) if not n.startswith(".")]
+        runs = [p for p in subs if is_run_folder(p)]
+        yield from runs
+        dirnames[:] = [p.name for p in subs if p not in runs]  # a run's subfolders: not runs
 
 
 def file_stamps(run: str | os.PathLike[str]) -> list[float]:
@@ -191,11 +181,8 @@ def ensure_inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) ->
     base = Path(root).expanduser().resolve()
     target = Path(path).expanduser().resolve()
     if target != base and base not in target.parents:
-        raise ConfigError(
-            f"the run folder '{target}' would lie outside the runs folder '{base}'",
-            "Give the run a plain name (letters, digits, - and _), or choose the folder "
-            "with --out.",
-        )
+        raise ConfigError(f"the run folder '{target}' would lie outside the runs folder '{base}'",
+                          "Give the run a plain name (letters, digits, - and _), or use --out.")
     return target
 
 
@@ -250,14 +237,11 @@ def read_event_dicts(run: str | os.PathLike[str]) -> tuple[list[dict[str, Any]],
     bad = 0
     try:
         with open(metrics_path(run), encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
+            for line in filter(str.strip, fh):
                 try:
                     data = json.loads(line)
                 except ValueError:
-                    bad += 1
-                    continue
+                    data = None
                 if isinstance(data, dict):
                     events.append(data)
                 else:
@@ -271,9 +255,7 @@ def last_event(run: str | os.PathLike[str]) -> str | None:
     """The ``event`` of the last complete line of ``metrics.jsonl`` (reads only the end)."""
     try:
         with open(metrics_path(run), "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 65536))
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 65536))
             tail = fh.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return None
@@ -328,11 +310,9 @@ def read_run(path: str | os.PathLike[str]) -> RunContents:
     """
     p = Path(path)
     if not p.is_dir() or not is_run_folder(p):
-        raise ConfigError(
-            f"'{p}' is not a run folder (it needs {CONFIG_FILE} and {METRICS_FILE} or "
-            f"{SUMMARY_FILE})",
-            "Choose the folder of an earlier run, e.g. runs/…-demo.",
-        )
+        raise ConfigError(f"'{p}' is not a run folder (it needs {CONFIG_FILE} and {METRICS_FILE} "
+                          f"or {SUMMARY_FILE})",
+                          "Choose the folder of an earlier run, e.g. runs/…-demo.")
     record = RunContents(p)
     target = summary_path(p)
     if target.is_file():
@@ -371,31 +351,25 @@ class RunFolder:
         already holds a run."""
         p = Path(path)
         if metrics_path(p).exists() or summary_path(p).exists():
-            raise ConfigError(
-                f"'{p}' already holds a run",
-                "Choose another --out folder, or pass --resume to continue that run.",
-            )
+            raise ConfigError(f"'{p}' already holds a run",
+                              "Choose another --out folder, or pass --resume to continue that run.")
         try:
             p.mkdir(parents=True, exist_ok=True)
             probe = p / ".write-test"
             probe.write_text("ok")
             probe.unlink()
         except OSError as exc:
-            raise ConfigError(
-                f"cannot write to run folder '{p}': {exc.strerror or exc}",
-                "Choose a folder you can write to with --out.",
-            ) from None
-        run = cls(p)
+            raise ConfigError(f"cannot write to run folder '{p}': {exc.strerror or exc}",
+                              "Choose a folder you can write to with --out.") from None
         atomic_write_text(config_path(p), dump_config(config))
-        return run
+        return cls(p)
 
     @classmethod
     def open_existing(cls, path: str | os.PathLike[str]) -> RunFolder:
         p = Path(path)
         if not config_path(p).is_file():
-            raise ConfigError(
-                f"'{p}' is not a run folder (no {CONFIG_FILE})", "Pass the folder of an earlier run."
-            )
+            raise ConfigError(f"'{p}' is not a run folder (no {CONFIG_FILE})",
+                              "Pass the folder of an earlier run.")
         return cls(p)
 
     def log_event(self, event: Event) -> None:

@@ -1,4 +1,4 @@
-"""The run folder's one owner (kdgui.core.run_folders): layout, finding, safe names, reading back."""
+"""The run folder's one owner (kdgui.core.run_folders): layout, finding, safe names, reading."""
 
 from __future__ import annotations
 

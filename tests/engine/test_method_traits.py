@@ -1,4 +1,4 @@
-"""A new compression method or exporter is its module, its declaration and its test — nothing else.
+"""A new compression method or exporter is its module, its declaration and its test: nothing else.
 
 Each test declares a method or an exporter here, the way a new built-in would be declared in
 ``kdgui/core/components/``, and shows that the config, the pipeline's checks, the sweep's bit

@@ -3,8 +3,10 @@
 ``run_pipeline`` is a generator: it yields a :class:`StageEvent` for the model before any step and
 after each one, :class:`LogEvent` s for notes, the fine-tuning events of steps that train, and an
 :class:`ArtifactEvent` per saved stage; it *returns* ``(final model, stages)`` where ``stages`` is
-the list of those metrics dicts — what goes into ``summary.json``'s ``stages`` list. Every step is validated before the first one runs, so a bad
-parameter in step 3 fails at once instead of after minutes of pruning — and leaves no files.
+the list of those metrics dicts — what goes into ``summary.json``'s ``stages`` list. Every step
+is validated before the first one runs, from its parameters and the traits declared with its
+method, so a bad parameter or unmet need in step 3 fails at once instead of after minutes of
+pruning — and leaves no files.
 
 The claims are measured, not computed: when a step brings no speed-up (unstructured sparsity on
 dense CPU kernels, fake-quant), the log says so with the two measured latencies.
