@@ -34,6 +34,7 @@ from kdgui.core.config_io import atomic_write_text
 from kdgui.core.errors import CompressionError
 from kdgui.core.events import ArtifactEvent, Event, JobFinished, LogEvent, RunControl
 from kdgui.core.registry import decomposers, quantizers
+from kdgui.core.run_folders import stages_dir, summary_path
 from kdgui.engine.jobs._common import OutputFolder, guarded
 from kdgui.engine.jobs.export_job import export_formats, export_model_files
 from kdgui.engine.jobs.models import model_reference
@@ -170,7 +171,7 @@ def build_steps(req: CompressRequest) -> list[CompressionStep]:
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise CompressionError(f"--out {out} is a file", "Give a folder for the results.")
-    if (out / "summary.json").exists() or (out / "stages").exists():
+    if summary_path(out).exists() or stages_dir(out).exists():
         raise CompressionError(f"'{out}' already holds a compression result",
                                "Choose another --out folder (or delete that one).")
 
@@ -264,7 +265,7 @@ def _compress(req: CompressRequest, out: OutputFolder, control: RunControl
         yield LogEvent(level="info", message=f"training the model for {req.train_epochs} "
                        "epoch(s) before compressing it")
         yield from _stoppable(finetune(model, req.train_epochs), control)
-    pipeline = run_pipeline(model, steps, ctx, out.path / "stages")
+    pipeline = run_pipeline(model, steps, ctx, stages_dir(out.path))
     final, stages = yield from _stoppable(pipeline, control)
     metadata = {"input_shape": list(data.input_shape), "num_classes": data.num_classes,
                 "class_names": data.describe().get("class_names", []),
@@ -273,7 +274,7 @@ def _compress(req: CompressRequest, out: OutputFolder, control: RunControl
                                             metadata=metadata, stage=stages[-1]["name"])
     summary = {"model": req.model, "data": req.data, "input_shape": list(data.input_shape),
                "num_classes": data.num_classes, "stages": stages, "exports": exports}
-    path = out.path / "summary.json"
+    path = summary_path(out.path)
     atomic_write_text(path, json.dumps(summary, indent=2, default=str))
     yield ArtifactEvent(what="summary", path=str(path))
     yield JobFinished(job="compress", out_dir=str(out.path), result=summary)
