@@ -42,12 +42,12 @@ SUMMARY_FILE = "summary.json"
 TAGS_FILE = "tags.json"
 LESSON_FILE = "lesson.json"
 CHECKPOINT_FILE = "checkpoints/last.pt"
+PREVIOUS_CHECKPOINT_FILE = "checkpoints/prev.pt"  # the one before last.pt (damaged-resume fallback)
 STUDENT_FILE = "student/student.safetensors"
 STAGES_DIR = "stages"
 STAGE_METRICS_FILE = "metrics.json"
 EXPORT_DIR = "export"
-#: A sweep folder (its runs are run folders inside it) holds this file.
-SWEEP_FILE = "sweep.json"
+SWEEP_FILE = "sweep.json"  # marks a sweep folder (its runs are run folders inside it)
 #: Longest folder name made from a run's name (file systems allow 255 bytes; the stamp and a
 #: numeric suffix come on top, and a 50 MB name must never be copied into a path).
 MAX_NAME_CHARS = 80

@@ -27,11 +27,15 @@ import torch
 from kdgui.core.config_io import atomic_write_text
 from kdgui.core.errors import CheckpointDamaged
 from kdgui.core.events import Event, RunStarted
-from kdgui.core.run_folders import RunFolder, checkpoint_path, metrics_path
+from kdgui.core.run_folders import (
+    PREVIOUS_CHECKPOINT_FILE,
+    RunFolder,
+    checkpoint_path,
+    metrics_path,
+)
 
 #: Keys every training checkpoint holds (written by the session's epoch loop).
 CHECKPOINT_KEYS = ("distiller", "optimizer", "epoch", "step", "batch_rng", "torch_rng")
-PREVIOUS_FILE = "prev.pt"
 
 
 class RunDir(RunFolder):
@@ -47,7 +51,7 @@ class RunDir(RunFolder):
 
     @property
     def previous_checkpoint_path(self) -> Path:
-        return self.checkpoint_path.with_name(PREVIOUS_FILE)
+        return self.path / PREVIOUS_CHECKPOINT_FILE
 
     # -- writing ------------------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any]) -> Path:

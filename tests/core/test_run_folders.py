@@ -41,6 +41,7 @@ def test_layout_names_match_the_documented_folder(tmp_path: Path) -> None:
     assert rf.stages_dir(run) == run / "stages"
     doc = (Path(__file__).parents[2] / "docs" / "run-folder.md").read_text(encoding="utf-8")
     for name in (rf.CONFIG_FILE, rf.METRICS_FILE, rf.SUMMARY_FILE, rf.CHECKPOINT_FILE,
+                 rf.PREVIOUS_CHECKPOINT_FILE,
                  rf.STUDENT_FILE, rf.TAGS_FILE, rf.LESSON_FILE):
         assert f"`{name}`" in doc, name
 
