@@ -48,8 +48,7 @@ def test_import_contracts_hold() -> None:
 KDGUI = ROOT / "kdgui"
 FACADE = "kdgui.engine.jobs"
 
-#: Each front end: the files it is made of. The window is rewired to the facade by its own
-#: owner; until that is done its case is expected to fail (and says which imports remain).
+#: Each front end: the files it is made of.
 FRONT_ENDS = {
     "cli": sorted((KDGUI / "cli").rglob("*.py")),
     "api": [KDGUI / "api.py"],
@@ -113,12 +112,7 @@ def _facade_submodule_edges(files: list[Path]) -> list[str]:
             if module.startswith(FACADE + ".")]
 
 
-@pytest.mark.parametrize("front_end", [
-    "cli", "api", "launcher",
-    pytest.param("gui", marks=pytest.mark.xfail(
-        reason="the window is being rewired to kdgui.engine.jobs by its owner; remove this "
-        "mark when it passes", strict=False)),
-])
+@pytest.mark.parametrize("front_end", ["cli", "gui", "api", "launcher"])
 def test_front_end_imports_the_engine_only_through_its_facade(front_end: str) -> None:
     files = FRONT_ENDS[front_end]
     assert files, f"no files found for the {front_end} front end"
