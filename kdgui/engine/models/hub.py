@@ -78,6 +78,7 @@ def _transformers() -> Any:
             "Hugging Face folders need the 'transformers' package, which is not installed",
             "pip install transformers (or give the model as TorchScript, .pt2, ONNX or a "
             "state_dict with its architecture)", source="model") from None
+    transformers.utils.logging.disable_progress_bar()  # no bars on the user's console
     return transformers
 
 
