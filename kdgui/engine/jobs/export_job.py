@@ -126,7 +126,7 @@ def export_model_files(
                 records.append(record)
                 yield ArtifactEvent(what=f"export:{fmt}", path=record["path"], details=record)
                 continue
-            if isinstance(model, OnnxRuntimeModel):
+            if isinstance(model, OnnxRuntimeModel) and fmt != "onnx":  # onnx: the file
                 raise ExportError(f"the onnx-int8 model is an ONNX file and cannot be written as "
                                   f"{fmt}", f"Use the quantized file {model.path}.")
             result = export_model(model, fmt, target, example, metadata=metadata, verify=verify)
