@@ -101,12 +101,16 @@ def compress(args: argparse.Namespace) -> int:
             printer(event)
 
     control = RunControl()
-    last = consume(compress_job(request_from(args), control=control), show, control,
-                   what="the compression (nothing of it is kept)")
+    try:
+        last = consume(compress_job(request_from(args), control=control), show, control,
+                       what="the compression (nothing of it is kept)")
+    except UserError as exc:
+        if not control.stop_requested:
+            raise
+        print(f"kdgui: {exc.one_line()}", file=sys.stderr)
+        return 130
     if not isinstance(last, JobFinished):
         return 1
-    if last.stopped:
-        return 130
     summary = last.result
     if args.json:
         print(json.dumps(summary, indent=2, default=str))

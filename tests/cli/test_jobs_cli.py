@@ -314,3 +314,22 @@ def test_python_api_compresses_and_exports_the_final_stage(user_models, tmp_path
     assert (params, nonzero) == (final["params"], final["nonzero_params"])
     with pytest.raises(kd.UserError, match="already holds"):
         kd.compress(model, "digits", out, arch=arch, limit=200, prune="unstructured:0.5")
+
+
+def test_stopping_a_compression_keeps_nothing(user_models, tmp_path) -> None:
+    """'stop' sent into the job (the window's Stop, the CLI's Ctrl-C) after a stage was
+    written: the job ends with RunFailed and its folder is gone."""
+    from kdgui.core.events import ArtifactEvent, RunFailed
+    from kdgui.engine.jobs import CompressRequest, compress
+
+    model, _, arch = user_models["MLP"]
+    out = tmp_path / "c"
+    job = compress(CompressRequest(model=model, arch=arch, data="digits", limit=200,
+                                   out_dir=out, prune="unstructured:0.5", lowrank=0.5))
+    event = next(job)
+    while not (isinstance(event, ArtifactEvent) and event.what == "stage"):
+        event = next(job)
+    assert (out / "stages").is_dir()
+    rest = [job.send("stop"), *job]
+    assert isinstance(rest[-1], RunFailed) and "stopped" in rest[-1].error["what"]
+    assert not out.exists()
