@@ -45,13 +45,16 @@ class MethodTraits:
     ``trains_during_step``: the method fine-tunes inside its step (it needs finetune_epochs ≥ 1
     and does not get a second fine-tuning afterwards); ``produces_int8``: the result holds int8
     kernels, so it cannot be pruned, decomposed, quantized again or fine-tuned (it must be the last
-    step), and stores 8 bits per weight; ``needs_calibration``: it reads calibration data.
+    step), and stores 8 bits per weight; ``needs_calibration``: it reads calibration data;
+    ``needs_layers``: it changes PyTorch layers, so it cannot run on a model that is only a
+    TorchScript, .pt2 or ONNX file (ONNX Runtime int8 works on the exported file instead).
     """
 
     step_kind: str = ""
     trains_during_step: Trait = False
     produces_int8: bool = False
     needs_calibration: Trait = False
+    needs_layers: bool = True
 
     def trains(self, params: BaseModel | None = None) -> bool:
         return _holds(self.trains_during_step, params)
@@ -303,7 +306,8 @@ declare_method(
     "ONNX Runtime int8",
     "Exports the model to ONNX and quantizes the file with onnxruntime.quantization, for "
     "deployment with ONNX Runtime. Must be the last step.",
-    traits=MethodTraits(produces_int8=True, needs_calibration=lambda p: p.mode == "static"),
+    traits=MethodTraits(produces_int8=True, needs_calibration=lambda p: p.mode == "static",
+                        needs_layers=False),
 )
 declare_method(
     "quantize", "fake", FakeQuantParams, f"{_ENGINE}.quantize.fake:apply",

@@ -235,13 +235,9 @@ def feature_maps_refusal(model: Any, role: str = "teacher") -> str | None:
 
 
 
-#: Compression steps a wrapped model can take: int8 through ONNX Runtime works on the file
-#: itself, and fine-tuning works where the parameters train (TorchScript).
-_OPAQUE_STEPS = {("quantize", "onnx-int8")}
-
-
 def refuse_compression(model: Any, steps: list[Any]) -> None:
     """A CompressionError before any work when a step needs layers ``model`` does not expose."""
+    from kdgui.core.components.compression import STEP_KINDS, method_traits
     from kdgui.core.errors import CompressionError
 
     title = opaque_title(model)
@@ -250,7 +246,9 @@ def refuse_compression(model: Any, steps: list[Any]) -> None:
     for i, step in enumerate(steps, 1):
         if step.kind == "finetune" and getattr(model, "kdgui_trainable", False):
             continue
-        if (step.kind, getattr(step, "method", "")) in _OPAQUE_STEPS:
+        # Methods declared with needs_layers=False (ONNX Runtime int8) work on the file itself;
+        # fine-tuning works where the parameters train (TorchScript).
+        if step.kind in STEP_KINDS and not method_traits(step.kind, step.method).needs_layers:
             continue
         what = "fine-tuning" if step.kind == "finetune" else f"{step.kind}:{step.method}"
         article = "an" if title[:1] in "AEIOU" else "a"
