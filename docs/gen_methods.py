@@ -114,6 +114,7 @@ def render_traits(kind: str, name: str) -> str:
         "makes an int8 model (must be the last step)" if traits.produces_int8 else None,
         said(traits.needs_calibration, "needs calibration data",
              "may need calibration data, depending on its parameters"),
+        None if traits.needs_layers else "also works on a TorchScript, .pt2 or ONNX model file",
     ) if n]
     return f"**Traits:** {'; '.join(notes)}.\n" if notes else ""
 
