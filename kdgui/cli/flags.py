@@ -8,6 +8,7 @@ without touching the CLI. Each flag only overrides the config when given.
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from kdgui.core.config import DistillConfig, ExperimentConfig, TrainingConfig
@@ -55,6 +56,24 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                 kwargs["type"] = float if spec.kind == "float" else int
                 kwargs["metavar"] = spec.name.upper()
             grp.add_argument(_flag_name(spec), **kwargs)
+    grp = parser.add_argument_group(
+        "compression of the distilled student (as in 'kdgui compress'; replaces the config's "
+        "compression.steps)")
+    grp.add_argument("--prune", metavar="unstructured:S|structured:R",
+                     help="magnitude pruning to sparsity S, or remove a fraction R of channels")
+    grp.add_argument("--gradual", action="store_true", default=None,
+                     help="prune gradually during --finetune-epochs of fine-tuning")
+    grp.add_argument("--finetune-epochs", type=int, metavar="N",
+                     help="fine-tune N epochs after pruning / low-rank (QAT trains N epochs)")
+    grp.add_argument("--lowrank", type=float, metavar="FRACTION",
+                     help="low-rank factorisation keeping this fraction of each layer's rank")
+    grp.add_argument("--lowrank-method", metavar="METHOD",
+                     help="decomposer: svd (Linear layers, default) or conv (convolutions)")
+    grp.add_argument("--lowrank-layers", metavar="NAMES",
+                     help="comma-separated layer names to factorise (default: every eligible "
+                     "layer but the output)")
+    grp.add_argument("--quantize", metavar="METHOD",
+                     help="dynamic-int8, static-int8, qat-int8, onnx-int8 or fake:BITS")
     parser.add_argument("--export", metavar="FORMATS",
                         help="export the final model: comma-separated state_dict, safetensors, "
                         "pt2, onnx, torchscript (config: export.formats)")
@@ -92,10 +111,26 @@ def apply_config_flags(config: ExperimentConfig, args: argparse.Namespace) -> Ex
         if key.startswith("cfg__") and value is not None:
             _, section, name = key.split("__", 2)
             put(f"{section}.{name}", value, "--" + name.replace("_", "-"))
+    steps = _compression_steps(args)
+    if steps is not None:
+        overrides.append("compression.steps=" + json.dumps(steps))
+        labels["compression.steps"] = "--prune/--lowrank/--quantize"
     overrides.extend(args.set)
     for item in args.set:  # a later --set of the same key is what the error is about
         labels.pop(item.partition("=")[0].strip(), None)
     return apply_overrides(config, overrides, labels) if overrides else config
+
+
+def _compression_steps(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+    """The compression flags as ``compression.steps`` (None when none was given)."""
+    given = {k: getattr(args, k) for k in ("prune", "gradual", "finetune_epochs", "quantize",
+                                           "lowrank", "lowrank_method", "lowrank_layers")
+             if getattr(args, k, None) is not None}
+    if not given:
+        return None
+    from kdgui.engine.jobs import compression_steps
+
+    return [s.model_dump(mode="json") for s in compression_steps(**given)]
 
 
 def _yaml_scalar(value: Any) -> str:

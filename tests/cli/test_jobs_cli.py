@@ -84,7 +84,7 @@ def test_run_without_a_config_file(user_models, tmp_path, capsys) -> None:
     out = tmp_path / "run"
     code = main(["run", "--teacher", teacher, "--arch", arch, "--data", "digits", "--out",
                  str(out), "--epochs", "1", "--quiet", "--set", "data.limit=240",
-                 "--export", "onnx"])
+                 "--prune", "structured:0.5", "--export", "onnx"])
     assert code == 0, capsys.readouterr().err
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["teacher"]["path"] == teacher and saved["teacher"]["arch"] == arch
@@ -94,6 +94,9 @@ def test_run_without_a_config_file(user_models, tmp_path, capsys) -> None:
     assert summary["completed"] and summary["teacher"]["params"] == 64 * 48 + 48 + 48 * 32 + 32 \
         + 32 * 10 + 10
     assert [e["format"] for e in summary["exports"] if e["ok"]] == ["onnx"]
+    assert saved["compression"]["steps"][0]["method"] == "structured"
+    assert [s["name"] for s in summary["stages"]] == ["before", "prune"]
+    assert summary["stages"][1]["params"] < summary["student"]["params"]
 
 
 def test_run_without_config_or_model_says_what_to_give(tmp_path, capsys) -> None:

@@ -37,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "compress": "compress_job:compress",
     "CompressRequest": "compress_job:CompressRequest",
     "quantize_choices": "compress_job:quantize_choices",
+    "compression_steps": "compress_job:compression_steps",
     "sensitivity": "sensitivity_job:sensitivity",
     "sensitivity_of_run": "sensitivity_job:sensitivity_of_run",
     "sensitivity_analysis": "sensitivity_job:analyze",

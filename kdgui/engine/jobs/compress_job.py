@@ -168,6 +168,24 @@ def build_steps(req: CompressRequest) -> list[CompressionStep]:
     return steps
 
 
+def compression_steps(*, prune: str | None = None, gradual: bool = False,
+                      finetune_epochs: int = 0, quantize: str | None = None,
+                      lowrank: float | None = None, lowrank_method: str = "svd",
+                      lowrank_layers: str | None = None) -> list[CompressionStep]:
+    """The steps the compression flags describe, for a run's ``compression.steps`` (``kdgui
+    run --prune ...``): the same rules as ``compress``. Low-rank layers are exact names here
+    (the student is built later, in the run, so there is no model to match patterns against)."""
+    steps = build_steps(CompressRequest(
+        model="", data="", out_dir="", prune=prune, gradual=gradual,
+        finetune_epochs=finetune_epochs, quantize=quantize, lowrank=lowrank,
+        lowrank_method=lowrank_method, lowrank_layers=lowrank_layers))
+    names = [n.strip() for n in (lowrank_layers or "").split(",") if n.strip()]
+    if names:
+        steps = [_step(**{**s.model_dump(), "params": {**s.params, "layers": names}})
+                 if s.kind == "lowrank" else s for s in steps]
+    return steps
+
+
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise CompressionError(f"--out {out} is a file", "Give a folder for the results.")
@@ -299,4 +317,5 @@ def _stoppable(events: Generator[Event, Any, Any], control: RunControl
         yield event
 
 
-__all__ = ["CompressRequest", "build_steps", "compress", "match_layers", "quantize_choices"]
+__all__ = ["CompressRequest", "build_steps", "compress", "compression_steps", "match_layers",
+           "quantize_choices"]
