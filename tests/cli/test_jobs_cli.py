@@ -336,3 +336,19 @@ def test_stopping_a_compression_keeps_nothing(user_models, tmp_path) -> None:
     rest = [job.send("stop"), *job]
     assert isinstance(rest[-1], RunFailed) and "stopped" in rest[-1].error["what"]
     assert not out.exists()
+
+
+def test_leaving_a_finished_job_early_keeps_its_output(user_models, tmp_path) -> None:
+    """A script may stop iterating at JobFinished: the complete result must stay."""
+    from kdgui.core.events import JobFinished
+    from kdgui.engine.jobs import CompressRequest, compress
+
+    model, _, arch = user_models["MLP"]
+    out = tmp_path / "c"
+    job = compress(CompressRequest(model=model, arch=arch, data="digits", limit=200,
+                                   out_dir=out, prune="unstructured:0.5"))
+    for event in job:
+        if isinstance(event, JobFinished):
+            break
+    job.close()
+    assert (out / "summary.json").is_file() and (out / "stages" / "1_prune").is_dir()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kdgui.core.errors import UserError
-from kdgui.core.events import Event, RunControl, RunFailed
+from kdgui.core.events import Event, JobFinished, RunControl, RunFailed, RunFinished
 
 JobGenerator = Generator[Event, "str | None", Any]
 
@@ -50,25 +50,29 @@ def guarded(
     """Run ``body``: pass its events on, apply commands sent in, and turn an exception into a
     final ``RunFailed`` after calling ``cleanup`` (which removes the job's partial output).
 
-    Ctrl-C (``KeyboardInterrupt``) and a closed generator also clean up, then propagate:
-    a half-written output folder is worth nothing to anyone.
+    Ctrl-C (``KeyboardInterrupt``) and a generator closed before its end also clean up, then
+    propagate: a half-written output folder is worth nothing to anyone. Once the job has
+    yielded its ``JobFinished``/``RunFinished``, its output is complete and is never removed
+    (a consumer may stop iterating right there).
     """
     control = control or RunControl()
+    finished = False  # the job's result is complete: never clean it up after that
     try:
         event = next(body)
         while True:
+            finished = finished or isinstance(event, (JobFinished, RunFinished))
             control.apply((yield event))
             event = next(body)
     except StopIteration as stop:
         return stop.value
     except Exception as exc:
         failed = failure(exc, where)
-        if cleanup is not None:
+        if cleanup is not None and not finished:
             cleanup()
         yield failed
         return None
-    except BaseException:
-        if cleanup is not None:
+    except BaseException:  # Ctrl-C, or the consumer closed the generator
+        if cleanup is not None and not finished:
             cleanup()
         raise
 
