@@ -208,7 +208,7 @@ def read_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """A JSON object from ``path``, or None when missing, damaged or not an object."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -225,7 +225,7 @@ def read_config_dict(run: str | os.PathLike[str]) -> dict[str, Any]:
 
     try:
         data = yaml.safe_load(config_path(run).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, RecursionError, yaml.YAMLError):  # not UTF-8, nested too deep
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -240,7 +240,7 @@ def read_event_dicts(run: str | os.PathLike[str]) -> tuple[list[dict[str, Any]],
             for line in filter(str.strip, fh):
                 try:
                     data = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     data = None
                 if isinstance(data, dict):
                     events.append(data)
@@ -262,7 +262,7 @@ def last_event(run: str | os.PathLike[str]) -> str | None:
     for line in reversed(tail):
         try:
             data = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(data, dict):
             return data.get("event")
@@ -318,7 +318,7 @@ def read_run(path: str | os.PathLike[str]) -> RunContents:
     if target.is_file():
         try:
             record.summary = json.loads(target.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise ConfigError(f"cannot read '{target}': {exc}",
                               f"The file is damaged; the run's {METRICS_FILE} may still open.") \
                 from None

@@ -204,7 +204,7 @@ def _read_lines(path: Path) -> list[tuple[str, dict[str, Any] | None]]:
             continue
         try:
             data = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # a line cut by the kill, or garbage
             data = None
         out.append((line, data if isinstance(data, dict) else None))
     return out
