@@ -10,6 +10,8 @@ Run it directly to see the Markdown: ``.venv/bin/python docs/gen_methods.py``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from kdgui.core.params import ParamSpec
 from kdgui.core.registry import KINDS, REGISTRIES, Component
 
@@ -92,8 +94,14 @@ def render_formats() -> str:
              "|---|---|---|---|"]
     for fmt in export_formats():
         lines.append(f"| `{fmt.name}` | `model{fmt.suffix}` | {_cell(fmt.verify)} | "
-                     f"{'yes' if fmt.holds_int8 else 'no (needs a float model)'} |")
+                     f"{_int8(fmt)} |")
     return "\n".join([*lines, ""])
+
+
+def _int8(fmt: Any) -> str:
+    if fmt.holds_static_int8:
+        return "yes"
+    return "dynamic int8 only" if fmt.holds_int8 else "no (needs a float model)"
 
 
 def render_traits(kind: str, name: str) -> str:

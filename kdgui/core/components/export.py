@@ -25,9 +25,11 @@ class ExportFormat:
 
     ``suffix``: the file extension written (``RUN/export/model<suffix>``) and recognised when
     reloading; ``verify``: how a written file is checked before it is moved into place;
-    ``holds_int8``: whether the format can carry ``torch.ao`` int8 layers (packed weights) —
-    the others need a float model; ``weights_only``: the file holds weights without the
-    architecture, so reloading it needs the model (or KD Studio's metadata).
+    ``holds_int8``: whether the format can carry a ``torch.ao`` dynamic-int8 model (packed
+    weights) — the others need a float model; ``holds_static_int8``: also a static (torch.fx)
+    int8 model, whose quantized activations only TorchScript and a state_dict keep;
+    ``weights_only``: the file holds weights without the architecture, so reloading it needs the
+    model (or KD Studio's metadata).
     """
 
     name: str
@@ -35,6 +37,7 @@ class ExportFormat:
     verify: str
     holds_int8: bool
     weights_only: bool = False
+    holds_static_int8: bool = False
 
 
 #: Format name → its row, filled by :func:`declare_format` (read it through the functions below).
@@ -52,10 +55,12 @@ def declare_format(
     verify: str,
     holds_int8: bool,
     weights_only: bool = False,
+    holds_static_int8: bool = False,
 ) -> Component:
     """Register an exporter and its row of the format table in one declaration."""
     component = register("exporter", name, params, impl, title, summary)
-    FORMATS[name] = ExportFormat(name, suffix, verify, holds_int8, weights_only)
+    FORMATS[name] = ExportFormat(name, suffix, verify, holds_int8, weights_only,
+                                 holds_static_int8)
     return component
 
 
@@ -80,9 +85,9 @@ def format_names() -> list[str]:
     return [f.name for f in export_formats()]
 
 
-def int8_formats() -> list[str]:
-    """Formats that can hold a ``torch.ao`` int8 model."""
-    return [f.name for f in export_formats() if f.holds_int8]
+def int8_formats(*, static: bool = False) -> list[str]:
+    """Formats that can hold a ``torch.ao`` dynamic-int8 model (``static``: a static one)."""
+    return [f.name for f in export_formats() if (f.holds_static_int8 if static else f.holds_int8)]
 
 
 def format_of_suffix(suffix: str) -> str | None:
@@ -148,6 +153,7 @@ declare_format(
     "outputs compared with PyTorch's",
     holds_int8=True,
     weights_only=True,
+    holds_static_int8=True,
 )
 declare_format(
     "safetensors",
@@ -194,4 +200,5 @@ declare_format(
     suffix=".ts",
     verify="torch.jit.load; outputs compared with PyTorch's",
     holds_int8=True,
+    holds_static_int8=True,
 )

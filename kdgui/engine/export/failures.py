@@ -41,7 +41,7 @@ def compatible_formats(model: nn.Module) -> list[str]:
         return format_names()
     if all(type(m).__module__.startswith("torch.ao.nn.quantized.dynamic") for m in quantized):
         return int8_formats()
-    return [f for f in int8_formats() if f in ("state_dict", "torchscript")]
+    return int8_formats(static=True)
 
 
 def culprit(exc: BaseException, model: nn.Module) -> str:
