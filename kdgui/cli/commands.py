@@ -165,7 +165,10 @@ def format_inspection(info: dict[str, Any]) -> str:
                          f"{t.get('dtype', '')}")
     for note in info.get("notes", []) or []:
         lines.append(f"note: {note}")
-    return "\n".join(lines)
+    # Layer and tensor names come from the file: shown escaped, never as terminal codes.
+    from kdgui.core.errors import printable
+
+    return "\n".join(printable(line) for line in lines)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -260,6 +260,11 @@ def test_first_bytes_are_quoted_escaped(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\x07" not in err
     assert "\\x1b]0;owned\\x07" in err  # shown, but as text
+    names = tmp_path / "names.pt"  # tensor names are the file's text too
+    torch.save({"\x1b]0;owned\x07w": torch.zeros(2)}, names)
+    assert main(["inspect", str(names)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b]0;owned\\x07w" in out
 
 
 def test_trust_says_what_was_trusted_with_its_hash_and_when(tmp_path, capsys) -> None:
