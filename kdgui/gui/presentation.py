@@ -86,6 +86,9 @@ def _scale_plot(plot: pg.PlotWidget, on: bool, scale: float) -> None:
         if on and size.endswith("pt"):
             size = f"{float(size[:-2]) * scale:g}pt"
         title.setText(title.text, size=size)
+    owner = plot.parentWidget()
+    if owner is not None and hasattr(owner, "fit_title"):
+        owner.fit_title()  # the larger title is elided to the plot's width, never cut off
     for item in plot_item.items:
         _scale_item(item, on)
 

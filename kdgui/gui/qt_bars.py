@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QApplication, QWidget
 
-from kdgui.gui.qt_plot_base import SERIES_COLORS, QtLivePlot, background, foreground
+from kdgui.gui.qt_plot_base import SERIES_COLORS, QtLivePlot, foreground
 
 
 def _si(value: float) -> str:
@@ -111,11 +111,13 @@ class QtBars(QtLivePlot):
     redraw, and redrawn when the plot is resized)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("Before / after: % of the teacher (labels: absolute values)", parent)
-        self.plot.setLabel("left", "relative to first stage", units="%")
+        super().__init__("Before / after (% of the teacher)", parent)
+        self.plot.setLabel("left", "% of first stage")
         self.plot.showGrid(y=True, alpha=0.2)
         self.plot.setMouseEnabled(x=False, y=False)
         self._set_ticks(zip_size=True)
+        # The (never shown) top axis gives its layout cell, above the bars, to the legend.
+        self.plot.layout.removeItem(self.plot.getAxis("top"))
         self.legend: pg.LegendItem | None = None
         self.stages: dict[str, dict[str, float]] = {}
         self._zip: dict[str, bool] = {}
@@ -147,32 +149,35 @@ class QtBars(QtLivePlot):
         if self.stages:
             self.mark_dirty()
 
-    def _new_legend(self, names: list[str], colors: list[str], width_px: float) -> float:
-        """A fresh legend (pyqtgraph's loses items when re-laid out) with as many columns as
-        fit ``width_px``; returns its height in pixels."""
-        if self.legend is not None and self.legend.scene() is not None:
-            self.legend.scene().removeItem(self.legend)
+    def _new_legend(self, names: list[str], colors: list[str], width_px: float) -> None:
+        """A fresh legend (pyqtgraph's loses items when re-laid out) in the plot's empty
+        top-axis row, above the view box: it takes space from the bars instead of covering
+        them, wraps into as many columns as fit ``width_px``, and is part of saved images."""
+        if self.legend is not None:
+            self.plot.layout.removeItem(self.legend)
+            if self.legend.scene() is not None:
+                self.legend.scene().removeItem(self.legend)
+            self.legend = None
+        if not names:
+            return
         metrics = QFontMetrics(QApplication.font())
-        col_w = max(metrics.horizontalAdvance(n) for n in names) + 50
-        columns = max(1, min(len(names), int((width_px - 16) // col_w)))
-        legend = pg.LegendItem(offset=(8, 2), colCount=columns, labelTextColor=foreground(),
-                               brush=pg.mkBrush(background() + "c8"))
-        legend.setParentItem(self.plot.getViewBox())
+        col_w = max(metrics.horizontalAdvance(n) for n in names) + 44
+        columns = max(1, min(len(names), int((width_px - 8) // col_w)))
+        legend = pg.LegendItem(colCount=columns, labelTextColor=foreground())
         for name, color in zip(names, colors, strict=True):
             legend.addItem(pg.BarGraphItem(x=[0], height=[1], width=1, brush=color, pen=None),
                            name)
+        self.plot.layout.addItem(legend, 1, 1)
+        self.plot.layout.setRowStretchFactor(1, 0)
         legend.updateSize()
         self.legend = legend
-        rows = -(-len(names) // columns)
-        return max(legend.boundingRect().height(), rows * (metrics.height() + 8) + 6)
 
     def redraw(self) -> None:
         for item in self._items:
             self.plot.removeItem(item)
         self._items.clear()
         if not self.stages:
-            if self.legend is not None:
-                self.legend.clear()
+            self._new_legend([], [], 0)
             return
         names = list(self.stages)
         self._set_ticks(zip_size=all(self._zip.get(n, False) for n in names))
@@ -214,10 +219,12 @@ class QtBars(QtLivePlot):
                 longest = max(longest, label_metrics.horizontalAdvance(text))
         view = self.plot.getViewBox().sceneBoundingRect()
         w_px = view.width() if view.width() > 50 else 400.0
-        h_px = view.height() if view.height() > 50 else 250.0
-        legend_px = self._new_legend(names, colors, w_px)
+        self._new_legend(names, colors, w_px)
+        self.plot.layout.activate()  # the legend's row is taken from the bars' height now
+        view = self.plot.getViewBox().sceneBoundingRect()
+        h_px = view.height() if view.height() > 50 else 200.0
         label_px = (longest + 8) if upright else (label_metrics.height() + 4)
-        free = max(0.3, 1.0 - (label_px + legend_px + 8) / h_px)
+        free = max(0.3, 1.0 - (label_px + 6) / h_px)
         self.plot.setXRange(-0.5, len(GROUPS) - 0.5, padding=0)
         self.plot.setYRange(0, top / free, padding=0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,17 @@ DATASET_SUGGESTIONS = (
     "svhn:data", "folder:PATH",
 )
 TILE = 56
+#: Config names that are not the user's own choice (the demo's and the schema's defaults).
+DEFAULT_NAMES = ("demo", "experiment")
+
+
+def data_run_name(spec: str) -> str:
+    """A run name from a dataset spec: ``mnist:data`` → ``mnist``, ``folder:/x/flowers`` →
+    ``flowers``."""
+    kind, _, rest = spec.strip().partition(":")
+    if kind == "folder" and rest.strip():
+        return Path(rest.strip().rstrip("/\\")).name or "folder"
+    return kind or "data"
 
 
 def to_pixmap(image: np.ndarray, size: int = TILE) -> QPixmap:
@@ -128,7 +140,15 @@ class QtDataPanel(QtPanel):
         self.spec_combo.setEditText(self.state.get(("data", "spec")) or "")
 
     def _spec_edited(self) -> None:
-        self.state.set(("data", "spec"), self.spec_combo.currentText().strip())
+        spec = self.spec_combo.currentText().strip()
+        old = self.state.get(("data", "spec")) or ""
+        if spec == old:
+            return
+        # Run folders are named after the config's name: follow the data unless the user
+        # named the experiment (every folder used to end in "-demo" whatever the data).
+        if (self.state.get(("name",)) or "") in ("", *DEFAULT_NAMES, data_run_name(old)):
+            self.state.set(("name",), data_run_name(spec))
+        self.state.set(("data", "spec"), spec)
 
     def browse_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Image folder (one sub-folder per class)")

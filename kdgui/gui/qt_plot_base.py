@@ -130,6 +130,8 @@ class QtLivePlot(QWidget):
         self.plot = self.plot_widget.getPlotItem()
         fg = foreground()
         self.plot.setTitle(title, color=fg, size="10pt")
+        self._full_title = title
+        self.plot.getViewBox().sigResized.connect(lambda *_args: self.fit_title())
         for name in ("left", "bottom"):
             axis = self.plot.getAxis(name)
             axis.setPen(fg)
@@ -150,6 +152,26 @@ class QtLivePlot(QWidget):
         self._dirty = False
         self._cost_s: float | None = None
         self.redraw_count = 0
+
+    def fit_title(self) -> str:
+        """Elide the title to the plot's width ("…"), so a narrow plot or presentation mode's
+        larger font never cuts it off at both ends; returns the text shown."""
+        from PySide6.QtGui import QFont, QFontMetrics
+
+        title = self.plot.titleLabel
+        size = str(title.opts.get("size") or "10pt")
+        font = QFont(self.font())
+        if size.endswith("pt"):
+            font.setPointSizeF(float(size[:-2]))
+        # The title is centred over the view box (not over the axes or a colour bar).
+        view_width = self.plot.getViewBox().width()
+        available = max(40, int(view_width if view_width > 40 else self.plot_widget.width())
+                        - 8)
+        text = QFontMetrics(font).elidedText(self._full_title, Qt.TextElideMode.ElideRight,
+                                             available)
+        if text != title.text:
+            title.setText(text, size=size)
+        return text
 
     def add_legend(self, offset: tuple[int, int]) -> pg.LegendItem:
         """A legend on a translucent panel, so curves behind it stay visible."""

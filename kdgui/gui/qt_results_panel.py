@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -86,6 +86,7 @@ class QtResultsPanel(QtPanel):
         self.root_label.setWordWrap(True)
         self.run_list = QListWidget()
         self.run_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.run_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep the data's name
         self.run_list.itemSelectionChanged.connect(self._selection_changed)
         self.run_list.itemDoubleClicked.connect(lambda _i: self._curves_clicked())
         buttons = QHBoxLayout()
@@ -118,8 +119,8 @@ class QtResultsPanel(QtPanel):
         from PySide6.QtWidgets import QComboBox
 
         self.plot_format = QComboBox()
-        self.plot_format.addItem("as PNG images", "png")
-        self.plot_format.addItem("as SVG drawings", "svg")
+        self.plot_format.addItem("as PNG", "png")
+        self.plot_format.addItem("as SVG", "svg")
         for b in (self.curves_button, self.export_button, self.save_plots_button,
                   self.plot_format):
             actions.addWidget(b)
@@ -133,8 +134,7 @@ class QtResultsPanel(QtPanel):
         r_layout.addWidget(self.problems_label)
         self.compare = QTableWidget(0, 0)
         self.compare.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.compare.verticalHeader().setDefaultSectionSize(22)
-        self.compare.setMinimumHeight(22 * (len(COMPARE_ROWS) + 3) + 8)
+        self._fit_table()
         compare_box = QGroupBox("Comparison")
         c_layout = QVBoxLayout(compare_box)
         c_layout.addWidget(self.compare)
@@ -164,6 +164,20 @@ class QtResultsPanel(QtPanel):
         self._selection_changed()
 
     # -- the run list ----------------------------------------------------------------------------
+    def _fit_table(self) -> None:
+        """Row height and table height from the current font: presentation mode's larger font
+        in fixed 22 px rows cut the text and the run names in the header."""
+        row = self.compare.fontMetrics().height() + 6
+        self.compare.verticalHeader().setDefaultSectionSize(row)
+        self.compare.horizontalHeader().setMinimumHeight(row)
+        self.compare.setMinimumHeight(row * (len(COMPARE_ROWS) + 3) + 8)
+        self.compare.resizeColumnsToContents()
+
+    def changeEvent(self, event: Any) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_table()
+
     def showEvent(self, event: Any) -> None:
         """Show the newest run when the panel opens with nothing selected."""
         super().showEvent(event)

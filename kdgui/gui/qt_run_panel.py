@@ -8,6 +8,7 @@ redraw at most 30 times a second.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QWidget,
 )
@@ -120,6 +122,11 @@ class QtRunPanel(QtPanel):
         self.eta_label = QLabel("ETA –")
         self.eta_label.setMinimumWidth(90)
         self.status_label = QLabel("Ready.")
+        # A long line must not widen the panel past the window (which pushed the right-hand
+        # plots out of view at 1024 px and in presentation mode); word wrap would make the
+        # scroll area size the plots by their height-for-width instead, so the label may clip.
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                        QSizePolicy.Policy.Preferred)
         self.problems_label = QLabel()
         self.problems_label.setObjectName("runProblems")
         self.problems_label.setStyleSheet(PROBLEM_STYLE)
@@ -363,8 +370,9 @@ class QtRunPanel(QtPanel):
         if student.get("accuracy") is not None and teacher.get("accuracy") is not None:
             return (f"{head}: student {100 * student['accuracy']:.2f}% vs teacher "
                     f"{100 * teacher['accuracy']:.2f}% with "
-                    f"{s.get('compression_ratio', 0):.1f}× fewer parameters · {ev.run_dir}")
-        return f"{head} · {ev.run_dir}"
+                    f"{s.get('compression_ratio', 0):.1f}× fewer parameters · "
+                    f"{Path(ev.run_dir).name}")
+        return f"{head} · {Path(ev.run_dir).name}"
 
     def _log(self, text: str) -> None:
         self.log.appendPlainText(text)

@@ -77,9 +77,30 @@ class QtSensitivityView(QWidget):
                                         interactive=False, label="points lost")
         self.colorbar.setImageItem(self.image, insert_in=self.plot)
         layout.addWidget(self.plot_widget, 1)
+        self.hover_label = QLabel("Hover over a cell to read its value.")
+        layout.addWidget(self.hover_label)
+        self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
         results = getattr(window, "results_panel", None)
         if results is not None:
             results.run_selected.connect(self.set_run)
+
+    def cell_text(self, x: float, y: float) -> str | None:
+        """The layer, sparsity and accuracy lost of the cell at data point (x, y)."""
+        if self.result is None:
+            return None
+        layers, ratios = self.result["layers"], self.result["ratios"]
+        col, row = int(np.floor(x)), int(np.floor(y))
+        if not (0 <= row < len(layers) and 0 <= col < len(ratios)):
+            return None
+        drop = 100 * float(np.asarray(self.result["accuracy_drop"])[row, col])
+        return f"{layers[row]} pruned to {ratios[col]:.0%}: −{drop:.2f} accuracy points"
+
+    def _mouse_moved(self, scene_pos: Any) -> None:
+        view = self.plot.getViewBox()
+        point = view.mapSceneToView(scene_pos)
+        text = self.cell_text(point.x(), point.y())
+        if text:
+            self.hover_label.setText(text)
 
     def set_run(self, run_dir: str | None) -> None:
         """Analyse ``run_dir`` from now on (selected under Results, or just finished), with the

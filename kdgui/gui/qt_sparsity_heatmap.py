@@ -22,7 +22,7 @@ def short_name(name: str) -> str:
 
 class QtSparsityHeatmap(QtLivePlot):
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("Per-layer sparsity (fraction of zero weights)", parent)
+        super().__init__("Sparsity per layer (fraction of zeros)", parent)
         self.plot.setLabel("bottom", "epoch")
         self.plot.invertY(True)
         self.plot.setMouseEnabled(x=True, y=False)
@@ -84,6 +84,30 @@ class QtSparsityHeatmap(QtLivePlot):
         self.plot.getAxis("left").setTicks([ticks[::step], []])
         self.plot.setXRange(left, left + spacing * n, padding=0)
         self.plot.setYRange(0, data.shape[0], padding=0)
+
+    def cell_at(self, x: float, y: float) -> tuple[int, int] | None:
+        """(layer row, column) of the cell under data point (x, y), None outside the image."""
+        if not self.columns or not self.layer_names:
+            return None
+        n = len(self.columns)
+        spacing = (self.xs[-1] - self.xs[0]) / (n - 1) if n > 1 else 1.0
+        col = int(np.floor((x - (self.xs[0] - spacing / 2)) / spacing))
+        row = int(np.floor(y))
+        if not (0 <= col < n and 0 <= row < len(self.layer_names)):
+            return None
+        return row, col
+
+    def hover_text(self, x: float, y: float) -> str | None:
+        """The layer, the time and the sparsity of the cell under the mouse."""
+        cell = self.cell_at(x, y)
+        if cell is None:
+            return None
+        row, col = cell
+        value = float(self.columns[col][row]) if row < len(self.columns[col]) else float("nan")
+        stage = f" ({self.stages[col]})" if self.stages[col] else ""
+        shown = "not measured" if value != value else f"{100 * value:.1f}% zeros"
+        return (f"{self.layer_names[row]}\n{self.unit} {self.xs[col]:g}{stage}\n"
+                f"sparsity {shown}")
 
     def highlight(self, name: str) -> bool:
         """Outline the row of layer ``name`` (as selected in the Models view's layer table)."""

@@ -175,7 +175,8 @@ def test_bars_legend_keeps_every_stage_inside_and_above_the_labels(qtbot, size) 
     bars.plot_widget.viewport().repaint()
     view = bars.plot.getViewBox().sceneBoundingRect()
     legend = bars.legend.sceneBoundingRect()
-    assert view.contains(legend), (view, legend)  # not clipped ("acher")
+    assert bars.plot.sceneBoundingRect().contains(legend), legend  # not clipped ("acher")
+    assert not legend.intersects(view)  # above the bars, never over them
     labels = [item for item in bars._items if hasattr(item, "textItem")]
     assert len(labels) == 5 * len(PIPELINE)
     for label in labels:
@@ -439,22 +440,25 @@ def _issue_after_check(window, qtbot, teacher: str, data: str = "digits") -> str
 
 @pytest.mark.slow
 def test_mismatches_disable_run_with_an_inline_message(make_window, qtbot, tmp_path) -> None:
-    window = make_window(run_fn=None)
+    # The user's files exist before the window starts (torch.export on this thread while the
+    # window's warm-up imports torch._dynamo on its worker would race on the import).
+    import torch
+    from torch import nn
+
     rgb = _exported_teacher(tmp_path / "rgb.pt2", 3, 10)
+    gray10 = _exported_teacher(tmp_path / "gray10.pt2", 1, 10)
+    five = _five_class_folder(tmp_path / "five")
+    torch.save(nn.Linear(64, 10).state_dict(), tmp_path / "weights.pt")
+    window = make_window(run_fn=None)
     text = _issue_after_check(window, qtbot, rgb)
     assert "takes 3-channel images but digits has 1-channel images" in text
     assert not window.run_panel.start_button.isEnabled()
     assert not window.state.valid and not window.start_run()
 
-    gray10 = _exported_teacher(tmp_path / "gray10.pt2", 1, 10)
-    text = _issue_after_check(window, qtbot, gray10, _five_class_folder(tmp_path / "five"))
+    text = _issue_after_check(window, qtbot, gray10, five)
     assert "predicts 10 classes but five has 5" in text
     assert "Choose data with 10 classes" in text and "--" not in text
 
-    import torch
-    from torch import nn
-
-    torch.save(nn.Linear(64, 10).state_dict(), tmp_path / "weights.pt")
     text = _issue_after_check(window, qtbot, str(tmp_path / "weights.pt"))
     assert "only weights" in text and "1 · Teacher" in text and "--arch" not in text
 
@@ -495,3 +499,35 @@ def test_a_failed_load_clears_the_teacher_table_and_declined_trust_says_what_to_
                              "fix": "Only if you trust its source, pass --trust"})
     assert panel.summary.table.rowCount() == 0
     assert "--trust" not in errors[-1]["fix"] and "Trust this file" in errors[-1]["fix"]
+
+
+def test_run_folders_are_named_after_the_data(window) -> None:
+    data = window.panels["data"]
+    data.spec_combo.setEditText("mnist:/data/mnist")
+    data._spec_edited()  # as pressing Enter in the field does
+    assert window.state.get(("name",)) == "mnist"
+    data.spec_combo.setEditText("folder:/photos/flowers/")
+    data._spec_edited()
+    assert window.state.get(("name",)) == "flowers"
+    window.state.set(("name",), "my-study")  # a name the user chose stays
+    data.spec_combo.setEditText("cifar10:data")
+    data._spec_edited()
+    assert window.state.get(("name",)) == "my-study"
+
+
+def test_heatmap_cells_tell_their_value_on_hover(window) -> None:
+    heatmap = window.run_panel.heatmap
+    heatmap.add(["conv", "fc"], np.array([0.1, 0.2]), "distill", 10, "step")
+    heatmap.add(["conv", "fc"], np.array([0.5, 0.8]), "distill", 20, "step")
+    heatmap.flush()
+    assert heatmap._hover.show_at(20.2, 1.5) == "fc\nstep 20 (distill)\nsparsity 80.0% zeros"
+    assert heatmap._hover.show_at(9.0, 0.2) == "conv\nstep 10 (distill)\nsparsity 10.0% zeros"
+    assert heatmap._hover.show_at(40.0, 0.2) is None
+
+
+def test_sensitivity_cells_tell_their_value_on_hover(window) -> None:
+    view = window.view("sensitivity")
+    view.show_result({"layers": ["conv", "fc"], "ratios": [0.5, 0.9], "baseline": 0.95,
+                      "accuracy_drop": [[0.01, 0.05], [0.0, 0.30]], "model": "student"})
+    assert view.cell_text(1.5, 1.2) == "fc pruned to 90%: −30.00 accuracy points"
+    assert view.cell_text(3.0, 0.0) is None
