@@ -1,7 +1,8 @@
-"""Pieces of the training loop that are not distillation: batches, optimizers, schedules.
+"""The training loop's parts: batches, and the optimizer and schedule built from the config.
 
-Kept apart from :mod:`kdgui.engine.session` so the session reads as the story of a run
-(prepare → distill → measure → compress → export) and these stay small and testable.
+:mod:`kdgui.engine.train_loop` (the one loop: distillation, teacher pre-training, fine-tuning)
+takes its batches from :class:`BatchSource` and its optimizer and schedule only from
+:func:`make_optimizer` and :func:`make_scheduler`, so no phase hard-codes its own.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class BatchSource:
 
 
 def make_optimizer(params, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    """``cfg.optimizer`` over the parameters that train (frozen ones are left out)."""
     params = [p for p in params if p.requires_grad]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
