@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from kdgui.core.errors import printable
 from kdgui.core.events import (
     ArtifactEvent,
     EpochEvent,
@@ -94,7 +95,9 @@ class EventPrinter:
         if self._bar_shown:
             self.out.write("\r\x1b[2K")
             self._bar_shown = False
-        self.out.write(text + "\n")
+        # Names and messages can come from files (layer names, run names): escaped, so they
+        # never reach the terminal as control codes.
+        self.out.write(printable(text) + "\n")
         self.out.flush()
 
     def __call__(self, event: Event) -> None:
