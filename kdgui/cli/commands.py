@@ -94,6 +94,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from kdgui.core.config_io import load_config
+    from kdgui.core.preflight import check_paths
 
     resume = args.resume
     if resume:
@@ -116,6 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           "Run: kdgui run --teacher FILE --data SPEC --out DIR, or kdgui run "
                           "CONFIG.yaml --out DIR (kdgui config --example prints one).")
     config = apply_config_flags(base, args)
+    check_paths(config)  # what --check refuses, run refuses the same way, before any work
     return _execute(config, args.out, False, args.quiet)
 
 
@@ -173,11 +175,12 @@ def format_inspection(info: dict[str, Any]) -> str:
 
 def cmd_config(args: argparse.Namespace) -> int:
     from kdgui.core.config_io import example_yaml, load_config
+    from kdgui.core.preflight import check_paths
 
     if args.example:
         sys.stdout.write(example_yaml())
         return 0
-    load_config(args.check)
+    check_paths(load_config(args.check))  # the schema, then the files it names
     print(f"{args.check}: valid")
     return 0
 

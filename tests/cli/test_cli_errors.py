@@ -172,6 +172,9 @@ BAD_CONFIGS = {
     "nan-temperature": ("distill:\n  temperature: .nan\n", "must be a number"),
     "dup-yaml": ("training:\n  epochs: 1\n  epochs: 5\n", "'epochs' is given twice"),
     "long-name": ("name: " + "x" * 300 + "\n", "name"),
+    "missing-teacher-file": ("teacher:\n  path: no-such-teacher.pt\n", "no-such-teacher.pt"),
+    "missing-data-root": ("data:\n  spec: mnist:./no-such-root\n", "no-such-root"),
+    "missing-image-folder": ("data:\n  spec: folder:./no-such-images\n", "no-such-images"),
 }
 
 
