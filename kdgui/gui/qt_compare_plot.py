@@ -45,7 +45,7 @@ class QtCompareCurves(QtLivePlot):
         title = ("Total loss of the selected runs" if metric == "loss"
                  else "Validation accuracy of the selected runs")
         super().__init__(title, parent)
-        self.metric = metric
+        self.quantity = metric
         if metric == "loss":
             self.plot.setLabel("bottom", "step")
             self.plot.setLabel("left", "total loss")
@@ -59,7 +59,7 @@ class QtCompareCurves(QtLivePlot):
 
     def set_runs(self, runs: list[tuple[str, list[Any]]]) -> None:
         """``runs``: (name, events) for each selected run."""
-        curve = loss_curve if self.metric == "loss" else validation_curve
+        curve = loss_curve if self.quantity == "loss" else validation_curve
         self.runs = [(name, *curve(events)) for name, events in runs]
         self.mark_dirty()
 

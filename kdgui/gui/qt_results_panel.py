@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -84,6 +85,7 @@ class QtResultsPanel(QtPanel):
         l_layout.setContentsMargins(0, 0, 0, 0)
         self.root_label = QLabel()
         self.root_label.setWordWrap(True)
+        self.root_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.run_list = QListWidget()
         self.run_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.run_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep the data's name
@@ -189,7 +191,12 @@ class QtResultsPanel(QtPanel):
         self.refresh_runs()
 
     def refresh_runs(self) -> None:
-        self.root_label.setText(f"Runs in <b>{self.runs_root}</b>")
+        # A long path has no place to wrap and widened the panel past the window: the label
+        # shows its last two parts, the tooltip all of it.
+        parts = self.runs_root.parts
+        shown = str(self.runs_root) if len(parts) <= 3 else "…/" + "/".join(parts[-2:])
+        self.root_label.setText(f"Runs in <b>{shown}</b>")
+        self.root_label.setToolTip(str(self.runs_root.resolve()))
         known = {self.run_list.item(i).data(Qt.ItemDataRole.UserRole)
                  for i in range(self.run_list.count())}
         for path in reversed(find_runs(self.runs_root)):

@@ -531,3 +531,40 @@ def test_sensitivity_cells_tell_their_value_on_hover(window) -> None:
                       "accuracy_drop": [[0.01, 0.05], [0.0, 0.30]], "model": "student"})
     assert view.cell_text(1.5, 1.2) == "fc pruned to 90%: −30.00 accuracy points"
     assert view.cell_text(3.0, 0.0) is None
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1024, 640)])
+def test_presentation_mode_cuts_off_nothing(make_window, qtbot, tmp_path, size) -> None:
+    from kdgui.gui.presentation import set_presentation_mode
+
+    window = make_window()
+    window.state.set(("training", "epochs"), 2)
+    with qtbot.waitSignal(window.run_ended, timeout=20000):
+        assert window.start_run()
+    for name, metrics in PIPELINE.items():
+        window.run_panel.bars.set_stage(name, metrics)
+    window.resize(*size)
+    window.presentation_action.setChecked(True)
+    window.toggle_presentation()
+    try:
+        for key in ("run", "results"):
+            window.show_panel(key)
+            qtbot.wait(300)
+            window.grab().save(str(tmp_path / f"{key}.png"))  # what a person would see
+            panel = window.panels[key]
+            assert panel.scroll.horizontalScrollBar().maximum() == 0, key  # nothing off right
+        for plot in window.run_panel.plots():
+            plot.flush()
+            title = plot.plot.titleLabel
+            shown = title.item.boundingRect().width()
+            assert shown <= plot.plot.getViewBox().width() + 2, plot._full_title
+        table = window.results_panel.compare
+        header = table.horizontalHeader()
+        for column in range(table.columnCount()):
+            text = table.horizontalHeaderItem(column).text()
+            needed = header.fontMetrics().horizontalAdvance(text)
+            assert header.sectionSize(column) >= needed, text  # the run's name, whole
+        assert table.verticalHeader().defaultSectionSize() >= table.fontMetrics().height()
+    finally:
+        window.presentation_action.setChecked(False)
+        set_presentation_mode(window, False)
