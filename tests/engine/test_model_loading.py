@@ -336,3 +336,165 @@ def test_inspect_demo_and_torchscript(tmp_path: Path) -> None:
     assert ts["format"] == "torchscript" and ts["input_shape"] is None
     assert ts["params"] == sum(p.numel() for p in _tiny().parameters())
     assert ts["layers"][0] == {"name": "layers.0", "type": "Conv2d", "params": 72}
+
+
+# -- bring your own model: ONNX teachers, feature maps, rebuild recipes, timm, Hugging Face -----
+
+def _onnx_file(model: nn.Module, path: Path, batch: int | None) -> Path:
+    """An ONNX file as a user writes one: dynamic batch, or fixed at ``batch``."""
+    example = torch.randn(batch or 2, *SHAPE)
+    dynamic = None if batch else ({0: torch.export.Dim("batch", min=1)},)
+    torch.onnx.export(model, (example,), str(path), dynamo=True, external_data=False,
+                      dynamic_shapes=dynamic)
+    return path
+
+
+def test_onnx_teacher_runs_in_onnxruntime_and_knows_its_shape(tmp_path: Path) -> None:
+    model = _tiny()
+    loaded = load_model(ModelRef(path=str(_onnx_file(model, tmp_path / "t.onnx", None))))
+    assert loaded.format == "onnx" and loaded.input_shape == SHAPE
+    module = loaded.module.to("cpu").eval().requires_grad_(False)
+    x = torch.randn(5, *SHAPE)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), model(x), atol=1e-5, rtol=1e-4)
+    # its initializers stand in for parameters (BatchNorm folded into the convolutions)
+    count, eager = sum(p.numel() for p in module.parameters()), sum(
+        p.numel() for p in model.parameters())
+    assert 0.9 * eager <= count <= eager
+    fixed = load_model(ModelRef(path=str(_onnx_file(model, tmp_path / "f.onnx", 3))))
+    assert fixed.metadata["fixed_batch"] == 3
+    with torch.no_grad():  # 5 samples through a batch-3 file: one full and one padded chunk
+        torch.testing.assert_close(fixed.module(x), model(x), atol=1e-5, rtol=1e-4)
+    info = inspect_file(tmp_path / "t.onnx")
+    assert info["format"] == "onnx" and info["macs"] is None
+    assert "Conv" in {layer["type"] for layer in info["layers"]}
+
+
+@pytest.mark.parametrize("kind", ["torchscript", "onnx"])
+def test_feature_losses_refuse_a_teacher_without_feature_maps(tmp_path: Path, kind: str) -> None:
+    from kdgui.core.config import DistillConfig
+    from kdgui.engine.distill import Distiller
+
+    model = _tiny()
+    path = tmp_path / f"t.{kind}"
+    if kind == "torchscript":
+        torch.jit.save(torch.jit.script(model), str(path))
+    else:
+        _onnx_file(model, path, None)
+    teacher = load_model(ModelRef(path=str(path))).module
+    with pytest.raises(CompatibilityError) as info:
+        Distiller(teacher, _tiny(), DistillConfig(alpha=0.5, beta=0.3), SHAPE)
+    title = "TorchScript" if kind == "torchscript" else "ONNX"
+    assert f"which {'a' if kind == 'torchscript' else 'an'} {title} teacher cannot give" in (
+        info.value.what)
+    assert "--arch" in info.value.fix and "beta and gamma to 0" in info.value.fix
+    # logit distillation works with the same teacher
+    losses, logits = Distiller(teacher, _tiny(), DistillConfig(alpha=0.5), SHAPE)(
+        torch.randn(4, *SHAPE), torch.arange(4))
+    assert logits.shape == (4, 10) and torch.isfinite(losses["total"])
+
+
+def _compressed_resnet(kind: str) -> nn.Module:
+    """A torchvision resnet18 as load_model builds it, pruned / factorised / int8."""
+    from kdgui.core.config import CompressionStep
+    from kdgui.engine.compress import CompressionContext, run_pipeline
+
+    torch.manual_seed(0)
+    model = load_model(ModelRef(arch="torchvision:resnet18", num_classes=10)).module
+    steps = {
+        "pruned": [CompressionStep(kind="prune", method="structured", params={"ratio": 0.5})],
+        "lowrank": [CompressionStep(kind="lowrank", method="svd",
+                                    params={"layers": ["fc"], "rank": 4})],
+        "int8": [CompressionStep(kind="prune", method="structured", params={"ratio": 0.25}),
+                 CompressionStep(kind="quantize", method="dynamic-int8")],
+    }[kind]
+    ctx = CompressionContext(input_shape=(3, 32, 32))
+    pipeline = run_pipeline(model, steps, ctx, None)
+    while True:
+        try:
+            next(pipeline)
+        except StopIteration as stop:
+            return stop.value[0]
+
+
+@pytest.mark.parametrize("kind", ["pruned", "lowrank", "int8"])
+@pytest.mark.parametrize("fmt", ["state_dict", "safetensors"])
+def test_compressed_weights_reload_without_arch(tmp_path: Path, kind: str, fmt: str) -> None:
+    from kdgui.engine.export import export_model
+
+    model = _compressed_resnet(kind).eval()
+    result = export_model(model, fmt, tmp_path / "model", torch.randn(1, 3, 32, 32))
+    assert result.verified and not result.needs_architecture
+    x = torch.randn(2, 3, 32, 32)
+    for ref in (ModelRef(path=result.path),  # no --arch: the recipe rebuilds it
+                ModelRef(path=result.path, arch="torchvision:resnet18", num_classes=10)):
+        back = load_model(ref)
+        assert back.metadata["rebuilt"] and back.input_shape == (3, 32, 32)
+        with torch.no_grad():
+            assert torch.equal(back.module(x), model(x))
+    info = inspect_file(result.path)
+    assert info["num_classes"] == 10 and info["format"] == fmt.replace("state_dict", "torch_save")
+    if kind != "int8":  # (packed int8 weights are not parameters)
+        assert info["params"] == sum(p.numel() for p in model.parameters()) < 11_181_642
+
+
+def test_packing_restores_int8_state_bit_for_bit() -> None:
+    from torch.ao.quantization import quantize_dynamic
+
+    from kdgui.engine.export.packing import pack_state, unpack_state
+
+    mlp = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
+    state = quantize_dynamic(mlp, {nn.Linear}, dtype=torch.qint8).state_dict()
+    tensors, layout = pack_state(state)
+    assert all(not t.is_quantized for t in tensors.values())
+    back = unpack_state(tensors, json_roundtrip(layout))
+    assert list(back) == list(state)
+    weight, bias = back["0._packed_params._packed_params"]
+    ref_weight, ref_bias = state["0._packed_params._packed_params"]
+    assert torch.equal(weight.int_repr(), ref_weight.int_repr())
+    assert weight.q_scale() == ref_weight.q_scale() and torch.equal(bias, ref_bias)
+
+
+def json_roundtrip(value: object) -> object:
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def test_timm_architecture_takes_local_weights_and_never_downloads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    timm = pytest.importorskip("timm")
+
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("timm tried to download weights")
+
+    monkeypatch.setattr("timm.models._builder.load_pretrained", no_download)
+    model = timm.create_model("test_resnet", num_classes=10).eval()
+    path = tmp_path / "timm.pth"
+    torch.save(model.state_dict(), str(path))
+    loaded = load_model(ModelRef(path=str(path), arch="timm:test_resnet", num_classes=10))
+    _same_outputs(model, loaded.module, (3, 32, 32))
+    with pytest.raises(ModelLoadError, match="timm has no model called 'resnet_18'"):
+        load_model(ModelRef(arch="timm:resnet_18"))
+
+
+def test_hugging_face_folder_as_teacher_and_as_student_family(tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    config = transformers.ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16],
+                                       depths=[1, 1], num_labels=10, image_size=32)
+    hf = transformers.ResNetForImageClassification(config).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    teacher = load_model(ModelRef(path=str(tmp_path / "hf")))
+    assert teacher.format == "hf_folder" and teacher.input_shape == (3, 32, 32)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(teacher.module(x), hf(pixel_values=x).logits)
+    student = load_model(ModelRef(arch=f"hf:{tmp_path / 'hf'}"), num_classes=4)
+    assert student.num_classes == 4
+    with torch.no_grad():
+        assert student.module(x).shape == (2, 4)
+    assert inspect_file(tmp_path / "hf")["format"] == "hf_folder"
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text(config.to_json_string())
+    with pytest.raises(ModelLoadError, match="no weights"):
+        load_model(ModelRef(path=str(tmp_path / "empty")))
