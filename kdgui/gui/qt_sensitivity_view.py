@@ -70,6 +70,8 @@ class QtSensitivityView(QWidget):
         self.plot.setLabel("bottom", "sparsity of that layer")
         self.plot.invertY(True)
         self.plot.setMouseEnabled(x=False, y=False)
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setColorMap(pg.colormap.get("inferno"))
         self.plot.addItem(self.image)

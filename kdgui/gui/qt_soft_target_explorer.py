@@ -98,6 +98,8 @@ class QtSoftTargetExplorer(QWidget):
             self.plot.getAxis(axis).setTextPen(foreground())
             self.plot.getAxis(axis).setPen(foreground())
         self.plot.setMouseEnabled(False, False)
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.plot.setMenuEnabled(False)
         self.plot.setLabel("left", "probability")
         self.plot.addLegend(offset=(-10, 10))
@@ -252,7 +254,7 @@ class QtSoftTargetExplorer(QWidget):
             self.plot.setLabel("left", "probability (log)")
         else:
             self.plot.getAxis("left").setTicks(None)
-            self.plot.setYRange(0, 1, padding=0.02)
+            self.plot.setYRange(0, 1, padding=0.06)  # room for the "1.0" tick label
             self.plot.setLabel("left", "probability")
         self._update_image(data.images[i])
         names = list(data.class_names)

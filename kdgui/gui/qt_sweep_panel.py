@@ -114,6 +114,9 @@ class QtSweepPanel(QWidget):
         self.latency_plot = pg.PlotWidget(title="Accuracy against latency · Pareto front")
         self.latency_plot.setLabel("left", "accuracy (%)")
         self.latency_plot.setLabel("bottom", "latency, batch 1 (ms)")
+        for plot in (self.curve_plot, self.size_plot, self.latency_plot):
+            for axis in ("left", "bottom"):  # "distill.alpha (x0.001)" 0–800 read as wrong
+                plot.getAxis(axis).enableAutoSIPrefix(False)
         self.size_points = pg.ScatterPlotItem(size=10, brush="#1f77b4")
         self.size_front = pg.PlotDataItem(pen=pg.mkPen("#ff7f0e", width=2), stepMode=None)
         self.latency_points = pg.ScatterPlotItem(size=10, brush="#1f77b4")

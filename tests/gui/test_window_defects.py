@@ -236,6 +236,10 @@ def test_plot_axes_have_no_si_prefix_and_empty_plots_show_0_to_1(window) -> None
     for plot in window.run_panel.plots():
         for name in ("left", "bottom"):
             assert plot.plot.getAxis(name).autoSIPrefix is False
+    sweeps = window.view("sweeps")
+    for plot in (sweeps.curve_plot, sweeps.size_plot, sweeps.latency_plot):
+        for name in ("left", "bottom"):
+            assert plot.getAxis(name).autoSIPrefix is False
     empty = QtLossPlot()
     (x0, x1), (y0, y1) = empty.plot.getViewBox().viewRange()
     assert (x0, x1, y0, y1) == pytest.approx((0, 1, 0, 1))
