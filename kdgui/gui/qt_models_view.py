@@ -286,6 +286,10 @@ class ModelsView(QWidget):
             self._open_url(self._server.url)
 
     def _set_notice(self, text: str) -> None:
+        import re
+
+        # Netron's and torch's messages carry terminal colour codes (raw, or escaped "\x1b[").
+        text = re.sub(r"(\x1b|\\x1b|\\033)\[[0-9;?]*[ -/]*[@-~]", "", text)
         self.notice.setText(text)
         self.notice.setVisible(bool(text))
         self.noticeChanged.emit(text)

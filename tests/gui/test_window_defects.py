@@ -572,3 +572,9 @@ def test_presentation_mode_cuts_off_nothing(make_window, qtbot, tmp_path, size) 
     finally:
         window.presentation_action.setChecked(False)
         set_presentation_mode(window, False)
+
+
+def test_models_notices_have_no_terminal_colour_codes(window) -> None:
+    models = window.view("models")
+    models._set_notice("\x1b[31mCannot show this model\x1b[0m: \\x1b[1mnetron\\x1b[0m failed")
+    assert models.notice.text() == "Cannot show this model: netron failed"
