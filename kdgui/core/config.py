@@ -210,6 +210,10 @@ class TrainingConfig(Section):
         "augmentation is off and no feature or attention loss needs teacher feature maps.",
     )
     log_every: int = param(10, "Send a step event every N steps.", ge=1, le=100000)
+    tensorboard: bool = param(
+        False, "Also write the run's scalars for TensorBoard in RUN/tensorboard (needs the "
+        "tensorboard package: pip install tensorboard)."
+    )
     num_threads: int | None = param(
         None, "CPU threads for torch (default: torch's choice).", ge=1, le=4096
     )

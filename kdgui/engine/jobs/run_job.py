@@ -33,7 +33,12 @@ def run(
     """
     from kdgui.engine.session import run as session_run
 
-    return session_run(config, out_dir, control=control, resume=resume, runs_root=runs_root)
+    events = session_run(config, out_dir, control=control, resume=resume, runs_root=runs_root)
+    if not config.training.tensorboard:
+        return events
+    from kdgui.engine.tensorboard import with_tensorboard
+
+    return with_tensorboard(events)
 
 
 def _first_input(data: Any) -> Any:
