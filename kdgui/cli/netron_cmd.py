@@ -77,7 +77,8 @@ def cmd_netron(args: argparse.Namespace) -> int:
     # SIGTERM stops the server like Ctrl-C, so the folders below are removed on the way out.
     previous = signal.signal(signal.SIGTERM, _interrupt) if threading_main() else None
     try:
-        print(f"preparing {source.label} …", file=sys.stderr)
+        if sys.stderr.isatty():  # progress for people; a failure stays one line in logs
+            print(f"preparing {source.label} …", file=sys.stderr)
         prepared = prepare_model(source, work)
         for note in prepared.notes:
             print(f"note: {note}", file=sys.stderr)

@@ -317,8 +317,8 @@ def test_cli_on_a_file_that_is_not_onnx_exits_2_with_one_error_line(tmp_path: Pa
         (tmp_path / name).write_bytes(data)
         assert main(["netron", str(tmp_path / name), "--no-browser"]) == 2
         err = capsys.readouterr().err
-        errors = [line for line in err.splitlines() if line.startswith("kdgui:")]
-        assert len(errors) == 1 and "ONNX" in errors[0]
+        assert len(err.strip().splitlines()) == 1 and err.startswith("kdgui: error: ")
+        assert "ONNX" in err
         assert "internal error" not in err and "DecodeError:" not in err
 
 
