@@ -286,8 +286,10 @@ def load_exported(
 ) -> LoadedModel:
     """Load an exported file as a callable (tensor or NumPy array in, tensor(s) out).
 
-    ``state_dict`` and ``safetensors`` files hold weights only: pass ``model`` (an instance of
-    the architecture; it is copied, not modified). ``fmt`` overrides detection by suffix.
+    ``state_dict`` and ``safetensors`` files hold weights only: KD Studio's own files record how
+    to rebuild their architecture (even pruned, factorised or int8) and load alone; for others
+    pass ``model`` (an instance of the architecture; it is copied, not modified). ``fmt``
+    overrides detection by suffix.
     """
     target = _existing(path)
     return _exporter_class(fmt or detect_format(target)).load(target, model)

@@ -1,19 +1,24 @@
 """Models: safe loading of teachers, students from specs/presets/teachers, compatibility checks.
 
 The public names live here; the modules are named after what they hold (``loading``, ``sniff``,
-``arch``, ``spec_build``, ``derive``, ``student``, ``compat``, ``demo``, ``inspect_file``).
+``arch``, ``spec_build``, ``derive``, ``student``, ``compat``, ``demo``, ``inspect_file``, ``frozen``
+for TorchScript/.pt2/ONNX models, ``hub`` for timm and Hugging Face, ``rebuild`` for compressed
+architectures recorded in weights files).
 """
 
 from kdgui.engine.models.compat import check_compatibility
 from kdgui.engine.models.demo import load_demo_teacher
 from kdgui.engine.models.derive import derive_spec, derive_student
+from kdgui.engine.models.frozen import FrozenTeacher, OnnxModel
 from kdgui.engine.models.inspect_file import describe_module, inspect_file
 from kdgui.engine.models.loading import LoadedModel, load_model, load_weights, set_mode
 from kdgui.engine.models.spec_build import SpecNet, build_from_spec, count_params, spec_of
 from kdgui.engine.models.student import make_student
 
 __all__ = [
+    "FrozenTeacher",
     "LoadedModel",
+    "OnnxModel",
     "SpecNet",
     "build_from_spec",
     "check_compatibility",
