@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
@@ -36,6 +37,7 @@ from PySide6.QtWidgets import (
 from kdgui.core.config import ExperimentConfig, demo_config
 from kdgui.core.errors import UserError
 from kdgui.core.events import Event, RunFailed, RunFinished, StateEvent
+from kdgui.core.history import default_root
 from kdgui.core.run_folders import new_run_dir
 from kdgui.gui.qt_compress_panel import QtCompressPanel
 from kdgui.gui.qt_config_state import QtConfigState
@@ -62,8 +64,6 @@ PANEL_KEYS = FLOW_KEYS + tuple(key for key, _, _ in EXTRA_VIEWS)
 CLOSE_TIMEOUT_MS = 15000
 #: How long after the first show the engine warm-up starts: the window paints first.
 WARM_UP_DELAY_MS = 300
-#: Where run folders go when neither ``--runs-root`` nor the settings name a folder.
-DEFAULT_RUNS_ROOT = "runs"
 
 
 def show_what_to_try(window: QtMainWindow) -> None:
@@ -78,7 +78,8 @@ def _start_engine_warm_up() -> QtWorker:
 
 class QtMainWindow(WindowFilesMixin, WindowResultsMixin, QMainWindow):
     """KD Studio's window. ``run_fn`` replaces the engine (tests); ``settings`` the QSettings;
-    ``runs_root`` the runs folder (else the settings' ``runs_root``, else ``runs``)."""
+    ``runs_root`` the one runs folder every view uses (``--runs-root``; else the settings'
+    ``runs_root``; else ``$KDGUI_RUNS`` or ``./runs``, as for ``kdgui history``)."""
 
     #: Emitted once a run has ended and its last events were shown (ok: finished normally).
     run_ended = Signal(bool)
@@ -94,7 +95,10 @@ class QtMainWindow(WindowFilesMixin, WindowResultsMixin, QMainWindow):
         super().__init__()
         self.setWindowTitle("KD Studio")
         self.settings = settings if settings is not None else QSettings("kdgui", "KD Studio")
-        self.runs_root = Path(runs_root or self.settings.value("runs_root", DEFAULT_RUNS_ROOT))
+        chosen = runs_root or self.settings.value("runs_root", "")
+        #: Remembered in the settings only when chosen (the default follows $KDGUI_RUNS).
+        self.runs_root_chosen = bool(chosen)
+        self.runs_root = Path(chosen) if chosen else default_root()
         self.state = QtConfigState(config or demo_config(), self)
         self.config_path: Path | None = None
         self.errors: list[dict[str, str]] = []
@@ -104,10 +108,10 @@ class QtMainWindow(WindowFilesMixin, WindowResultsMixin, QMainWindow):
         self._failed = False
 
         self.runner = QtRunner(run_fn, self)
-        if run_fn is None:  # the real engine: teacher, data and student checked before Run
-            from kdgui.gui.qt_setup_check import QtSetupCheck
-
-            self.setup_check = QtSetupCheck(self.state, self)
+        #: With the real engine, teacher, data and student are checked before Run; made at the
+        #: first show, so that its first check (which loads torch) never delays the first paint.
+        self.setup_check: Any = None
+        self._wants_setup_check = run_fn is None
         self.runner.event.connect(self._on_event)
         self.runner.errored.connect(self._on_worker_error)
         self.runner.finished.connect(self._on_run_finished)
@@ -185,6 +189,10 @@ class QtMainWindow(WindowFilesMixin, WindowResultsMixin, QMainWindow):
         super().showEvent(event)
         if self.engine_warm_up is None:
             QTimer.singleShot(WARM_UP_DELAY_MS, self._warm_up)
+        if self._wants_setup_check and self.setup_check is None:
+            from kdgui.gui.qt_setup_check import QtSetupCheck
+
+            self.setup_check = QtSetupCheck(self.state, self)
 
     def _warm_up(self) -> None:
         if self.engine_warm_up is None and self.isVisible():  # not after a quick close

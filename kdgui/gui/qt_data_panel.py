@@ -164,7 +164,7 @@ class QtDataPanel(QtPanel):
         self.info.setText("Loading the dataset…")
         from kdgui.engine import jobs  # the facade only: torch loads on the worker
 
-        task = QtWorker(lambda: jobs.data_preview(data))
+        task = QtWorker(lambda: jobs.data_preview(data), owner=self)
         task.returned.connect(self._show)
         task.errored.connect(self._failed)
         task.finished.connect(lambda: self.preview_button.setEnabled(True))

@@ -250,7 +250,7 @@ class QtExportDialog(QDialog):
         self.result_label.setText(f"Exporting the {self._stage_label}…")
         self.records, self.error_data = [], None
         # A job passed in (tests) needs no torch; the engine's job waits for the warm-up.
-        task = QtWorker(lambda: run_export(*args), needs_engine=self._job is None)
+        task = QtWorker(lambda: run_export(*args), needs_engine=self._job is None, owner=self)
         task.returned.connect(self._done)
         task.errored.connect(self._failed)
         task.finished.connect(lambda: self.export_button.setEnabled(True))

@@ -196,14 +196,18 @@ class ModelsView(QWidget):
         self.open_button.setEnabled(False)
         self._set_notice(f"Preparing {source.label} …")
         out = self._work / f"m{id(source)}"
-        task = QtWorker(lambda: _jobs().prepare_model(source, out), name="kdgui-netron-prepare")
+        task = QtWorker(lambda: _jobs().prepare_model(source, out), name="kdgui-netron-prepare",
+                        owner=self)
         task.returned.connect(self._on_prepared)
         task.errored.connect(self._on_prepare_failed)
-        task.finished.connect(lambda: self.open_button.setEnabled(bool(self._sources)))
+        task.finished.connect(self._prepare_ended)
         self._task = task
         task.start()
 
     # -- showing ---------------------------------------------------------------------------------
+    def _prepare_ended(self) -> None:
+        self.open_button.setEnabled(bool(self._sources))
+
     def _on_prepare_failed(self, error: dict[str, str]) -> None:
         fix = f" {error['fix']}" if error.get("fix") else ""
         self._set_notice(f"Cannot show this model: {error.get('what', 'unknown error')}.{fix}")

@@ -64,7 +64,8 @@ class QtRunner(QObject):
             fn = injected or engine_run_fn()
             return fn(config, out_dir, control=control, resume=resume)
 
-        worker = QtWorker(run, control=control, needs_engine=injected is None, name="kdgui-run")
+        worker = QtWorker(run, control=control, needs_engine=injected is None, name="kdgui-run",
+                          owner=self)
         worker.yielded.connect(self._on_event)
         worker.errored.connect(self.errored)
         worker.finished.connect(self._on_finished)

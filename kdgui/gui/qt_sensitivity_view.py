@@ -155,7 +155,8 @@ class QtSensitivityView(QWidget):
 
         self.analyze_button.setEnabled(False)
         self.status.setText(f"Analyzing the {which}…")
-        self._task = QtWorker(lambda: jobs.sensitivity_of_run(config, which, ratios, run_dir))
+        self._task = QtWorker(lambda: jobs.sensitivity_of_run(config, which, ratios, run_dir),
+                              owner=self)
         self._task.returned.connect(
             lambda result: self.show_result(dict(result, run_dir=run_dir)))
         self._task.errored.connect(self._failed)

@@ -191,7 +191,8 @@ class QtSweepPanel(QWidget):
         size_key = self._size_key
         worker = QtWorker(lambda: (fn or _default_sweep_fn())(*args, size_key=size_key,
                                                                 control=control),
-                          control=control, needs_engine=fn is None, name="kdgui-sweep")
+                          control=control, needs_engine=fn is None, name="kdgui-sweep",
+                          owner=self)
         worker.yielded.connect(self._on_event)
         worker.errored.connect(self._show_error)
         worker.finished.connect(self._on_thread_done)

@@ -231,7 +231,7 @@ class QtTeacherPanel(QtPanel):
         self.summary.headline.setText("Loading the model…")
         from kdgui.engine import jobs  # the facade only: torch loads on the worker
 
-        task = QtWorker(lambda: jobs.inspect_model(ref))
+        task = QtWorker(lambda: jobs.inspect_model(ref), owner=self)
         task.returned.connect(self.summary.show_summary)
         task.errored.connect(self._on_inspect_error)
         task.finished.connect(self._inspect_ended)

@@ -118,6 +118,9 @@ class QtWorker(QObject):
     docstring); without one, the worker pauses and stops the generator between yields.
     ``needs_engine``: wait for the engine warm-up before calling ``fn`` (off only for functions
     that never touch torch, such as the tests' fake engine and the warm-up itself).
+    ``owner``: the widget the results are for; once it is destroyed the worker still runs to its
+    end (a QThread must not be destroyed while running) but delivers nothing more, so no slot
+    touches a deleted widget.
     """
 
     started = Signal()
@@ -133,8 +136,12 @@ class QtWorker(QObject):
         control: RunControl | None = None,
         needs_engine: bool = True,
         name: str = "kdgui-worker",
+        owner: QObject | None = None,
     ) -> None:
         super().__init__()
+        self._orphaned = False
+        if owner is not None:
+            owner.destroyed.connect(self._orphan)
         self._fn = fn
         self._cooperative = control is not None
         self.control = control if control is not None else RunControl()
@@ -186,11 +193,14 @@ class QtWorker(QObject):
             self._on_thread_finished()
         return True
 
+    def _orphan(self) -> None:
+        self._orphaned = True
+
     def drain(self) -> int:
         """Emit every queued value on this (the UI) thread, in order; returns how many."""
         n = 0
         queue = self._queue
-        while queue:
+        while queue and not self._orphaned:
             kind, value = queue.popleft()
             n += 1
             if kind == "yielded":
@@ -211,7 +221,8 @@ class QtWorker(QObject):
         self.drain()
         self.running = False
         _RUNNING.discard(self)
-        self.finished.emit()
+        if not self._orphaned:
+            self.finished.emit()
 
     # -- the thread ---------------------------------------------------------------------------
     def _work(self) -> None:

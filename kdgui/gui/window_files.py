@@ -124,5 +124,6 @@ class WindowFilesMixin:
         self.settings.setValue("geometry", self.saveGeometry())  # type: ignore[attr-defined]
         self.settings.setValue("window_state", self.saveState())  # type: ignore[attr-defined]
         self.settings.setValue("last_config", json.dumps(self.state.data))
-        self.settings.setValue("runs_root", str(self.runs_root))
+        if getattr(self, "runs_root_chosen", True):
+            self.settings.setValue("runs_root", str(self.runs_root))
         self.settings.sync()

@@ -155,3 +155,22 @@ def test_run_off_ui_thread_returns_the_value_or_raises_the_error() -> None:
     with pytest.raises(DataError, match="nothing here"):
         run_off_ui_thread(lambda: (_ for _ in ()).throw(DataError("nothing here")),
                           needs_engine=False)
+
+
+def test_a_worker_whose_owner_was_deleted_delivers_nothing_but_still_ends(qtbot) -> None:
+    """A panel closed while its probe loads: the thread runs to its end, no slot is called on
+    the deleted widget (that raised "Internal C++ object already deleted")."""
+    from PySide6.QtWidgets import QLabel
+
+    label = QLabel("loading")
+    gate = threading.Event()
+    worker = QtWorker(lambda: gate.wait(5) and "loaded", needs_engine=False, owner=label)
+    worker.returned.connect(label.setText)
+    got: list[object] = []
+    worker.returned.connect(got.append)
+    worker.start()
+    label.deleteLater()
+    qtbot.waitUntil(lambda: worker._orphaned, timeout=5000)
+    gate.set()
+    assert worker.wait(5000)
+    assert got == [] and not worker.running
