@@ -38,6 +38,7 @@ PAPER_LINKS = {
     "Learning both Weights and Connections": "https://arxiv.org/abs/1506.02626",
     "DepGraph": "https://arxiv.org/abs/2301.12900",
     "Integer-Arithmetic-Only": "https://arxiv.org/abs/1712.05877",
+    "Deep Compression": "https://arxiv.org/abs/1510.00149",
     "Exploiting Linear Structure": "https://arxiv.org/abs/1404.0736",
     "Compression of Deep": "https://arxiv.org/abs/1511.06530",
 }

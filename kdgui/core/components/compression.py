@@ -318,6 +318,57 @@ declare_method(
     traits=MethodTraits(needs_calibration=lambda p: p.activations),
 )
 
+# Weight sharing is Deep Compression's "trained quantization": a quantize method whose result stays
+# float32 (not int8), so it may be followed by other steps and by fine-tuning.
+class KmeansShareParams(Params):
+    """Deep Compression's weight sharing: per-layer k-means, pruned zeros kept, codebook trained.
+
+    The step's ``finetune_epochs`` fine-tune the shared centroids (each centroid receives the sum
+    of its cluster's gradients), not the individual weights.
+    """
+
+    conv_bits: int = param(
+        8, "Bits per convolution weight: 2^bits shared values per layer (the paper: 8).",
+        ge=1, le=8, step=1,
+    )
+    fc_bits: int = param(
+        5, "Bits per fully connected (Linear) weight (the paper: 5).", ge=1, le=8, step=1,
+    )
+    bits: dict[str, int] = Field(
+        default_factory=dict,
+        description="Per-layer bits by name or shell pattern ({'fc3': 6, 'features.*': 8}); "
+        "the first matching pattern wins over conv_bits/fc_bits.",
+    )
+    init: Literal["linear", "density", "random"] = param(
+        "linear",
+        "Centroid initialisation: evenly spaced between min and max weight (the paper found it "
+        "best: it keeps centroids on the rare large weights), at quantiles, or random weights.",
+    )
+    iterations: int = param(50, "Most k-means iterations per layer.", ge=1, le=1000)
+    seed: int = param(0, "Seed of the random initialisation.", ge=0)
+    exclude: list[str] = Field(
+        default_factory=list, description="Names of layers whose weights are not shared."
+    )
+
+    @model_validator(mode="after")
+    def _bits_in_range(self) -> KmeansShareParams:
+        for pattern, bits in self.bits.items():
+            if not 1 <= int(bits) <= 8:
+                raise ValueError(f"bits[{pattern!r}] = {bits} is outside 1..8")
+        return self
+
+
+declare_method(
+    "quantize", "kmeans", KmeansShareParams, f"{_ENGINE}.share.shared:apply",
+    "Weight sharing (k-means)",
+    "Clusters each layer's non-zero weights into 2^bits shared values (k-means, linear "
+    "initialisation), keeps pruned weights at zero and fine-tunes the shared centroids. The "
+    "tensors stay float32; the 'deepc' export stores the codebook indices Huffman-coded.",
+    "w ← c_k, k = argmin_k |w - c_k|;  ∂L/∂c_k = Σ_{w in cluster k} ∂L/∂w",
+    "Han, Mao, Dally. Deep Compression: Compressing Deep Neural Networks with Pruning, Trained "
+    "Quantization and Huffman Coding. ICLR 2016",
+)
+
 # ----------------------------------------------------------------------------------- decomposers
 
 

@@ -139,6 +139,17 @@ class TorchScriptParams(Params):
     )
 
 
+class DeepcParams(Params):
+    """Deep Compression's storage (Han et al. 2016 §4): relative sparse indices + codebook indices,
+    both Huffman-coded."""
+
+    index_bits: int | None = param(
+        None, "Bits of the relative index (gap between non-zeros; longer gaps get filler "
+        "zeros). Empty: per layer, the width that gives the smallest file (the paper: 5 for fc, "
+        "8 for conv).", ge=1, le=8, step=1,
+    )
+
+
 _ENGINE = "kdgui.engine.export"
 
 declare_format(
@@ -201,4 +212,19 @@ declare_format(
     verify="torch.jit.load; outputs compared with PyTorch's",
     holds_int8=True,
     holds_static_int8=True,
+)
+declare_format(
+    "deepc",
+    DeepcParams,
+    f"{_ENGINE}.deepc:DeepcExporter",
+    "Deep Compression (.kdc)",
+    "Weight-shared layers stored as relative sparse indices and codebook indices, Huffman-coded "
+    "(Han et al. 2016); other tensors raw. Use after quantize:kmeans. Weights only: reloading "
+    "rebuilds the model from the recorded architecture; the file reports bits per weight per "
+    "layer and what zlib/lzma make of the same streams.",
+    suffix=".kdc",
+    verify="decoded and rebuilt from the file alone (recorded architecture); outputs compared "
+    "with PyTorch's",
+    holds_int8=False,
+    weights_only=True,
 )
