@@ -233,3 +233,29 @@ def test_corpus_models(path: Path) -> None:
 
 def test_the_corpus_is_not_empty() -> None:
     assert len(_corpus("configs")) >= 10 and len(_corpus("models")) >= 5
+
+
+# -- --set overrides ---------------------------------------------------------------------------
+
+KEYS = [f"{section}.{key}" for section, keys in SECTIONS.items() for key in keys] + [
+    "name", "training", "compression.steps", "distill.feature.distance", "x.y.z", "", ".",
+    "training..epochs", "data.spec.x"]
+
+
+@FUZZ
+@given(key=st.sampled_from(KEYS), value=st.one_of(
+    st.sampled_from(WORDS), st.text(max_size=40), st.integers().map(str),
+    st.just("9" * 5000), st.just("[" * 3000), st.just("{a: 1, a: 2}"), st.just("&a [*a]")))
+def test_fuzz_set_overrides(key: str, value: str) -> None:
+    """Every ``--set KEY=VALUE`` gives a valid config or one ConfigError, nothing else."""
+    from kdgui.core.config import ExperimentConfig, demo_config
+    from kdgui.core.config_io import apply_overrides
+    from kdgui.core.errors import ConfigError
+
+    try:
+        result = apply_overrides(demo_config(), [f"{key}={value}"], {key: "--flag"})
+    except ConfigError as exc:
+        line = exc.one_line()
+        assert "\n" not in line and "\x1b" not in line and len(line) < 700
+    else:
+        assert isinstance(result, ExperimentConfig)

@@ -326,7 +326,7 @@ def save_config(config: ExperimentConfig, path: str | os.PathLike[str]) -> None:
 def _parse_scalar(text: str) -> Any:
     try:
         return yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError):
+    except (yaml.YAMLError, RecursionError, ValueError):  # ValueError: a 5000-digit number
         return text
 
 

@@ -251,6 +251,8 @@ def test_flag_errors_name_the_flag(tmp_path, capsys) -> None:
     assert "--temperature" in err and "must be a number" in err and "100" not in err.split(".")[0]
     assert main(["demo", "--set", "distill.alpha=2", "--out", str(out)]) == 2
     assert "--set: distill.alpha" in capsys.readouterr().err  # a --set names its key
+    assert main(["demo", "--set", "training.seed=" + "9" * 5000, "--out", str(out)]) == 2
+    assert "internal error" not in capsys.readouterr().err  # Python's 4300-digit int limit
     assert not out.exists()
 
 
