@@ -15,8 +15,8 @@ import sys
 from typing import Any
 
 from kdgui.cli.driving import consume
-from kdgui.cli.printer import EventPrinter, comparison_table
-from kdgui.core.errors import UserError
+from kdgui.cli.printer import EventPrinter, comparison_table, staged_table
+from kdgui.core.errors import UserError, printable
 from kdgui.core.events import ArtifactEvent, Event, JobFinished, LogEvent, RunControl, StageEvent
 from kdgui.core.registry import decomposers, exporters, quantizers
 
@@ -116,6 +116,8 @@ def compress(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, default=str))
     else:
         print(comparison_table(columns))
+        if summary.get("deep_compression"):
+            print(printable(staged_table(summary["deep_compression"])))
         print(f"prune state: {summary['stages'][-1].get('prune_state')} · summary: "
               f"{last.out_dir}/summary.json")
     return 2 if any(not e.get("ok") for e in summary.get("exports", [])) else 0

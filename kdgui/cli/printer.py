@@ -81,6 +81,43 @@ def comparison_table(columns: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def staged_table(table: dict[str, Any] | None) -> str:
+    """Deep Compression's stages (summary['deep_compression']): size, ratio and accuracy per
+    stage beside the paper's ratio, then bits per weight per coded layer; '' without a table."""
+    if not table:
+        return ""
+    rows = [["stage", "size", "ratio", "accuracy", "paper", "what is counted"]]
+    for r in table["rows"]:
+        ratio, paper = r.get("ratio"), r.get("paper_ratio")
+        rows.append([r["stage"], fmt_bytes(r.get("size_bytes")),
+                     "n/a" if ratio is None else f"{ratio:.1f}x", fmt_pct(r.get("accuracy")),
+                     "" if paper is None else f"{paper:g}x", r.get("counts", "")])
+    for name, size in (table.get("general_purpose_bytes") or {}).items():
+        rows.append([f"({name})", fmt_bytes(size), "", "", "", "same streams, general-purpose"])
+    lines = [f"Deep Compression stages (paper column: {table.get('paper', '')})", _grid(rows)]
+    layers = table.get("layers") or []
+    if layers:
+        head = ["layer", "params", "non-zero", "weight bits", "index bits", "bits/weight",
+                "Huffman", "zlib", "lzma"]
+        body = [[str(x["layer"]), fmt_count(x["params"]), fmt_pct(x["density"]),
+                 str(x["weight_bits"]), str(x["index_bits"]), f"{x['bits_per_weight']:.2f}",
+                 fmt_bytes(x["huffman_bytes"]), fmt_bytes(x["zlib_bytes"]),
+                 fmt_bytes(x["lzma_bytes"])] for x in layers]
+        lines += ["", _grid([head, *body])]
+    return "\n".join(lines)
+
+
+def _grid(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for j, row in enumerate(rows):
+        out.append("  ".join(c.ljust(w) if i in (0, len(row) - 1) else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+        if j == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
 class EventPrinter:
     """Turns events into terminal output; the bar redraws in place only on a terminal."""
 
@@ -181,6 +218,9 @@ class EventPrinter:
         self._line("")
         self._line(comparison_table(columns))
         self._line("")
+        if s.get("deep_compression"):
+            self._line(staged_table(s["deep_compression"]))
+            self._line("")
         self._line(("stopped early; " if e.stopped else "") + f"results in {e.run_dir}")
 
     def _on_failed(self, e: RunFailed) -> None:

@@ -128,9 +128,12 @@ def _quantize_step(req: CompressRequest, epochs: int) -> CompressionStep:
                                f"Use {quantize_choices()}.")
     # A method that trains inside its step (QAT) needs ≥ 1 epoch; the others convert once and
     # cannot be fine-tuned afterwards (their traits are declared with them).
-    trains = method_traits("quantize", method).trains()
+    traits = method_traits("quantize", method)
+    trains = traits.trains()
+    # weight sharing (kmeans) stays float: its step fine-tunes the shared centroids
+    after = 0 if traits.produces_int8 else epochs
     return _step(kind="quantize", method=method, name="quantize",
-                           finetune_epochs=max(1, epochs) if trains else 0)
+                           finetune_epochs=max(1, epochs) if trains else after)
 
 
 def build_steps(req: CompressRequest) -> list[CompressionStep]:
@@ -292,6 +295,11 @@ def _compress(req: CompressRequest, out: OutputFolder, control: RunControl
                                             metadata=metadata, stage=stages[-1]["name"])
     summary = {"model": req.model, "data": req.data, "input_shape": list(data.input_shape),
                "num_classes": data.num_classes, "stages": stages, "exports": exports}
+    from kdgui.engine.compress.share.table import staged_table
+
+    table = staged_table(steps, stages, exports)  # pruning → sharing → coding, when shared
+    if table is not None:
+        summary["deep_compression"] = table
     path = summary_path(out.path)
     atomic_write_text(path, json.dumps(summary, indent=2, default=str))
     yield ArtifactEvent(what="summary", path=str(path))

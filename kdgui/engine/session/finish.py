@@ -87,6 +87,12 @@ def finish(
         "stages": stages,
         "exports": exports,
     }
+    if stages:
+        from kdgui.engine.compress.share.table import staged_table
+
+        table = staged_table(cfg.compression.steps, stages, exports)  # when weights are shared
+        if table is not None:
+            summary["deep_compression"] = table
     path = ctx.run_dir.write_summary(summary)
     yield ArtifactEvent(what="summary", path=str(path))
     yield RunFinished(run_dir=str(ctx.run_dir.path), summary=summary, stopped=ctx.stopped)
