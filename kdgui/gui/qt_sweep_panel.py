@@ -12,7 +12,6 @@ values, and shows the lesson's explanation.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from PySide6.QtWidgets import (
 from kdgui.core.config import ExperimentConfig, demo_config
 from kdgui.core.errors import UserError
 from kdgui.core.events import EpochEvent, RunControl
+from kdgui.core.run_folders import new_run_dir
 from kdgui.gui.qt_worker import QtWorker
 
 KEYS = ("distill.temperature", "distill.alpha", "student.width", "prune.sparsity",
@@ -182,8 +182,7 @@ class QtSweepPanel(QWidget):
         except UserError as exc:
             self._show_error(exc.to_dict())
             return False
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.out_dir = Path(out_dir) if out_dir else self.sweeps_root / f"{stamp}-{key}"
+        self.out_dir = Path(out_dir) if out_dir else new_run_dir(self.sweeps_root, key)
         self.rows, self.last_error = [], None
         self._redraw()
         fn, control = self._sweep_fn, RunControl()
