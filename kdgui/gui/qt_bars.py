@@ -186,9 +186,8 @@ class QtBars(QtLivePlot):
         font.setPointSize(7)
         label_metrics = QFontMetrics(font)
         top = 100.0
-        upright = len(names) > 3  # narrow bars: write the values vertically
-        longest = 0
         colors = [SERIES_COLORS[s % len(SERIES_COLORS)] for s in range(len(names))]
+        series = []
         for s, name in enumerate(names):
             xs, heights, labels = [], [], []
             for g, group in enumerate(GROUPS):
@@ -202,6 +201,15 @@ class QtBars(QtLivePlot):
                 xs.append(g - 0.4 + width * (s + 0.5))
                 heights.append(min(rel, CLIP_PERCENT))
                 labels.append(("↑ " if clipped else "") + format_value(group, value))
+            series.append((name, xs, heights, labels))
+        longest = max((label_metrics.horizontalAdvance(t) for *_r, labels in series
+                       for t in labels), default=0)
+        view = self.plot.getViewBox().sceneBoundingRect()
+        w_px = view.width() if view.width() > 50 else 400.0
+        # Values are written upright when they are wider than a bar's slot (they overlapped
+        # their neighbours with three stages in a 500 px plot).
+        upright = longest + 4 > w_px / len(GROUPS) * width
+        for s, (name, xs, heights, labels) in enumerate(series):
             bars = pg.BarGraphItem(x=xs, height=heights, width=width * 0.9, brush=colors[s],
                                    pen=None, name=name)
             self.plot.addItem(bars)
@@ -212,13 +220,11 @@ class QtBars(QtLivePlot):
                 else:
                     label = pg.TextItem(text, color=foreground(), anchor=(0.5, 1.0))
                 label.setFont(font)
+                label.textItem.document().setDocumentMargin(1)  # tight: narrow bars fit it
                 label.setPos(x, h)
                 self.plot.addItem(label)
                 self._items.append(label)
                 top = max(top, h)
-                longest = max(longest, label_metrics.horizontalAdvance(text))
-        view = self.plot.getViewBox().sceneBoundingRect()
-        w_px = view.width() if view.width() > 50 else 400.0
         self._new_legend(names, colors, w_px)
         self.plot.layout.activate()  # the legend's row is taken from the bars' height now
         view = self.plot.getViewBox().sceneBoundingRect()

@@ -578,3 +578,22 @@ def test_models_notices_have_no_terminal_colour_codes(window) -> None:
     models = window.view("models")
     models._set_notice("\x1b[31mCannot show this model\x1b[0m: \\x1b[1mnetron\\x1b[0m failed")
     assert models.notice.text() == "Cannot show this model: netron failed"
+
+
+@pytest.mark.parametrize("stages", [2, 3, 5])
+def test_bar_value_labels_never_overlap(qtbot, stages) -> None:
+    bars = QtBars()
+    qtbot.addWidget(bars)
+    bars.resize(500, 300)
+    bars.show()
+    qtbot.waitExposed(bars)
+    for name in list(PIPELINE)[:stages]:
+        bars.set_stage(name, PIPELINE[name])
+    bars.flush()
+    qtbot.wait(50)
+    bars.plot_widget.viewport().repaint()
+    rects = [item.sceneBoundingRect() for item in bars._items if hasattr(item, "textItem")]
+    assert len(rects) == 5 * stages
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert not a.intersects(b), (a, b)
