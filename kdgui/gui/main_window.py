@@ -338,6 +338,10 @@ class QtMainWindow(WindowFilesMixin, WindowResultsMixin, QMainWindow):
     # -- errors ----------------------------------------------------------------------------------
     def show_error(self, error: dict[str, str]) -> None:
         """Show a ``what``/``fix`` error without blocking (tests read :attr:`errors`)."""
+        from kdgui.gui.qt_setup_check import window_words  # "pass --trust" → where to click
+
+        error = {k: window_words(v) if k in ("what", "fix") and isinstance(v, str) else v
+                 for k, v in error.items()}
         self.errors.append(dict(error))
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Warning)

@@ -95,7 +95,7 @@ def test_engine_failure_shows_a_message_and_the_window_stays_usable(make_window,
     assert window.errors[-1]["what"].startswith("dataset 'mnist:/nowhere' not found")
     box = window.error_box
     assert isinstance(box, QMessageBox) and box.isVisible()
-    assert "--download" in box.informativeText()
+    assert "'download' in 2 · Data" in box.informativeText()  # the window's words, not --download
     box.close()
     # usable: edit and run again, this time with a working engine
     window.runner._run_fn = fake_run

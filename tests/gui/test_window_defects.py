@@ -597,3 +597,10 @@ def test_bar_value_labels_never_overlap(qtbot, stages) -> None:
     for i, a in enumerate(rects):
         for b in rects[i + 1:]:
             assert not a.intersects(b), (a, b)
+
+
+def test_error_messages_use_window_words_not_cli_flags(window) -> None:
+    window.show_error({"what": "this file is a pickle",
+                       "fix": "Only if you trust its source, pass --trust (or set teacher.trust)"})
+    assert "--trust" not in window.errors[-1]["fix"]
+    assert "Trust this file" in window.error_box.informativeText()
