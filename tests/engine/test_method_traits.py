@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from kdgui.core import method_traits as traits_table
 from kdgui.core import run_folders
-from kdgui.core.components import compression
 from kdgui.core.components import export as export_decl
 from kdgui.core.components.compression import (
     MethodTraits,
@@ -45,7 +45,7 @@ def scratch_declarations(monkeypatch: pytest.MonkeyPatch) -> None:
     for registry in REGISTRIES.values():
         registry.names()  # the built-ins are declared before the copy is taken
         monkeypatch.setattr(registry, "_items", dict(registry._items))
-    monkeypatch.setattr(compression, "TRAITS", dict(compression.TRAITS))
+    monkeypatch.setattr(traits_table, "TRAITS", dict(traits_table.TRAITS))
     monkeypatch.setattr(export_decl, "FORMATS", dict(export_decl.FORMATS))
 
 
