@@ -191,7 +191,7 @@ def parse_vary(text: str) -> tuple[str, list[Any]]:
                               "Separate the values with single commas: 1,4,8.")
         try:
             values.append(yaml.safe_load(part))
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError, RecursionError):  # ValueError: 5000-digit numbers
             values.append(part)
     return key, values
 

@@ -253,6 +253,9 @@ def test_flag_errors_name_the_flag(tmp_path, capsys) -> None:
     assert "--set: distill.alpha" in capsys.readouterr().err  # a --set names its key
     assert main(["demo", "--set", "training.seed=" + "9" * 5000, "--out", str(out)]) == 2
     assert "internal error" not in capsys.readouterr().err  # Python's 4300-digit int limit
+    assert main(["sweep", "--demo", "--vary", "training.seed=" + "9" * 5000, "--out",
+                 str(out)]) == 2
+    assert "internal error" not in capsys.readouterr().err
     assert not out.exists()
 
 
