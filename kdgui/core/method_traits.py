@@ -1,4 +1,4 @@
-"""What a compression method needs and makes — its traits — and how a method is declared with them.
+"""What a compression method needs and makes (its traits), and how a method is declared with them.
 
 Each compression method is declared once, in ``kdgui/core/components/compression.py``, by
 :func:`declare_method`, which registers it (parameters, engine implementation, texts) in the
@@ -37,7 +37,8 @@ class MethodTraits:
     kernels, so it cannot be pruned, decomposed, quantized again or fine-tuned (it must be the last
     step), and stores 8 bits per weight; ``needs_calibration``: it reads calibration data;
     ``needs_layers``: it changes PyTorch layers, so it cannot run on a model that is only a
-    TorchScript, .pt2 or ONNX file (ONNX Runtime int8 works on the exported file instead).
+    TorchScript, .pt2 or ONNX file (ONNX Runtime int8 works on the exported file instead);
+    ``weight_bits``: bits per weight the result stores or simulates (default: 8 for int8).
     """
 
     step_kind: str = ""
@@ -45,9 +46,19 @@ class MethodTraits:
     produces_int8: bool = False
     needs_calibration: Trait = False
     needs_layers: bool = True
+    weight_bits: int | Callable[[Any], int] | None = None
 
     def trains(self, params: BaseModel | None = None) -> bool:
         return _holds(self.trains_during_step, params)
+
+    def stored_bits(self, params: BaseModel | None = None) -> int | None:
+        """Bits per stored weight after the step (8 for int8), None when it keeps them as they
+        were; what a sweep's effective size counts."""
+        if callable(self.weight_bits):
+            return int(self.weight_bits(params)) if params is not None else None
+        if self.weight_bits is not None:
+            return int(self.weight_bits)
+        return 8 if self.produces_int8 else None
 
     def calibrates(self, params: BaseModel | None = None) -> bool:
         return _holds(self.needs_calibration, params)

@@ -307,14 +307,15 @@ def run_folder_name(index: int, key: str, label: str) -> str:
 
 
 def weight_bits(config: ExperimentConfig) -> int:
-    """Bits per stored weight after the config's pipeline: fake-quant bits, 8 for int8, else 32."""
+    """Bits per stored weight after the config's pipeline, as each method declares it
+    (fake-quant: its bits, int8: 8); 32 when no step changes them."""
     bits = 32
     for step in config.compression.steps:
-        if step.kind == "quantize":
-            if step.method == "fake":
-                bits = int(step.params.get("bits", 8))
-            elif method_traits(step.kind, step.method).produces_int8:
-                bits = 8
+        if step.kind not in STEP_KINDS:
+            continue
+        params = method_component(step.kind, step.method).validate(step.params)
+        stored = method_traits(step.kind, step.method).stored_bits(params)
+        bits = stored if stored is not None else bits
     return bits
 
 

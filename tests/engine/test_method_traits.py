@@ -129,6 +129,10 @@ def test_a_declared_int8_method_is_known_everywhere_from_its_declaration(tmp_pat
     config = demo_config()
     config.compression.steps = [CompressionStep(kind="quantize", method="toy-int8")]
     assert weight_bits(config) == 8
+    fake4 = CompressionStep(kind="quantize", method="fake", params={"bits": 4})
+    config.compression.steps = [fake4]  # declared weight_bits: the fake-quant's own bits
+    assert weight_bits(config) == 4
+    config.compression.steps = [CompressionStep(kind="quantize", method="toy-int8")]
 
     ds = data()
     ctx = CompressionContext(input_shape=(6,), calibration=ds, validation=ds)

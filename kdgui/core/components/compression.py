@@ -233,7 +233,7 @@ declare_method(
     "Rounds weights (and optionally activations) to 2–8 bits in float, to see accuracy "
     "against bits. No size or speed gain: the tensors stay float32.",
     "w_q = s·clamp(round(w/s), -2^(b-1)+1, 2^(b-1)-1)",
-    traits=MethodTraits(needs_calibration=lambda p: p.activations),
+    traits=MethodTraits(needs_calibration=lambda p: p.activations, weight_bits=lambda p: p.bits),
 )
 
 # Weight sharing is Deep Compression's "trained quantization": a quantize method whose result stays
