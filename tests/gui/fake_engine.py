@@ -57,11 +57,12 @@ def _student_info(config: ExperimentConfig, params: int) -> dict[str, Any]:
             "spec": spec.model_dump(), "params": params}
 
 
-def _metrics(name: str, params: int, acc: float) -> dict[str, Any]:
+def _metrics(name: str, params: int, acc: float, *, stopped: bool) -> dict[str, Any]:
+    """A stage's measurements; a stopped run, like the engine's, times batch 1 only."""
     out = {"name": name, "accuracy": acc, "input_shape": INPUT_SHAPE, "params": params,
            "nonzero_params": params, "size_bytes": 4 * params, "zip_size_bytes": 3 * params,
            "macs": 20 * params, "macs_note": "", "latency_ms": params / 1e5,
-           "latency_ms_b32": params / 1e4, "top5": 1.0}
+           "latency_ms_b32": None if stopped else params / 1e4, "top5": 1.0}
     if name == "student":
         out["agreement"] = 0.9
     return out
@@ -157,8 +158,8 @@ def fake_run(
         ))
     if stopped:
         yield emit(StateEvent(state="stopped"))
-    teacher = _metrics("teacher", 100_000, 0.97)
-    student = _metrics("student", 20_000, 0.95)
+    teacher = _metrics("teacher", 100_000, 0.97, stopped=stopped)
+    student = _metrics("student", 20_000, 0.95, stopped=stopped)
     yield emit(StageEvent(name="teacher", metrics=teacher, layers=_layers(100_000)))
     yield emit(StageEvent(name="student", metrics=student, layers=_layers(20_000)))
     summary = {"schema_version": 1, "name": config.name, "completed": not stopped,
