@@ -44,7 +44,7 @@ COMPARE_ROWS: list[tuple[str, str, str]] = [
     ("teacher params", "teacher", "params"),
     ("student params", "student", "params"),
     ("final params", "final", "params"),
-    ("final size", "final", "size"),
+    ("final zip size", "final", "size"),  # the zip size when measured (see qt_bars)
     ("final MACs", "final", "MACs"),
     ("final latency", "final", "latency"),
 ]

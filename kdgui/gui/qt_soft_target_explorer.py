@@ -89,6 +89,11 @@ class QtSoftTargetExplorer(QWidget):
         self.log_scale = QCheckBox("log scale (see the small probabilities)")
         self.log_scale.toggled.connect(self._refresh)
         self.readout = QLabel(wordWrap=True)
+        # Room for the readout's two sentences and the caption's three lines: squeezed by the
+        # plot, they showed one line each (the soft loss and the student's guess were hidden).
+        lines = self.fontMetrics().lineSpacing()
+        self.readout.setMinimumHeight(3 * lines + 6)
+        self.caption.setMinimumHeight(4 * lines + 6)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         from kdgui.gui.qt_plot_base import background, foreground
