@@ -180,8 +180,18 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.example:
         sys.stdout.write(example_yaml())
         return 0
-    check_paths(load_config(args.check))  # the schema, then the files it names
+    config = load_config(args.check)
+    check_paths(config)  # the schema, then the files it names
     print(f"{args.check}: valid")
+    from pathlib import Path
+
+    from kdgui.core.config_io import parse_config_text
+    from kdgui.core.distill_terms import formula, migration_note
+
+    raw = parse_config_text(Path(args.check).read_text(encoding="utf-8-sig"),
+                            is_json=args.check.lower().endswith(".json"), source=args.check)
+    note = migration_note(raw) if isinstance(raw, dict) else None
+    print(note or f"loss: {formula(config.distill.resolved_terms())}")
     return 0
 
 

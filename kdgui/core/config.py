@@ -12,16 +12,21 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from kdgui.core.components.compression import STEP_KINDS, method_traits
-from kdgui.core.components.distill import AttentionParams, FeatureParams, Temperature
 from kdgui.core.components.export import format_names
 from kdgui.core.data_spec import known_kinds_text, parse_data_spec
+
+# The distillation section lives with its terms; re-exported here, where every section is.
+from kdgui.core.distill_terms import DistillConfig as DistillConfig
+from kdgui.core.distill_terms import TermConfig as TermConfig
 from kdgui.core.errors import DataError
 from kdgui.core.params import Params, describe, param
 from kdgui.core.presets import PRESETS
 from kdgui.core.registry import REGISTRIES
 from kdgui.core.student_spec import StudentSpec
 
-SCHEMA_VERSION = 1
+#: 2 added ``distill.terms``; a schema-1 file is read unchanged (its alpha/beta/gamma are the
+#: shorthand) and migrated with a note (:func:`kdgui.core.distill_terms.migration_note`).
+SCHEMA_VERSION = 2
 #: Longest run name: it becomes part of a folder name and of every report's title.
 MAX_NAME = 200
 #: Largest seed: numpy's generators take seeds below 2**32 (torch's would overflow far later).
@@ -150,43 +155,6 @@ class StudentConfig(Section):
         if value is not None and value not in PRESETS:
             raise ValueError(f"unknown student preset '{value}' (known: {_known(PRESETS)})")
         return value
-
-
-class DistillConfig(Section):
-    """The weighted loss ``L = (1-a-b-g) L_hard + a L_soft + b L_feat + g L_att``."""
-
-    alpha: float = param(
-        0.7, "Weight a of the soft-target loss.", ge=0.0, le=1.0, step=0.05,
-        formula="a · T² KL(softmax(z_t/T) ‖ softmax(z_s/T))",
-    )
-    beta: float = param(
-        0.0, "Weight b of the feature-hint loss (FitNets).", ge=0.0, le=1.0, step=0.05,
-        formula="b · ‖r(F_s) − F_t‖²",
-    )
-    gamma: float = param(
-        0.0, "Weight g of the attention-transfer loss.", ge=0.0, le=1.0, step=0.05,
-        formula="g · ‖Q_s/‖Q_s‖ − Q_t/‖Q_t‖‖₂",
-    )
-    temperature: Temperature = 4.0
-    label_smoothing: float = param(
-        0.0, "Label smoothing of the hard-label loss.", ge=0.0, le=0.5, step=0.01
-    )
-    feature: FeatureParams = Field(default_factory=FeatureParams)
-    attention: AttentionParams = Field(default_factory=AttentionParams)
-
-    @model_validator(mode="after")
-    def _weights_sum_to_at_most_one(self) -> DistillConfig:
-        total = self.alpha + self.beta + self.gamma
-        if total > 1.0 + 1e-9:
-            raise ValueError(
-                f"alpha + beta + gamma = {total:g} must be ≤ 1 "
-                "(the hard-label weight is 1 - alpha - beta - gamma)"
-            )
-        return self
-
-    @property
-    def hard_weight(self) -> float:
-        return max(0.0, 1.0 - self.alpha - self.beta - self.gamma)
 
 
 class TrainingConfig(Section):
@@ -329,7 +297,7 @@ class ExportConfig(Section):
 class ExperimentConfig(Section):
     """A whole experiment: data, teacher, student, distillation, training, compression, export."""
 
-    schema_version: int = param(SCHEMA_VERSION, "Version of this file's schema.", ge=1, le=1)
+    schema_version: int = param(SCHEMA_VERSION, "Version of this file's schema.", ge=1, le=2)
     name: str = param("experiment", "A name for the run.", max_length=MAX_NAME)
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: ModelRef = Field(default_factory=lambda: ModelRef(path="demo"))

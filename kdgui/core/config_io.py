@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from kdgui.core.config import ExperimentConfig
+from kdgui.core.config import SCHEMA_VERSION, ExperimentConfig
 from kdgui.core.errors import ConfigError, printable
 from kdgui.core.params import describe
 
@@ -154,12 +154,14 @@ def config_from_dict(
         )
     check_limits(data, source)
     version = data.get("schema_version", 1)
-    if version != 1 or isinstance(version, bool):
+    if version not in (1, SCHEMA_VERSION) or isinstance(version, bool):
         raise ConfigError(
             f"schema_version {printable(repr(version), 40)} is not supported by this version of "
             "KD Studio",
-            "Use schema_version: 1, or upgrade KD Studio.", source=source,
+            f"Use schema_version: {SCHEMA_VERSION}, or upgrade KD Studio.", source=source,
         )
+    if version == 1:  # read unchanged: see kdgui.core.distill_terms.migration_note
+        data = {**data, "schema_version": SCHEMA_VERSION}
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
@@ -360,9 +362,11 @@ def apply_overrides(
 def example_yaml() -> str:
     """An annotated example config, generated from the schema's own help texts."""
     lines = [
-        "# KD Studio experiment config (schema_version 1).",
+        f"# KD Studio experiment config (schema_version {SCHEMA_VERSION}).",
         "# Loss: L = (1 - alpha - beta - gamma) L_hard + alpha L_soft + beta L_feat + gamma L_att",
-        "# with L_soft = T^2 KL(softmax(z_t/T) || softmax(z_s/T)).",
+        "# with L_soft = T^2 KL(softmax(z_t/T) || softmax(z_s/T)); or any list of weighted terms:",
+        "# distill: {terms: [{name: hard, weight: 1}, {name: dkd, weight: 1, params: {beta: 8}}]}",
+        "# (the losses and their params: 'kdgui methods').",
     ]
 
     def emit(model: BaseModel, indent: int) -> None:

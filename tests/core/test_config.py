@@ -23,7 +23,7 @@ def test_defaults_are_the_offline_demo() -> None:
     cfg = demo_config()
     assert cfg.data.spec == "digits"
     assert cfg.teacher.path == "demo"
-    assert cfg.schema_version == 1
+    assert cfg.schema_version == 2  # schema 2 added distill.terms
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])

@@ -1,13 +1,21 @@
-"""The distillation losses, declared once.
+"""The distillation losses, declared once: parameters, what each reads, formula and paper.
 
-The total loss is ``L = (1 - a - b - g) L_hard + a L_soft + b L_feat + g L_att``; the weights
-``a`` (alpha), ``b`` (beta), ``g`` (gamma) live in :class:`kdgui.core.config.DistillConfig`, the
-per-loss parameters here.
+The total loss is a weighted sum of *terms* (``distill.terms`` in a config, see
+:mod:`kdgui.core.distill_terms`), each one of the losses registered here with its own validated
+parameters. The old ``L = (1 - a - b - g) L_hard + a L_soft + b L_feat + g L_att`` form is a
+shorthand for four such terms.
+
+Each parameter model says, in its ``inputs`` class variable, what its loss reads: ``labels``
+(the true classes), ``logits`` (the teacher's outputs) and/or ``features`` (paired intermediate
+outputs of both networks, collected by forward hooks). The engine calls a loss with exactly
+those, the config refuses ``pairs`` on a loss that reads no features, and the run knows whether
+the teacher must run (and be hookable) from these declarations alone. Adding a method is
+therefore its engine module, one declaration here, and its test.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -27,18 +35,73 @@ Temperature = Annotated[
 
 LayerPairs = list[tuple[str, str]] | None
 
+Input = Literal["labels", "logits", "features"]
 
-class HardParams(Params):
+
+class LossParams(Params):
+    """Base of a loss's parameters; ``inputs`` says what the loss is called with, in order
+    after the student's output: ``labels`` → the targets, ``logits`` → the teacher's logits,
+    ``features`` → ``(student_feats, teacher_feats)`` lists of paired layer outputs instead
+    of logits."""
+
+    inputs: ClassVar[tuple[Input, ...]] = ("logits",)
+
+
+def reads(params: type[Params], what: Input) -> bool:
+    """Whether a loss with parameter model ``params`` reads ``what`` (default: logits)."""
+    return what in getattr(params, "inputs", ("logits",))
+
+
+def standardize_param() -> bool:
+    return param(  # type: ignore[no-any-return]
+        False,
+        "Logit standardization (Sun et al. 2024): z-score each sample's teacher and student "
+        "logits (mean 0, std 1) before the temperature, so the student matches the teacher's "
+        "logit *relations*, not their scale; use a base temperature of about 2.",
+        formula="z ← (z − mean(z)) / std(z)",
+    )
+
+
+class HardParams(LossParams):
+    inputs: ClassVar[tuple[Input, ...]] = ("labels",)
     label_smoothing: float = param(
         0.0, "Label smoothing of the hard-label cross-entropy.", ge=0.0, le=0.5, step=0.01
     )
 
 
-class SoftParams(Params):
+class SoftParams(LossParams):
     temperature: Temperature = 4.0
+    standardize: bool = standardize_param()
 
 
-class FeatureParams(Params):
+class DKDParams(LossParams):
+    """Decoupled KD (Zhao et al. 2022); defaults from the authors' mdistiller CIFAR configs."""
+
+    inputs: ClassVar[tuple[Input, ...]] = ("logits", "labels")
+    alpha: float = param(1.0, "Weight of TCKD, the target-class (binary) KL.", ge=0.0, le=100.0,
+                         step=0.5)
+    beta: float = param(8.0, "Weight of NCKD, the KL among the non-target classes.", ge=0.0,
+                        le=100.0, step=0.5)
+    temperature: Temperature = 4.0
+    warmup_epochs: int = param(
+        20, "The loss is scaled by min(epoch / warmup_epochs, 1) (epochs counted from 1); "
+        "0 turns the warm-up off.", ge=0, le=10000)
+    standardize: bool = standardize_param()
+
+
+class DISTParams(LossParams):
+    """DIST (Huang et al. 2022); defaults from the authors' code (beta = gamma = tau = 1)."""
+
+    beta: float = param(1.0, "Weight of the inter-class relation (per sample, across classes).",
+                        ge=0.0, le=100.0, step=0.5)
+    gamma: float = param(1.0, "Weight of the intra-class relation (per class, across the "
+                         "batch).", ge=0.0, le=100.0, step=0.5)
+    temperature: Temperature = 1.0
+    standardize: bool = standardize_param()
+
+
+class FeatureParams(LossParams):
+    inputs: ClassVar[tuple[Input, ...]] = ("features",)
     pairs: LayerPairs = Field(
         None,
         description="(teacher layer, student layer) pairs; empty means automatic pairing by "
@@ -49,7 +112,9 @@ class FeatureParams(Params):
     )
 
 
-class AttentionParams(Params):
+class AttentionParams(LossParams):
+    inputs: ClassVar[tuple[Input, ...]] = ("features",)
+
     p: float = param(
         2.0, "Exponent p of the attention map sum_c |A_c|^p.", ge=1.0, le=4.0, step=0.5
     )
@@ -60,6 +125,7 @@ class AttentionParams(Params):
 
 
 _ENGINE = "kdgui.engine.distill.losses"
+_LOGITS = "kdgui.engine.distill.logit_methods"
 
 register(
     "loss", "hard", HardParams, f"{_ENGINE}:HardLoss", "Hard labels",
@@ -69,8 +135,9 @@ register(
 register(
     "loss", "soft", SoftParams, f"{_ENGINE}:SoftTargetLoss", "Soft targets",
     "KL divergence between temperature-softened teacher and student distributions.",
-    "L_soft = T^2 KL(softmax(z_t/T) || softmax(z_s/T))",
-    "Hinton, Vinyals, Dean. Distilling the Knowledge in a Neural Network. 2015",
+    "L_soft = T^2 KL(softmax(z_t/T) || softmax(z_s/T));  with standardize, z = (z - mean z) / std z",
+    "Hinton, Vinyals, Dean. Distilling the Knowledge in a Neural Network. 2015; "
+    "Sun et al. Logit Standardization in Knowledge Distillation. CVPR 2024",
 )
 register(
     "loss", "feature", FeatureParams, f"{_ENGINE}:FeatureHintLoss", "Feature hints",
@@ -84,4 +151,20 @@ register(
     "Distance between normalized spatial attention maps of teacher and student.",
     "L_att = sum_j || Q_s/||Q_s|| - Q_t/||Q_t|| ||_2,  Q = sum_c |A_c|^p",
     "Zagoruyko, Komodakis. Paying More Attention to Attention. ICLR 2017",
+)
+register(
+    "loss", "dkd", DKDParams, f"{_LOGITS}:DKDLoss", "Decoupled KD (DKD)",
+    "KD split into the target-class binary KL (TCKD) and the KL among non-target classes "
+    "(NCKD), weighted separately so NCKD is not suppressed by a confident teacher.",
+    "L_dkd = min(e/warmup, 1) T^2 [alpha KL(b_t || b_s) + beta KL(p~_t || p~_s)],  "
+    "b = (p_target, 1 - p_target), p~ = softmax over the non-target classes",
+    "Zhao et al. Decoupled Knowledge Distillation. CVPR 2022",
+)
+register(
+    "loss", "dist", DISTParams, f"{_LOGITS}:DISTLoss", "DIST (relations)",
+    "Matches the teacher's predictions by Pearson correlation rather than exact values: "
+    "per sample across classes (inter-class) and per class across the batch (intra-class).",
+    "L_dist = T^2 [beta (1 - mean_i rho(p_s[i,:], p_t[i,:])) + gamma (1 - mean_c "
+    "rho(p_s[:,c], p_t[:,c]))],  p = softmax(z/T)",
+    "Huang et al. Knowledge Distillation from A Stronger Teacher. NeurIPS 2022",
 )

@@ -1,6 +1,8 @@
-"""Knowledge distillation: the losses, the layer taps and pairing, and the training step."""
+"""Knowledge distillation: the losses (any list of weighted terms), the layer taps and pairing,
+and the training step."""
 
 from kdgui.engine.distill.distiller import Distiller
+from kdgui.engine.distill.logit_methods import DISTLoss, DKDLoss
 from kdgui.engine.distill.losses import (
     AttentionTransferLoss,
     FeatureHintLoss,
@@ -13,6 +15,8 @@ from kdgui.engine.distill.taps import FeatureTap, candidate_layers
 
 __all__ = [
     "AttentionTransferLoss",
+    "DISTLoss",
+    "DKDLoss",
     "Distiller",
     "FeatureHintLoss",
     "FeatureTap",

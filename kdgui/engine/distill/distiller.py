@@ -6,15 +6,19 @@ The teacher is frozen and deliberately *not* a registered submodule: it is put i
 Only ``.to()``/``.cuda()``/``.half()`` reach it (see :meth:`Distiller._apply`), so that moving
 the distiller moves both networks.
 
-The step is kept lean because it runs millions of times: terms whose weight is 0 are neither
-built nor computed (their entries are a shared 0-d zero), hooks are registered only for the
-layers a feature or attention loss reads, and with cached teacher logits and no feature losses
-the teacher does not run at all.
+The loss is a list of weighted terms, each a registered loss (``distill.terms``, or the four
+terms of the alpha/beta/gamma shorthand); what a term is called with comes from its declared
+``inputs`` (labels, teacher logits, or paired feature maps), so a new method needs no change
+here. The step is kept lean because it runs millions of times: terms whose weight is 0 are
+neither built nor computed (their entries are a shared 0-d zero), hooks are registered only for
+the layers a feature loss reads, and with cached teacher logits and no feature losses the
+teacher does not run at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,19 +27,13 @@ from torch import Tensor, nn
 from kdgui.core.config import DistillConfig
 from kdgui.core.errors import CompatibilityError, ConfigError
 from kdgui.core.registry import losses
-from kdgui.engine.distill.losses import (
-    AttentionTransferLoss,
-    FeatureHintLoss,
-    HardLoss,
-    SoftTargetLoss,
-    hint_adapter,
-)
 from kdgui.engine.distill.pairing import Pair, resolve_pairs
 from kdgui.engine.distill.taps import FeatureTap, check_hookable
 
 #: Weights at or below this are treated as 0 (``1 - 0.7 - 0.2 - 0.1`` is not exactly 0).
 _EPS = 1e-9
 
+#: The shorthand's four terms, in the order the old fixed loss reported them.
 TERMS = ("hard", "soft", "feature", "attention")
 
 
@@ -62,14 +60,27 @@ def _build(name: str, params: Any, *args: Any) -> Any:
     return component.load()(params, *args)
 
 
-class Distiller(nn.Module):
-    """Holds student + adapters + losses; the teacher is frozen (eval, requires_grad False, kept
-    out of ``.parameters()``).
+@dataclass
+class _Term:
+    """One active term on the hot path: its key, weight, loss and what it is called with."""
 
-    ``forward(x, y, teacher_logits=None)`` returns ``({"hard", "soft", "feature", "attention",
-    "total"}, student_logits)``; every entry is a 0-d tensor, and only ``total`` needs to be
-    back-propagated. Pass ``teacher_logits`` (from :meth:`teacher_logits`, cached per sample) to
-    skip the teacher's forward pass when no feature or attention loss needs its feature maps.
+    key: str
+    weight: float
+    loss: nn.Module
+    inputs: tuple[str, ...]
+    pairs: list[Pair]
+
+
+class Distiller(nn.Module):
+    """Holds student + adapters + the loss terms; the teacher is frozen (eval, requires_grad
+    False, kept out of ``.parameters()``).
+
+    The terms are ``cfg.resolved_terms()``: the config's ``distill.terms`` list, or the four
+    terms its alpha/beta/gamma shorthand means. ``forward(x, y, teacher_logits=None)`` returns
+    ``({key of every term..., "total"}, student_logits)``; every entry is a 0-d tensor (terms of
+    weight 0 are a shared zero), and only ``total`` needs to be back-propagated. Pass
+    ``teacher_logits`` (from :meth:`teacher_logits`, cached per sample) to skip the teacher's
+    forward pass when no term needs its feature maps.
     """
 
     pairs: dict[str, list[tuple[str, str]]]
@@ -87,7 +98,7 @@ class Distiller(nn.Module):
 
         ``teacher`` is changed in place: moved to ``device``, set to eval mode and given
         ``requires_grad=False``. ``input_shape`` is one sample's ``(C, H, W)``, used for one probe
-        forward pass that finds the layers' output shapes when a feature or attention loss is on.
+        forward pass that finds the layers' output shapes when a term reads feature maps.
         """
         super().__init__()
         self.cfg = cfg
@@ -96,49 +107,57 @@ class Distiller(nn.Module):
         object.__setattr__(self, "_teacher", teacher)  # not a submodule: see module docstring
         self.student = student.to(self.device)
 
-        self.weights = {
-            "hard": cfg.hard_weight,
-            "soft": cfg.alpha,
-            "feature": cfg.beta,
-            "attention": cfg.gamma,
-        }
+        specs = cfg.resolved_terms()
+        self.keys = [t.key for t in specs]
+        self.weights = {t.key: t.weight for t in specs}
         self.active = {k: w > _EPS for k, w in self.weights.items()}
-        self.needs_teacher_features = self.active["feature"] or self.active["attention"]
+        components = {t.key: losses.get(t.name) for t in specs}
+        inputs = {k: tuple(getattr(c.params, "inputs", ("logits",)))
+                  for k, c in components.items()}
+        feature_keys = [t.key for t in specs if "features" in inputs[t.key]]
+        self.needs_teacher_features = any(self.active[k] for k in feature_keys)
+        self.needs_teacher_logits = any(self.active[k] and "logits" in inputs[k] for k in inputs)
         if self.needs_teacher_features:  # before any probe or training: name the formats
             check_hookable(teacher, "teacher")
             check_hookable(self.student, "student")
         self.register_buffer("_zero", torch.zeros((), device=self.device), persistent=False)
 
-        self.hard: HardLoss | None = None
-        self.soft: SoftTargetLoss | None = None
-        self.feature: FeatureHintLoss | None = None
-        self.attention: AttentionTransferLoss | None = None
-        if self.active["hard"]:
-            self.hard = _build("hard", {"label_smoothing": cfg.label_smoothing})
-        if self.active["soft"]:
-            self.soft = _build("soft", {"temperature": cfg.temperature})
+        self.pairs = {k: [] for k in feature_keys}
+        self._active_terms: list[_Term] = []
+        for i, spec in enumerate(specs):
+            key = spec.key
+            module_name = _module_name(self, key, i)
+            if not self.active[key]:
+                self.add_module(module_name, None)  # d.soft is None: a term that is off
+                continue
+            params = spec.validated_params()
+            component = components[key]
+            pairs: list[Pair] = []
+            if key in self.pairs:
+                impl = component.load()
+                field = (f"distill.{spec.name}.pairs" if cfg.terms is None
+                         else f"distill.terms[{i}].pairs")
+                rule = getattr(impl, "pair_rule", "any")
+                pairs, t_shapes, s_shapes = resolve_pairs(
+                    teacher, self.student, input_shape, rule, spec.pairs, self.device, field
+                )
+                self.pairs[key] = pairs
+                if hasattr(impl, "for_shapes"):  # a loss with learned adapters (FitNets)
+                    loss = impl.for_shapes(params, [(s_shapes[s], t_shapes[t]) for t, s in pairs])
+                else:
+                    loss = impl(params)
+            else:
+                loss = _build(spec.name, params)
+            loss = loss.to(self.device)
+            self.add_module(module_name, loss)
+            self._active_terms.append(_Term(key, spec.weight, loss, inputs[key], pairs))
+        self.needs_labels = any("labels" in t.inputs for t in self._active_terms)
 
-        self.pairs = {"feature": [], "attention": []}
-        if self.active["feature"]:
-            pairs, t_shapes, s_shapes = resolve_pairs(
-                teacher, self.student, input_shape, "feature", cfg.feature.pairs, self.device
-            )
-            self.pairs["feature"] = pairs
-            adapters = [hint_adapter(s_shapes[s], t_shapes[t]) for t, s in pairs]
-            self.feature = _build("feature", cfg.feature, adapters).to(self.device)
-        if self.active["attention"]:
-            pairs, _, _ = resolve_pairs(
-                teacher, self.student, input_shape, "attention", cfg.attention.pairs, self.device
-            )
-            self.pairs["attention"] = pairs
-            self.attention = _build("attention", cfg.attention)
-
-        t_layers = [t for kind in ("feature", "attention") for t, _ in self.pairs[kind]]
-        s_layers = [s for kind in ("feature", "attention") for _, s in self.pairs[kind]]
+        feature_pairs = [p for k in feature_keys for p in self.pairs[k]]
+        t_layers = list(dict.fromkeys(t for t, _ in feature_pairs))
+        s_layers = list(dict.fromkeys(s for _, s in feature_pairs))
         self._t_tap = FeatureTap(teacher, t_layers) if t_layers else None
         self._s_tap = FeatureTap(self.student, s_layers) if s_layers else None
-        # Plain Python lists on the hot path: no dict/list rebuilding per step.
-        self._terms = [k for k in TERMS if self.active[k]]
 
     # -- the frozen teacher ------------------------------------------------------------------
 
@@ -162,10 +181,17 @@ class Distiller(nn.Module):
         return out
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
-        """The student's parameters, then the feature adapters' (the teacher has none here)."""
+        """The student's parameters, then the terms' own (adapters; the teacher has none here)."""
         yield from self.student.parameters()
-        if self.feature is not None:
-            yield from self.feature.parameters()
+        for term in self._active_terms:
+            yield from term.loss.parameters()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the terms the epoch about to start (from 0): DKD's warm-up reads it."""
+        for term in self._active_terms:
+            set_epoch = getattr(term.loss, "set_epoch", None)
+            if set_epoch is not None:
+                set_epoch(epoch)
 
     # -- the step ----------------------------------------------------------------------------
 
@@ -173,77 +199,66 @@ class Distiller(nn.Module):
         self, x: Tensor, y: Tensor | None, teacher_logits: Tensor | None = None
     ) -> tuple[dict[str, Tensor], Tensor]:
         """Weighted loss terms and the student's logits for one batch."""
-        needs_logits = self.soft is not None
-        if self.needs_teacher_features or (needs_logits and teacher_logits is None):
+        if self.needs_teacher_features or (self.needs_teacher_logits and teacher_logits is None):
             # The teacher runs anyway: its fresh logits are used (cached ones would be equal).
             with torch.no_grad():
                 teacher_logits = as_logits(self._teacher(x))
         student_logits = as_logits(self.student(x))
-
+        if self.needs_labels and y is None:
+            raise ConfigError(
+                "a loss term reads labels (hard, dkd, ...), but the batch has none",
+                "Provide labels, or remove the terms that read them (with the shorthand, set "
+                "alpha + beta + gamma to 1).",
+            )
         zero = self._zero
-        terms = {"hard": zero, "soft": zero, "feature": zero, "attention": zero}
-        if self.hard is not None:
-            if y is None:
-                raise ConfigError(
-                    "the hard-label loss needs labels, but the batch has none",
-                    "Provide labels, or set alpha + beta + gamma to 1.",
-                )
-            terms["hard"] = self.hard(student_logits, y)
-        if self.soft is not None:
-            assert teacher_logits is not None
-            terms["soft"] = self.soft(student_logits, teacher_logits)
-        if self.needs_teacher_features:
-            self._feature_terms(terms)
-
-        w = self.weights
+        terms = dict.fromkeys(self.keys, zero)
+        feats = self._features() if self.needs_teacher_features else None
         total: Tensor | None = None
-        for k in self._terms:
-            part = terms[k] * w[k]
+        for term in self._active_terms:
+            if "features" in term.inputs:
+                assert feats is not None
+                s_out, t_out = feats
+                value = term.loss([s_out[s] for _, s in term.pairs],
+                                  [t_out[t] for t, _ in term.pairs])
+            else:
+                args = [teacher_logits if i == "logits" else y for i in term.inputs]
+                value = term.loss(student_logits, *args)
+            terms[term.key] = value
+            part = value * term.weight
             total = part if total is None else total + part
         terms["total"] = total if total is not None else zero
         return terms, student_logits
 
-    def _feature_terms(self, terms: dict[str, Tensor]) -> None:
+    def _features(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """This pass's (student, teacher) layer outputs; the taps are emptied at once."""
         assert self._t_tap is not None and self._s_tap is not None
-        t_out, s_out = self._t_tap.outputs, self._s_tap.outputs
+        t_out, s_out = dict(self._t_tap.outputs), dict(self._s_tap.outputs)
         missing = [n for n in self._t_tap.layer_names if n not in t_out] + [
             n for n in self._s_tap.layer_names if n not in s_out
         ]
+        # Drop the batch's activations now rather than at the next step.
+        self._t_tap.clear()
+        self._s_tap.clear()
         if missing:
-            self._t_tap.clear()
-            self._s_tap.clear()
             raise CompatibilityError(
                 f"layer '{missing[0]}' produced no output in this forward pass",
-                "Pair layers that run on every forward pass (see distill.feature.pairs and "
-                "distill.attention.pairs).",
+                "Pair layers that run on every forward pass (see the pairs of the distillation "
+                "terms, e.g. distill.feature.pairs).",
             )
-        try:
-            if self.feature is not None:
-                pairs = self.pairs["feature"]
-                terms["feature"] = self.feature(
-                    [s_out[s] for _, s in pairs], [t_out[t] for t, _ in pairs]
-                )
-            if self.attention is not None:
-                pairs = self.pairs["attention"]
-                terms["attention"] = self.attention(
-                    [s_out[s] for _, s in pairs], [t_out[t] for t, _ in pairs]
-                )
-        finally:
-            # Drop the batch's activations now rather than at the next step.
-            self._t_tap.clear()
-            self._s_tap.clear()
+        return s_out, t_out
 
     def describe(self) -> dict[str, Any]:
         """Plain data for the run summary: weights, layer pairs and adapters."""
-        adapters = [] if self.feature is None else [repr(a) for a in self.feature.adapters]
+        adapters = [repr(a) for t in self._active_terms
+                    for a in getattr(t.loss, "adapters", [])]
         return {
             "weights": dict(self.weights),
             "temperature": self.cfg.temperature,
+            "terms": [t.model_dump(mode="json") for t in self.cfg.resolved_terms()],
             "pairs": {k: [list(p) for p in v] for k, v in self.pairs.items()},
             "adapters": adapters,
-            "adapter_parameters": 0
-            if self.feature is None
-            else sum(p.numel() for p in self.feature.parameters()),
+            "adapter_parameters": sum(p.numel() for t in self._active_terms
+                                      for p in t.loss.parameters()),
         }
 
     def extra_repr(self) -> str:
@@ -255,6 +270,14 @@ class Distiller(nn.Module):
         for tap in (self._t_tap, self._s_tap):
             if tap is not None:
                 tap.remove()
+
+
+def _module_name(distiller: nn.Module, key: str, index: int) -> str:
+    """The submodule name of a term: its key (so ``d.soft`` and checkpoints' ``feature.…``
+    keys read as before) unless that is not a plain name or is taken, then ``term<i>``."""
+    if key.isidentifier() and not hasattr(distiller, key):
+        return key
+    return f"term{index}"
 
 
 __all__ = ["TERMS", "Distiller", "Pair", "as_logits"]

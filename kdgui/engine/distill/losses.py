@@ -1,8 +1,9 @@
-"""The four distillation losses, each an ``nn.Module`` built from its declared parameters.
+"""The classic distillation losses, each an ``nn.Module`` built from its declared parameters.
 
-``L = (1 - a - b - g) L_hard + a L_soft + b L_feat + g L_att`` (the weights live in
-:class:`kdgui.core.config.DistillConfig`; :class:`kdgui.engine.distill.distiller.Distiller`
-combines the terms). Every loss takes the student's output first and the teacher's second, and
+The run's loss is a weighted sum of terms (``distill.terms``, or the shorthand
+``L = (1 - a - b - g) L_hard + a L_soft + b L_feat + g L_att``; see
+:mod:`kdgui.core.distill_terms`); :class:`kdgui.engine.distill.distiller.Distiller` combines
+them. Newer logit methods (DKD, DIST) live in :mod:`kdgui.engine.distill.logit_methods`. Every loss takes the student's output first and the teacher's second, and
 never back-propagates into the teacher's side (its tensors are detached).
 
 Choices this module makes, where the papers leave room:
@@ -66,18 +67,44 @@ class HardLoss(nn.Module):
         return F.cross_entropy(student_logits, targets, label_smoothing=self.label_smoothing)
 
 
+#: Added to the standard deviation in logit standardization, as in the authors' code.
+STANDARDIZE_EPS = 1e-7
+
+
+def standardize_logits(logits: Tensor) -> Tensor:
+    """Logit standardization (Sun et al. 2024): each row z-scored, ``(z - mean) / (std + 1e-7)``.
+
+    ``std`` is the sample standard deviation (Bessel-corrected, torch's default), as in the
+    authors' code. A student then matches the teacher's logit *relations* rather than their
+    range, which a smaller student may not be able to reach. Computed in float32.
+    """
+    z = logits.float()
+    return (z - z.mean(dim=1, keepdim=True)) / (z.std(dim=1, keepdim=True) + STANDARDIZE_EPS)
+
+
+def prepare_logits(student: Tensor, teacher: Tensor, standardize: bool) -> tuple[Tensor, Tensor]:
+    """Both sides in float32, the teacher's detached, z-scored when ``standardize`` is on."""
+    s, t = student.float(), teacher.detach().float()
+    if standardize:
+        s, t = standardize_logits(s), standardize_logits(t)
+    return s, t
+
+
 class SoftTargetLoss(nn.Module):
-    """``T² · KL(softmax(z_t/T) ‖ softmax(z_s/T))``, batch mean (Hinton et al. 2015)."""
+    """``T² · KL(softmax(z_t/T) ‖ softmax(z_s/T))``, batch mean (Hinton et al. 2015); with
+    ``standardize`` the logits are z-scored first (Sun et al. 2024)."""
 
     def __init__(self, params: SoftParams | None = None) -> None:
         super().__init__()
         self.params = params or SoftParams()
         self.temperature = float(self.params.temperature)
+        self.standardize = bool(self.params.standardize)
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
         t = self.temperature
-        log_p_s = F.log_softmax(student_logits.float() / t, dim=1)
-        log_p_t = F.log_softmax(teacher_logits.detach().float() / t, dim=1)
+        z_s, z_t = prepare_logits(student_logits, teacher_logits, self.standardize)
+        log_p_s = F.log_softmax(z_s / t, dim=1)
+        log_p_t = F.log_softmax(z_t / t, dim=1)
         kl = F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
         return kl * (t * t)
 
@@ -125,6 +152,9 @@ class FeatureHintLoss(nn.Module):
     ``adapters[i]`` adapts the i-th student feature; missing adapters are the identity. The
     adapters are this module's only parameters, so they train with the student.
     """
+
+    #: How the distiller checks this loss's layer pairs (see :mod:`.pairing`).
+    pair_rule = "feature"
 
     def __init__(
         self, params: FeatureParams | None = None, adapters: Iterable[nn.Module] | None = None
@@ -177,6 +207,8 @@ def attention_map(feature: Tensor, p: float = 2.0) -> Tensor:
 class AttentionTransferLoss(nn.Module):
     """Attention transfer: ``mean_pairs mean_batch ‖Q_s/‖Q_s‖ − Q_t/‖Q_t‖‖₂`` (unsquared)."""
 
+    pair_rule = "attention"
+
     def __init__(self, params: AttentionParams | None = None) -> None:
         super().__init__()
         self.params = params or AttentionParams()
@@ -211,6 +243,8 @@ __all__ = [
     "SoftTargetLoss",
     "attention_map",
     "hint_adapter",
+    "prepare_logits",
     "resize_map",
     "softmax_at_temperature",
+    "standardize_logits",
 ]

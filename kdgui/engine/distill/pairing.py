@@ -25,7 +25,9 @@ from torch import nn
 from kdgui.core.errors import ConfigError
 from kdgui.engine.distill.taps import Shape, candidate_layers, feature_maps, probe_shapes
 
-Kind = Literal["feature", "attention"]
+#: The shape rule of a pair: FitNets adapters (maps with maps, vectors with vectors), attention
+#: (maps only) or any (relation losses compare samples, so any two shapes go).
+Kind = Literal["feature", "attention", "any"]
 Pair = tuple[str, str]
 
 
@@ -67,13 +69,14 @@ def validate_pairs(
     teacher_candidates: Sequence[tuple[str, Shape]],
     student_candidates: Sequence[tuple[str, Shape]],
     kind: Kind,
+    field: str | None = None,
 ) -> list[Pair]:
     """Check user pairs against the probed output shapes; errors list the candidate layers.
 
     Attention needs 4-D feature maps on both sides; feature hints also accept two vectors
     (a linear adapter maps one onto the other) but not a map against a vector.
     """
-    field = f"distill.{kind}.pairs"
+    field = field or f"distill.{kind}.pairs"
     checked: list[Pair] = []
     for pair in pairs:
         if len(pair) != 2:
@@ -115,21 +118,25 @@ def resolve_pairs(
     kind: Kind,
     pairs: Sequence[Sequence[str]] | None = None,
     device: torch.device | str | None = None,
+    field: str | None = None,
 ) -> tuple[list[Pair], dict[str, Shape], dict[str, Shape]]:
-    """Validated user pairs, or automatic ones, plus every layer's probed output shape."""
+    """Validated user pairs, or automatic ones, plus every layer's probed output shape.
+
+    ``field`` names the config field in errors (default ``distill.KIND.pairs``)."""
     t_shapes, t_calls = probe_shapes(teacher, input_shape, device)
     s_shapes, s_calls = probe_shapes(student, input_shape, device)
     t_cands = feature_maps(t_shapes, t_calls)
     s_cands = feature_maps(s_shapes, s_calls)
     if pairs:
-        chosen = validate_pairs(pairs, t_shapes, s_shapes, t_cands, s_cands, kind)
+        chosen = validate_pairs(pairs, t_shapes, s_shapes, t_cands, s_cands, kind, field)
     else:
         chosen = match_stages(stage_ends(t_cands), stage_ends(s_cands))
         if not chosen:
+            where = field or f"distill.{kind}.pairs"
             raise ConfigError(
-                f"distill.{kind}.pairs: no feature maps to pair automatically "
+                f"{where}: no feature maps to pair automatically "
                 f"(teacher: {_describe(t_cands)}; student: {_describe(s_cands)})",
-                f"Name the layers in distill.{kind}.pairs, or set the {kind} weight to 0.",
+                f"Name the layers in {where}, or set the term's weight to 0.",
             )
     return chosen, t_shapes, s_shapes
 
