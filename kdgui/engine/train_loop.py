@@ -144,6 +144,9 @@ class TrainLoop:
         cache, augment, scheduler = phase.cache, self.augment, phase.scheduler
         distiller.train()
         distiller.teacher.eval()
+        set_epoch = getattr(distiller, "set_epoch", None)
+        if set_epoch is not None:  # a loss's schedule over epochs (DKD's warm-up)
+            set_epoch(epoch)
         started = time.perf_counter()
         window_start, window_samples = started, 0
         seen = window_steps = 0
