@@ -4,10 +4,11 @@ The file (:mod:`.deepc_format`) holds weights only, like safetensors: loading re
 from the recipe in its metadata (or the ``model`` given) and fills it with the decoded float
 weights, which equal the exported ones bit for bit, so verification compares at float tolerance.
 
-The header also carries a size *report* per coded layer: parameters, non-zeros, bits per weight
+:func:`read_report` gives the sizes per coded layer: parameters, non-zeros, bits per weight
 (fixed-width and Huffman), chosen index bits, and what zlib and lzma make of the same symbol
-streams, the comparison the issue asks for. :func:`read_report` returns it; the staged table of
-``summary.json`` (:mod:`kdgui.engine.compress.share.table`) is built from it.
+streams, the comparison the issue asks for. It is computed from the file itself, so it cannot
+disagree with what the file holds; the staged table of ``summary.json``
+(:mod:`kdgui.engine.compress.share.table`) is built from it.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from kdgui.engine.export.base import (
     rebuild_with_weights,
 )
 from kdgui.engine.export.deepc_format import (
+    best_fixed_width_bits,
     coded_entry,
     encode_weight,
-    fixed_width_bits,
     general_purpose_bytes,
     pack,
     raw_entry,
@@ -38,6 +39,9 @@ from kdgui.engine.export.deepc_format import (
     shared_codebook,
     unpack,
 )
+
+#: Metadata keys the coded file leaves to the run folder (see ``write``).
+_LEFT_OUT = ("kdgui_config",)
 
 
 def _layer_weights(model: nn.Module) -> dict[str, str]:
@@ -58,7 +62,7 @@ class DeepcExporter(Exporter):
                               "Share weights with quantize:kmeans instead of an int8 method, or "
                               "export the int8 model as torchscript or state_dict.")
         layers = _layer_weights(model)
-        entries, blobs, rows, warnings = [], [], [], []
+        entries, blobs, warnings = [], [], []
         for key, value in state.items():
             array = value.detach().cpu().numpy()
             codebook = shared_codebook(array) if key in layers and value.is_floating_point() \
@@ -73,15 +77,14 @@ class DeepcExporter(Exporter):
             else:
                 item = encode_weight(array, codebook, self.params.index_bits)
                 entry, blob = coded_entry(key, array.shape, array.dtype.str, item)
-                rows.append(_report_row(layers[key], array, item, len(blob)))
+                entry["layer"] = layers[key]
             entries.append(entry)
             blobs.append(blob)
-        raw_bytes = sum(len(b) for e, b in zip(entries, blobs, strict=True) if e["kind"] == "raw")
-        report = {"layers": rows, "raw_bytes": raw_bytes,
-                  "params": int(sum(v.numel() for v in state.values()))}
-        data = pack(entries, blobs, {"version": 1, "meta": metadata, "report": report})
-        path.write_bytes(data)
-        if not rows:
+        # What reloading needs stays (rebuild recipe, shapes, classes, normalisation); the run's
+        # whole config is in its run folder and would be ~5% of a LeNet-300-100 file.
+        meta = {k: v for k, v in metadata.items() if k not in _LEFT_OUT}
+        path.write_bytes(pack(entries, blobs, {"version": 1, "meta": meta}))
+        if not any(e["kind"] == "coded" for e in entries):
             warnings.append("no layer is weight-shared: add a quantize:kmeans step before a "
                             "deepc export to get its compression")
         return warnings
@@ -114,19 +117,26 @@ def _read(path: Path, header_only: bool = False) -> tuple[dict[str, Any], dict[s
 
 
 def read_report(path: str | Path) -> dict[str, Any]:
-    """The size report stored in a .kdc file (per coded layer, plus raw bytes and totals)."""
-    header = _read(Path(path), header_only=True)[0]
-    report = dict(header.get("report", {}))
-    report["file_bytes"] = Path(path).stat().st_size
-    return report
+    """Sizes of a .kdc file: a row per coded layer (bits per weight at fixed width and
+    Huffman-coded, index bits, zlib and lzma on the same streams), raw bytes, file bytes.
+
+    Computed from the file itself (decoded), so the report cannot disagree with what it holds.
+    """
+    header, arrays = _read(Path(path))
+    rows = [_report_row(e, arrays[e["name"]]) for e in header["tensors"] if e["kind"] == "coded"]
+    raw = sum(e["length"] for e in header["tensors"] if e["kind"] == "raw")
+    return {"layers": rows, "raw_bytes": raw, "file_bytes": Path(path).stat().st_size,
+            "params": int(sum(a.size for a in arrays.values()))}
 
 
-def _report_row(layer: str, array: np.ndarray, item: Any, coded_bytes: int) -> dict[str, Any]:
+def _report_row(entry: dict[str, Any], array: np.ndarray) -> dict[str, Any]:
     params = int(array.size)
-    huffman_bits = item.gaps.bits + item.codes.bits
-    fixed = fixed_width_bits(item)
+    flat = np.ravel(array).astype(np.float32)
+    item = encode_weight(flat, shared_codebook(flat), entry["index_bits"])
+    fixed, fixed_index_bits = best_fixed_width_bits(flat, item.codebook)
+    coded_bytes = int(entry["length"])
     return {
-        "layer": layer,
+        "layer": entry.get("layer", entry["name"].removesuffix(".weight")),
         "params": params,
         "nonzero": int(np.count_nonzero(array)),
         "density": float(np.count_nonzero(array) / max(params, 1)),
@@ -136,11 +146,12 @@ def _report_row(layer: str, array: np.ndarray, item: Any, coded_bytes: int) -> d
         "entries": item.entries,
         "fillers": item.fillers,
         "fixed_bytes": int(np.ceil(fixed / 8)),
+        "fixed_index_bits": fixed_index_bits,
         "huffman_bytes": coded_bytes,
         "bits_per_weight_fixed": fixed / max(params, 1),
         "bits_per_weight": 8 * coded_bytes / max(params, 1),
-        "huffman_bits_per_entry": huffman_bits / max(item.entries, 1),
-        **general_purpose_bytes(item, array),
+        "huffman_bits_per_entry": (item.gaps.bits + item.codes.bits) / max(item.entries, 1),
+        **general_purpose_bytes(item, flat),
     }
 
 

@@ -68,7 +68,7 @@ def _entries(flat: np.ndarray, codebook: np.ndarray, index_bits: int
 def coded_size_bits(flat: np.ndarray, codebook: np.ndarray, index_bits: int) -> int:
     """Huffman payload + tables of a weight at ``index_bits`` (to choose the width)."""
     gaps, codes, _ = _entries(flat, codebook, index_bits)
-    table = 8 * ((1 << index_bits) + codebook.size + 1)
+    table = 2 * ((1 << index_bits) + codebook.size + 1)  # ≈ zlib-compressed length tables
     return (coded_bits(np.bincount(gaps, minlength=1 << index_bits))
             + coded_bits(np.bincount(codes, minlength=codebook.size + 1)) + table)
 
@@ -103,12 +103,20 @@ def decode_weight(item: CodedTensor, shape: tuple[int, ...]) -> np.ndarray:
     return flat.reshape(shape)
 
 
-def fixed_width_bits(item: CodedTensor) -> int:
-    """The same entries at fixed width (index_bits + ⌈log2 codes⌉ each, codebook float32): the
-    size after pruning and sharing, before Huffman coding."""
-    symbols = item.codebook.size + (1 if item.fillers else 0)
-    code_bits = max(1, math.ceil(math.log2(max(symbols, 2))))
-    return item.entries * (item.index_bits + code_bits) + 32 * item.codebook.size
+def best_fixed_width_bits(flat: np.ndarray, codebook: np.ndarray) -> tuple[int, int]:
+    """``(bits, index_bits)`` of the smallest fixed-width storage over index widths 1..8:
+    what pruning + sharing alone would take, before Huffman coding (the paper's middle stage)."""
+    symbols_with_filler = codebook.size + 1
+    best = None
+    for b in INDEX_BITS:
+        gaps, _, fillers = _entries(flat, codebook, b)
+        symbols = symbols_with_filler if fillers else codebook.size
+        code_bits = max(1, math.ceil(math.log2(max(symbols, 2))))
+        bits = gaps.size * (b + code_bits) + 32 * codebook.size
+        if best is None or bits < best[0]:
+            best = (bits, b)
+    assert best is not None
+    return best
 
 
 def general_purpose_bytes(item: CodedTensor, weight: np.ndarray) -> dict[str, int]:
@@ -121,8 +129,7 @@ def general_purpose_bytes(item: CodedTensor, weight: np.ndarray) -> dict[str, in
 
 
 def _coded_parts(item: CodedTensor) -> list[bytes]:
-    return [item.codebook.astype("<f4").tobytes(), item.gaps.lengths.tobytes(),
-            item.codes.lengths.tobytes(), item.gaps.payload, item.codes.payload]
+    return [item.codebook.astype("<f4").tobytes(), item.gaps.payload, item.codes.payload]
 
 
 def pack(entries: list[dict[str, Any]], blobs: list[bytes], header: dict[str, Any]) -> bytes:
@@ -143,6 +150,10 @@ def coded_entry(name: str, shape: tuple[int, ...], dtype: str, item: CodedTensor
              "index_bits": item.index_bits, "codebook": int(item.codebook.size),
              "entries": item.entries, "fillers": item.fillers,
              "gap_bits": item.gaps.bits, "code_bits": item.codes.bits,
+             # code tables: one length per symbol, in the zlib-compressed header (they are
+             # mostly runs of equal small numbers, which zlib shrinks to a few bytes)
+             "gap_lengths": item.gaps.lengths.tolist(),
+             "code_lengths": item.codes.lengths.tolist(),
              "parts": [len(p) for p in parts]}
     return entry, b"".join(parts)
 
@@ -180,19 +191,30 @@ def unpack(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                                                   ).reshape(shape).copy()
             continue
         sizes = np.cumsum([0, *entry["parts"]])
-        book, glen, clen, gbits, cbits = (blob[sizes[i]:sizes[i + 1]] for i in range(5))
+        book, gbits, cbits = (blob[sizes[i]:sizes[i + 1]] for i in range(3))
         k, span = entry["codebook"], 1 << entry["index_bits"]
         item = CodedTensor(
             np.frombuffer(book, dtype="<f4").astype(np.float32), entry["index_bits"],
             entry["entries"], entry["fillers"],
-            Coded(np.frombuffer(glen, dtype=np.uint8)[:span], entry["entries"],
+            Coded(np.asarray(entry["gap_lengths"], dtype=np.uint8)[:span], entry["entries"],
                   entry["gap_bits"], gbits),
-            Coded(np.frombuffer(clen, dtype=np.uint8)[:k + 1], entry["entries"],
+            Coded(np.asarray(entry["code_lengths"], dtype=np.uint8)[:k + 1], entry["entries"],
                   entry["code_bits"], cbits))
         arrays[entry["name"]] = decode_weight(item, shape).astype(np.dtype(entry["dtype"]))
     return header, arrays
 
 
-__all__ = ["MAGIC", "CodedTensor", "coded_entry", "decode_weight", "encode_weight",
-           "fixed_width_bits", "general_purpose_bytes", "pack", "raw_entry", "read_header",
-           "shared_codebook", "unpack"]
+__all__ = [
+    "MAGIC",
+    "CodedTensor",
+    "best_fixed_width_bits",
+    "coded_entry",
+    "decode_weight",
+    "encode_weight",
+    "general_purpose_bytes",
+    "pack",
+    "raw_entry",
+    "read_header",
+    "shared_codebook",
+    "unpack",
+]
