@@ -56,6 +56,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                 kwargs["type"] = float if spec.kind == "float" else int
                 kwargs["metavar"] = spec.name.upper()
             grp.add_argument(_flag_name(spec), **kwargs)
+    grp = parser.add_argument_group("distillation terms (replace the alpha/beta/gamma shorthand)")
+    grp.add_argument("--term", action="append", default=None, metavar="LOSS[:KEY=VALUE,...]",
+                     help="one weighted term of the loss, repeatable: a loss from 'kdgui methods' "
+                     "with weight=, label=, pairs=TEACHER>STUDENT+... and the loss's own "
+                     "parameters, e.g. --term hard --term dkd:weight=1,alpha=1,beta=8")
     grp = parser.add_argument_group(
         "compression of the distilled student (as in 'kdgui compress'; replaces the config's "
         "compression.steps)")
@@ -107,6 +112,10 @@ def apply_config_flags(config: ExperimentConfig, args: argparse.Namespace) -> Ex
         put("student.preset", args.student, "--student")
     put("student.width", args.width, "--width")
     put("student.derive_from_teacher", args.derive, "--derive")
+    if getattr(args, "term", None):  # first: a shorthand flag given too is then an error
+        terms = [parse_term(text) for text in args.term]
+        overrides.append("distill=" + json.dumps({"terms": terms}))
+        labels["distill.terms"] = "--term"
     for key, value in vars(args).items():
         if key.startswith("cfg__") and value is not None:
             _, section, name = key.split("__", 2)
@@ -119,6 +128,32 @@ def apply_config_flags(config: ExperimentConfig, args: argparse.Namespace) -> Ex
     for item in args.set:  # a later --set of the same key is what the error is about
         labels.pop(item.partition("=")[0].strip(), None)
     return apply_overrides(config, overrides, labels) if overrides else config
+
+
+def parse_term(text: str) -> dict[str, Any]:
+    """``dkd:weight=1,beta=8`` as ``{name: dkd, weight: 1, params: {beta: 8}}`` (validated with
+    the config: an unknown loss or parameter is the config's one-line error)."""
+    from kdgui.core.config_io import _parse_scalar
+    from kdgui.core.errors import ConfigError
+
+    name, _, rest = text.strip().partition(":")
+    term: dict[str, Any] = {"name": name.strip(), "params": {}}
+    for item in (p for p in rest.split(",") if p.strip()):
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--term {text}: '{item}' is not KEY=VALUE",
+                              "Write e.g. --term dkd:weight=1,beta=8.")
+        if key == "pairs":
+            term["pairs"] = [p.split(">", 1) for p in raw.split("+") if p.strip()]
+            if any(len(p) != 2 for p in term["pairs"]):
+                raise ConfigError(f"--term {text}: pairs must be TEACHER>STUDENT joined by '+'",
+                                  "Write e.g. pairs=layer2>features.4+layer3>features.7.")
+        elif key in ("weight", "label"):
+            term[key] = _parse_scalar(raw.strip()) if key == "weight" else raw.strip()
+        else:
+            term["params"][key] = _parse_scalar(raw.strip())
+    return term
 
 
 def _compression_steps(args: argparse.Namespace) -> list[dict[str, Any]] | None:

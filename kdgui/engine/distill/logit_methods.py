@@ -85,7 +85,14 @@ class DKDLoss(nn.Module):
 
 
 def pearson_rows(a: Tensor, b: Tensor, eps: float = PEARSON_EPS) -> Tensor:
-    """The Pearson correlation of each row of ``a`` with the same row of ``b``."""
+    """The Pearson correlation of each row of ``a`` with the same row of ``b``.
+
+    Computed in float64 where the device has it (not MPS): the loss is ``1 − ρ`` with ρ near 1
+    once the student is good, and float32 loses the difference's leading digits. The tensors
+    are (N, C) probabilities, so the cost is nothing next to the networks'.
+    """
+    wide = torch.float32 if a.device.type == "mps" else torch.float64
+    a, b = a.to(wide), b.to(wide)
     a = a - a.mean(dim=1, keepdim=True)
     b = b - b.mean(dim=1, keepdim=True)
     return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
@@ -102,10 +109,12 @@ class DISTLoss(nn.Module):
         p = self.params
         t = float(p.temperature)
         z_s, z_t = prepare_logits(student_logits, teacher_logits, p.standardize)
-        y_s, y_t = F.softmax(z_s / t, dim=1), F.softmax(z_t / t, dim=1)
+        wide = torch.float32 if z_s.device.type == "mps" else torch.float64
+        y_s = F.softmax(z_s.to(wide) / t, dim=1)
+        y_t = F.softmax(z_t.to(wide) / t, dim=1)
         inter = 1.0 - pearson_rows(y_s, y_t).mean()
         intra = 1.0 - pearson_rows(y_s.t(), y_t.t()).mean()
-        return (t * t) * (p.beta * inter + p.gamma * intra)
+        return ((t * t) * (p.beta * inter + p.gamma * intra)).float()
 
 
 __all__ = ["DISTLoss", "DKDLoss", "dkd_parts", "pearson_rows"]
