@@ -139,3 +139,13 @@ def test_a_bits_pattern_matching_no_layer_is_one_clear_error() -> None:
         _run(apply_unit("quantize", "kmeans", _mlp(), {"bits": {"conv*": 4}}, ctx))
     with pytest.raises(UserError, match="bits"):
         _run(apply_unit("quantize", "kmeans", _mlp(), {"bits": {"1": 12}}, ctx))
+
+
+def test_per_layer_bits_may_be_written_as_text_and_set_the_sweeps_bits() -> None:
+    from kdgui.core.components.compression import KmeansShareParams, method_traits
+
+    params = KmeansShareParams(bits="fc1=6, features.*=8")
+    assert params.bits == {"fc1": 6, "features.*": 8}
+    with pytest.raises(ValueError, match="PATTERN=BITS"):
+        KmeansShareParams(bits="fc1:6")
+    assert method_traits("quantize", "kmeans").stored_bits(KmeansShareParams(fc_bits=3)) == 3

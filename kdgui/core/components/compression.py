@@ -19,9 +19,9 @@ is one :func:`declare_method` call (plus its engine module and its test), with n
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 # The traits machinery lives in kdgui.core.method_traits; its names are re-exported here because
 # this is where methods are declared and where callers look for them.
@@ -268,6 +268,22 @@ class KmeansShareParams(Params):
         default_factory=list, description="Names of layers whose weights are not shared."
     )
 
+    @field_validator("bits", mode="before")
+    @classmethod
+    def _bits_from_text(cls, value: Any) -> Any:
+        """``"fc1=6, features.*=8"`` (a text field in the window, a --set value) as a dict."""
+        if not isinstance(value, str):
+            return value
+        out: dict[str, Any] = {}
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            pattern, sep, bits = part.rpartition("=")
+            if not sep or not pattern.strip() or not bits.strip().isdigit():
+                raise ValueError(f"{part!r} is not PATTERN=BITS (e.g. fc1=6)")
+            out[pattern.strip()] = int(bits)
+        return out
+
     @model_validator(mode="after")
     def _bits_in_range(self) -> KmeansShareParams:
         for pattern, bits in self.bits.items():
@@ -285,6 +301,9 @@ declare_method(
     "w ← c_k, k = argmin_k |w - c_k|;  ∂L/∂c_k = Σ_{w in cluster k} ∂L/∂w",
     "Han, Mao, Dally. Deep Compression: Compressing Deep Neural Networks with Pruning, Trained "
     "Quantization and Huffman Coding. ICLR 2016",
+    # A config has no model to tell conv from fc layers: the sweep's size axis uses fc_bits
+    # (the deepc report gives the true bits per layer).
+    traits=MethodTraits(weight_bits=lambda p: p.fc_bits),
 )
 
 # ----------------------------------------------------------------------------------- decomposers
