@@ -137,9 +137,12 @@ def recipe_of(model: nn.Module) -> tuple[dict[str, Any] | None, str]:
     base = base_of(model)
     if base is None:
         return None, "the model was not built from a named architecture or a kdgui spec"
-    with torch.device("meta"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fresh = dict(build_base(base).named_modules())
+    try:  # on the meta device: only the structure is compared, nothing is allocated
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fresh = dict(build_base(base).named_modules())
+    except Exception as exc:  # the base cannot be built here (a moved file, a missing package)
+        return None, f"its base architecture cannot be built again ({type(exc).__name__})"
     if not _same_type(model, fresh[""]):
         return None, (f"the model's class changed from {type(fresh['']).__name__} to "
                       f"{type(model).__name__} (e.g. a torch.fx int8 model)")
