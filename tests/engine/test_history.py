@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from kdgui.core.history import History, HistoryError
+from kdgui.core.history_schema import check_db
 
 
 def make_run(folder: Path, name: str, *, accuracy: float | None = 0.9, temperature: float = 4.0,
@@ -109,7 +110,7 @@ def test_a_corrupt_database_is_rebuilt_from_the_folders(root: Path, damage: str)
         assert names(h.list(tag="keep-me")) == {"beta-run"}
         if damage != "empty":
             assert h.set_aside is not None and h.set_aside.exists()
-        assert h._check(h._conn) is None
+        assert check_db(h._conn) is None
 
 
 def test_a_missing_database_is_rebuilt_and_remembers_runs_added_from_elsewhere(
