@@ -155,3 +155,29 @@ def test_the_compress_job_prunes_shares_codes_and_tables_the_stages(tmp_path) ->
 
     text = staged_table(table)
     assert f"{rows['coding']['ratio']:.1f}x" in text and "40x" in text and "fc2" in text
+
+
+def test_the_staged_table_says_only_what_was_measured(tmp_path) -> None:
+    from types import SimpleNamespace as Step
+
+    from kdgui.engine.compress.share.table import staged_table
+
+    stages = [{"name": "before", "params": 1000, "nonzero_params": 1000, "accuracy": 0.9},
+              {"name": "prune", "params": 1000, "nonzero_params": 100, "accuracy": 0.89},
+              {"name": "share", "params": 1000, "nonzero_params": 100, "accuracy": 0.88}]
+    prune = Step(kind="prune", method="magnitude")
+    share = Step(kind="quantize", method="kmeans")
+    assert staged_table([prune], stages[:2], []) is None  # nothing shared, nothing coded
+    table = staged_table([prune, share], stages, [])
+    rows = {r["stage"]: r for r in table["rows"]}
+    assert rows["pruning"]["ratio"] == pytest.approx(10.0)
+    assert rows["sharing"]["size_bytes"] is None and rows["sharing"]["accuracy"] == 0.88
+    assert "coding" not in rows
+    # a deepc file of an unshared model: a coding row, no sharing row
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 300), nn.ReLU(), nn.Linear(300, 3))
+    result = export_model(model, "deepc", tmp_path / "m.kdc", torch.randn(2, 20))
+    export = {"format": "deepc", "ok": True, "path": result.path, "size_bytes": result.size_bytes,
+              "verified": result.verified}
+    table = staged_table([prune], stages[:2], [export])
+    assert [r["stage"] for r in table["rows"]] == ["float", "pruning", "coding"]

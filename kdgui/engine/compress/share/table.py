@@ -61,9 +61,10 @@ def staged_table(steps: list[Any], stages: list[dict[str, Any]],
     report = _report(coded)
     last = stages[-1]
     if report is not None:
-        fixed = sum(r["fixed_bytes"] for r in report["layers"]) + report["raw_bytes"]
-        rows.append(_row("sharing", fixed, float_bytes, (shared or last).get("accuracy"),
-                         "fixed-width index + codebook bits, other tensors raw"))
+        if report["layers"]:  # no coded layer (nothing shared): there is no sharing size
+            fixed = sum(r["fixed_bytes"] for r in report["layers"]) + report["raw_bytes"]
+            rows.append(_row("sharing", fixed, float_bytes, (shared or last).get("accuracy"),
+                             "fixed-width index + codebook bits, other tensors raw"))
         rows.append(_row("coding", int(coded["size_bytes"]), float_bytes, last.get("accuracy"),
                          "the .kdc file (Huffman-coded), verified on reload"
                          if coded.get("verified") else "the .kdc file (Huffman-coded)"))
