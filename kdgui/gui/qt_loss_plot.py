@@ -1,4 +1,9 @@
-"""Each loss term (hard, soft, feature, attention, total) against the training step.
+"""Each loss term of the run (its ``distill.terms``, or the shorthand's hard/soft/feature/
+attention) and the total, against the training step.
+
+The curves follow the run's term list: the engine sends each step's losses in the list's order,
+so the first step event fixes each term's colour and legend position (total first), whatever
+the terms are called; the shorthand's four terms keep the colours they always had.
 
 Like TensorBoard's scalars, the plot has a smoothing slider (an exponential moving average,
 debiased so the first points are not pulled towards zero) and a visible log-scale toggle: loss
@@ -13,9 +18,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
 
 from kdgui.gui.qt_plot_base import SERIES_COLORS, GrowingBuffer, QtLivePlot
-
-#: Fixed colours per known term, so a term keeps its colour across runs.
-TERM_ORDER = ("total", "hard", "soft", "feature", "attention")
 
 
 def smooth(values: np.ndarray, weight: float) -> np.ndarray:
@@ -45,6 +47,8 @@ class QtLossPlot(QtLivePlot):
         self.steps: dict[str, GrowingBuffer] = {}
         self.values: dict[str, GrowingBuffer] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
+        #: The run's terms in its list's order (total first), from the first step event.
+        self.order: list[str] = []
         controls = QHBoxLayout()
         controls.setContentsMargins(4, 0, 4, 0)
         self.log_box = QCheckBox("log scale")
@@ -75,6 +79,8 @@ class QtLossPlot(QtLivePlot):
         self.mark_dirty()
 
     def add(self, step: int, losses: dict[str, float]) -> None:
+        if not self.order:
+            self.order = ["total", *(k for k in losses if k != "total")]
         for term, value in losses.items():
             if value is None:
                 continue
@@ -87,7 +93,9 @@ class QtLossPlot(QtLivePlot):
         self.mark_dirty()
 
     def _new_curve(self, term: str) -> None:
-        index = TERM_ORDER.index(term) if term in TERM_ORDER else len(TERM_ORDER) + len(self.curves)
+        if term not in self.order:  # a stage with other terms (fine-tuning): after the list's
+            self.order.append(term)
+        index = self.order.index(term)
         color = SERIES_COLORS[index % len(SERIES_COLORS)]
         width = 2.5 if term == "total" else 1.5
         curve = self.plot.plot(name=term, pen=pg.mkPen(color, width=width))
@@ -126,6 +134,7 @@ class QtLossPlot(QtLivePlot):
             self.plot.removeItem(curve)
         self.legend.clear()
         self.curves.clear()
+        self.order.clear()
         self.steps.clear()
         self.values.clear()
         self.mark_dirty()

@@ -1,0 +1,184 @@
+"""The distillation loss as an editable list of terms (``distill.terms``).
+
+Each term is a card built from its loss's declaration: the loss's title and formula, a weight
+slider (the declared ``TermConfig.weight``), and a form of the loss's own declared parameters
+(written to ``distill.terms[i].params``). A combo box lists every registered loss, so a new
+method shows up here with no change to the window.
+
+While the config uses the alpha/beta/gamma shorthand, the editor shows the terms it means; the
+first edit (adding or removing a term) writes them out as a list, and "Back to the shorthand"
+returns to the four-term form. Both are whole-section replacements (:meth:`QtConfigState.replace`),
+so every form re-reads its values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kdgui.core.distill_terms import EPS, DistillConfig, TermConfig
+from kdgui.core.params import describe
+from kdgui.core.registry import losses
+from kdgui.gui.qt_config_state import QtConfigState
+from kdgui.gui.qt_forms import QtParamForm
+
+WEIGHT_SPEC = next(s for s in describe(TermConfig) if s.name == "weight")
+
+
+def current_terms(state: QtConfigState) -> tuple[list[dict[str, Any]], bool]:
+    """The term list as plain data, and whether the config writes it out (False: shorthand)."""
+    written = state.get(("distill", "terms"))
+    if isinstance(written, list):
+        return written, True
+    section = state.get(("distill",)) or {}
+    try:
+        cfg = DistillConfig.model_validate({k: v for k, v in section.items() if k != "terms"})
+    except Exception:  # an invalid shorthand (its issue is shown): fall back to the defaults
+        cfg = DistillConfig()
+    shown = [t.model_dump(mode="json", exclude_none=True) for t in cfg.active_terms()]
+    return shown, False
+
+
+class QtTermCard(QGroupBox):
+    """One term: title, remove button, weight slider and the loss's parameters."""
+
+    def __init__(self, editor: QtTermsEditor, index: int, term: dict[str, Any], editable: bool):
+        name = str(term.get("name", ""))
+        key = term.get("label") or name
+        known = name in losses
+        component = losses.get(name) if known else None
+        super().__init__(f"{key} — {component.title}" if component else key)
+        self.setObjectName(f"term:{index}")
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        formula = QLabel(f"<i>{component.formula}</i>" if component else "")
+        formula.setWordWrap(True)
+        top.addWidget(formula, 1)
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setObjectName(f"remove:{index}")
+        self.remove_button.setToolTip("Remove this term from the loss")
+        self.remove_button.clicked.connect(lambda _c=False: editor.remove_term(index))
+        top.addWidget(self.remove_button)
+        layout.addLayout(top)
+        self.weight_form: QtParamForm | None = None
+        self.params_form: QtParamForm | None = None
+        if editable:
+            path = ("distill", "terms", index)
+            self.weight_form = QtParamForm([WEIGHT_SPEC], editor.state, path)
+            layout.addWidget(self.weight_form)
+            if component is not None:
+                specs = [s for s in describe(component.params) if s.name != "pairs"]
+                self.params_form = QtParamForm(specs, editor.state, (*path, "params"))
+                layout.addWidget(self.params_form)
+        else:
+            values = ", ".join(f"{k} = {v}" for k, v in (term.get("params") or {}).items())
+            layout.addWidget(QLabel(f"weight {float(term.get('weight', 0)):.2f}"
+                                    + (f" · {values}" if values else "")))
+
+
+class QtTermsEditor(QWidget):
+    """Add, remove and tune the loss's terms; the config follows every edit."""
+
+    def __init__(self, state: QtConfigState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.mode_label = QLabel()
+        self.mode_label.setWordWrap(True)
+        layout.addWidget(self.mode_label)
+        self.cards_layout = QVBoxLayout()
+        layout.addLayout(self.cards_layout)
+        row = QHBoxLayout()
+        self.loss_combo = QComboBox()
+        self.loss_combo.setObjectName("termLoss")
+        for comp in losses:
+            self.loss_combo.addItem(f"{comp.title} ({comp.name})", comp.name)
+            self.loss_combo.setItemData(self.loss_combo.count() - 1, comp.summary, 3)
+        self.add_button = QPushButton("+ Add term")
+        self.add_button.setObjectName("addTerm")
+        self.add_button.clicked.connect(lambda _c=False: self.add_term(self.loss_combo.currentData()))
+        self.shorthand_button = QPushButton("Back to the α/β/γ shorthand")
+        self.shorthand_button.setObjectName("useShorthand")
+        self.shorthand_button.clicked.connect(lambda _c=False: self.use_shorthand())
+        row.addWidget(self.loss_combo, 1)
+        row.addWidget(self.add_button)
+        row.addWidget(self.shorthand_button)
+        layout.addLayout(row)
+        self.cards: list[QtTermCard] = []
+        self._shown: list[tuple[str, str | None]] | None = None
+        state.replaced.connect(self.rebuild)
+        state.changed.connect(self._rebuild_if_the_list_changed)
+        self.rebuild()
+
+    # -- editing ---------------------------------------------------------------------------------
+    def add_term(self, name: str) -> None:
+        """Append a term of loss ``name`` (weight 1, the loss's default parameters)."""
+        terms, _ = current_terms(self.state)
+        keys = {t.get("label") or t.get("name") for t in terms}
+        term: dict[str, Any] = {"name": name, "weight": 1.0, "params": {}}
+        if name in keys:  # one loss twice: the second needs its own key
+            n = 2
+            while f"{name}-{n}" in keys:
+                n += 1
+            term["label"] = f"{name}-{n}"
+        self._write([*terms, term])
+
+    def remove_term(self, index: int) -> None:
+        terms, _ = current_terms(self.state)
+        if 0 <= index < len(terms):
+            del terms[index]
+            self._write(terms)
+
+    def use_shorthand(self) -> None:
+        """Return to the alpha/beta/gamma form (its defaults: 0.3 hard + 0.7 soft, T = 4)."""
+        data = self.state.data
+        data["distill"] = {}
+        self.state.replace(data)
+
+    def _write(self, terms: list[dict[str, Any]]) -> None:
+        data = self.state.data
+        data["distill"] = {"terms": terms}
+        self.state.replace(data)  # every form re-reads; the shorthand form hides
+
+    # -- showing ---------------------------------------------------------------------------------
+    def _rebuild_if_the_list_changed(self) -> None:
+        terms, written = current_terms(self.state)
+        if not written or self._shown != _identity(terms):
+            self.rebuild()
+
+    def rebuild(self) -> None:
+        terms, written = current_terms(self.state)
+        for card in self.cards:
+            card.setParent(None)
+            card.deleteLater()
+        self.cards = []
+        for i, term in enumerate(terms):
+            card = QtTermCard(self, i, term, editable=written)
+            self.cards_layout.addWidget(card)
+            self.cards.append(card)
+        self._shown = _identity(terms) if written else None
+        self.shorthand_button.setVisible(written)
+        active = sum(1 for t in terms if float(t.get("weight", 1.0)) > EPS)
+        self.mode_label.setText(
+            f"{len(terms)} term(s), {active} with a weight above 0." if written else
+            "The loss is the α/β/γ shorthand (the weights above); these are its terms. Adding "
+            "or removing a term turns it into a list you can extend with any method."
+        )
+
+
+def _identity(terms: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    """What the cards depend on: each term's loss and label (not its weight or parameters)."""
+    return [(str(t.get("name")), t.get("label")) for t in terms]
+
+
+__all__ = ["QtTermCard", "QtTermsEditor", "current_terms"]
