@@ -245,6 +245,16 @@ class DistillConfig(Params):
         """The terms with a weight above 0 (the others are neither built nor computed)."""
         return [t for t in self.resolved_terms() if t.weight > EPS]
 
+    def finetune_loss(self) -> DistillConfig:
+        """The loss a compressed student is fine-tuned with: the run's terms that read no
+        feature maps (a compressed model's layers may no longer match the pairs), or the hard
+        term alone when nothing else is left. The shorthand keeps its soft + hard form."""
+        if self.terms is None:
+            return DistillConfig(alpha=self.alpha, temperature=self.temperature,
+                                 label_smoothing=self.label_smoothing)
+        kept = [t for t in self.terms if not reads(losses.get(t.name).params, "features")]
+        return DistillConfig(terms=kept or [TermConfig(name="hard", weight=1.0)])
+
     def needs(self, what: Input) -> bool:
         """Whether an active term reads ``labels``, ``logits`` (the teacher's) or ``features``."""
         return any(reads(losses.get(t.name).params, what)  # type: ignore[arg-type]

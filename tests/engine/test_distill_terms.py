@@ -323,3 +323,22 @@ def test_the_distiller_builds_any_list_and_weights_each_term(toy_loss) -> None:
         0.25 * hard.item() + 2.0 * dkd + 3.0 * toy.item(), rel=1e-5)
     with pytest.raises(ConfigError, match="reads labels"):
         d(x, None)
+
+
+def test_fine_tuning_keeps_the_runs_logit_terms_and_drops_feature_terms() -> None:
+    cfg = DistillConfig(terms=[{"name": "hard"}, {"name": "dkd", "params": {"beta": 4}},
+                               {"name": "feature", "weight": 0.5}])
+    assert [(t.name, t.params) for t in cfg.finetune_loss().terms] == [
+        ("hard", {}), ("dkd", {"beta": 4})]
+    only_features = DistillConfig(terms=[{"name": "attention"}])
+    assert [t.name for t in only_features.finetune_loss().terms] == ["hard"]
+    short = DistillConfig(alpha=0.4, beta=0.3, temperature=2.0).finetune_loss()
+    assert (short.alpha, short.beta, short.temperature) == (0.4, 0.0, 2.0)
+
+
+def test_dkd_splits_an_unlabelled_sample_at_the_teachers_class() -> None:
+    loss = DKDLoss(DKDParams(warmup_epochs=0))
+    unlabelled = torch.full_like(Y, -1)
+    teacher_class = Z_T.argmax(dim=1)
+    assert loss(Z_S, Z_T, unlabelled).item() == pytest.approx(
+        loss(Z_S, Z_T, teacher_class).item(), rel=1e-6)

@@ -58,6 +58,9 @@ def dkd_parts(student: Tensor, teacher: Tensor, target: Tensor, temperature: flo
 class DKDLoss(nn.Module):
     """Decoupled KD: ``min(e/warmup, 1) · (α TCKD + β NCKD)``; called as ``(z_s, z_t, y)``.
 
+    A label of -1 (an unlabelled sample of a transfer set) takes the teacher's top class as its
+    target: the split needs a class, and the teacher's is the one it teaches.
+
     :meth:`set_epoch` (the distiller calls it at each epoch's start, with epochs from 0) drives
     the warm-up; a loss that was never told an epoch applies no warm-up (factor 1).
     """
@@ -80,6 +83,8 @@ class DKDLoss(nn.Module):
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, targets: Tensor) -> Tensor:
         p = self.params
         z_s, z_t = prepare_logits(student_logits, teacher_logits, p.standardize)
+        # An unlabelled sample (label -1, a transfer set) is split at the teacher's own class.
+        targets = torch.where(targets < 0, z_t.argmax(dim=1), targets)
         tckd, nckd = dkd_parts(z_s, z_t, targets, p.temperature)
         return self.warmup_factor() * (p.alpha * tckd + p.beta * nckd)
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from torch import nn
 
-from kdgui.core.config import DistillConfig
 from kdgui.core.errors import RunStopped
 from kdgui.core.events import Event, StageEvent, StateEvent
 from kdgui.core.run_folders import stages_dir
@@ -85,9 +84,7 @@ def finetune_student(
     from kdgui.engine.distill import Distiller
 
     dcfg = ctx.config.distill
-    loss = DistillConfig(
-        alpha=dcfg.alpha, temperature=dcfg.temperature, label_smoothing=dcfg.label_smoothing
-    )
+    loss = dcfg.finetune_loss()  # the run's logit terms (or its soft + hard shorthand)
     distiller = Distiller(teacher, model, loss, ctx.prepared.input_shape, device=ctx.device)
     source = ctx.batches(seed_offset=FINETUNE_SEED_OFFSET)
     cache = (
