@@ -17,9 +17,12 @@ from kdgui.core.registry import KINDS, REGISTRIES, Component
 
 #: Section titles and what each kind of component is used for, in the order of KINDS.
 SECTIONS = {
-    "loss": ("Distillation losses", "Terms of the training loss, weighted by `distill.alpha` "
-             "(soft), `distill.beta` (feature), `distill.gamma` (attention); the hard-label "
-             "term gets the rest: `L = (1 - a - b - g) L_hard + a L_soft + b L_feat + g L_att`."),
+    "loss": ("Distillation losses", "Terms of the training loss: each entry of "
+             "`distill.terms` (`{name, weight, params, pairs}`, or `--term NAME:weight=W,KEY=V` "
+             "on the command line) names one of these with its parameters, and the loss is the "
+             "weighted sum. The shorthand `distill.alpha`/`beta`/`gamma` means "
+             "`L = (1 - a - b - g) L_hard + a L_soft + b L_feature + g L_attention`. A loss that "
+             "reads feature maps takes layer `pairs`; the others read logits (and labels)."),
     "pruner": ("Pruning", "Compression steps with `kind: prune` and `method:` one of these."),
     "quantizer": ("Quantization", "Compression steps with `kind: quantize`."),
     "decomposer": ("Low-rank factorization", "Compression steps with `kind: lowrank`."),
@@ -34,6 +37,12 @@ PAPER_LINKS = {
     "Distilling the Knowledge": "https://arxiv.org/abs/1503.02531",
     "FitNets": "https://arxiv.org/abs/1412.6550",
     "Paying More Attention to Attention": "https://arxiv.org/abs/1612.03928",
+    "Decoupled Knowledge Distillation": "https://arxiv.org/abs/2203.08679",
+    "Knowledge Distillation from A Stronger Teacher": "https://arxiv.org/abs/2205.10536",
+    "Logit Standardization": "https://arxiv.org/abs/2403.01427",
+    "Relational Knowledge Distillation": "https://arxiv.org/abs/1904.05068",
+    "Probabilistic Knowledge Transfer": "https://arxiv.org/abs/1803.10837",
+    "Similarity-Preserving": "https://arxiv.org/abs/1907.09682",
     "To prune, or not to prune": "https://arxiv.org/abs/1710.01878",
     "Learning both Weights and Connections": "https://arxiv.org/abs/1506.02626",
     "DepGraph": "https://arxiv.org/abs/2301.12900",
