@@ -3,7 +3,7 @@
 The public names live here; the modules are named after what they hold (``loading``, ``sniff``,
 ``arch``, ``spec_build``, ``derive``, ``student``, ``compat``, ``demo``, ``inspect_file``, ``frozen``
 for TorchScript/.pt2/ONNX models, ``hub`` for timm and Hugging Face, ``rebuild`` for compressed
-architectures recorded in weights files).
+architectures recorded in weights files, ``weights`` for LoadedModel and pickle-free weights).
 """
 
 from kdgui.engine.models.compat import check_compatibility
@@ -11,9 +11,10 @@ from kdgui.engine.models.demo import load_demo_teacher
 from kdgui.engine.models.derive import derive_spec, derive_student
 from kdgui.engine.models.frozen import FrozenTeacher, OnnxModel
 from kdgui.engine.models.inspect_file import describe_module, inspect_file
-from kdgui.engine.models.loading import LoadedModel, load_model, load_weights, set_mode
+from kdgui.engine.models.loading import load_model
 from kdgui.engine.models.spec_build import SpecNet, build_from_spec, count_params, spec_of
 from kdgui.engine.models.student import make_student
+from kdgui.engine.models.weights import LoadedModel, load_weights, set_mode
 
 __all__ = [
     "FrozenTeacher",

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from kdgui.core.errors import CompatibilityError
 from kdgui.core.student_shapes import fmt_shape
-from kdgui.engine.models.loading import set_mode
+from kdgui.engine.models.weights import set_mode
 
 _CHANNELS = re.compile(r"expected input\[[^\]]*\] to have (\d+) channels, but got (\d+) channels")
 _MATMUL = re.compile(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)")

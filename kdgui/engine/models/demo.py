@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kdgui.core.errors import ModelLoadError
 from kdgui.core.resources import resource_path
-from kdgui.engine.models.loading import LoadedModel, load_spec_with_weights
+from kdgui.engine.models.weights import LoadedModel, load_spec_with_weights
 
 DEMO_DIR = "demo_teacher"
 SPEC_FILE = "spec.json"

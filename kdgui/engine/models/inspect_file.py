@@ -21,11 +21,10 @@ from kdgui.engine.models.hub import is_hf_folder
 from kdgui.engine.models.loading import (
     _weights_metadata,
     embedded_architecture,
-    find_state_dict,
     load_model,
     load_pickle,
-    read_safetensors,
 )
+from kdgui.engine.models.weights import find_state_dict, read_safetensors
 
 MAX_LAYERS = 500
 

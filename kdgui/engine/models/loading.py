@@ -4,16 +4,15 @@ Formats are recognised by content (:mod:`.sniff`). Pickles are only ever opened 
 ``torch.load(weights_only=True)``, which cannot run code; a file that needs arbitrary Python
 objects (a whole pickled ``nn.Module``) raises :class:`TrustRequired` unless the user passed
 ``trust``. Every user-caused failure is a :class:`ModelLoadError` naming the file and the fix.
+
+LoadedModel, the weights helpers (read_safetensors, load_weights, find_state_dict, set_mode) and
+the spec + safetensors format live in :mod:`.weights`, which the demo teacher uses too.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import pickle
 import zipfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,8 @@ from kdgui.core.config import ModelRef
 from kdgui.core.errors import ModelLoadError, TrustRequired
 from kdgui.core.trust import announce_trusted_load
 from kdgui.engine.models import sniff
-from kdgui.engine.models.arch import ARCH_FORMS, BuiltArch, build_arch, load_spec_file
+from kdgui.engine.models.arch import ARCH_FORMS, build_arch
+from kdgui.engine.models.demo import load_demo_teacher
 from kdgui.engine.models.frozen import (
     load_onnx,
     load_torchscript,
@@ -32,20 +32,15 @@ from kdgui.engine.models.frozen import (
 )
 from kdgui.engine.models.hub import build_hf, is_hf_folder
 from kdgui.engine.models.rebuild import plain_state, rebuild
-
-SHOW_KEYS = 3
-
-
-@dataclass
-class LoadedModel:
-    """A loaded model in eval mode, plus what is known about its inputs and outputs."""
-
-    module: nn.Module
-    format: str
-    source: str
-    input_shape: tuple[int, ...] | None
-    num_classes: int | None
-    metadata: dict[str, Any] = field(default_factory=dict)
+from kdgui.engine.models.weights import (
+    LoadedModel,
+    find_state_dict,
+    finish_loaded,
+    first_line,
+    load_weights,
+    loaded_from_built,
+    read_safetensors,
+)
 
 
 def load_model(ref: ModelRef, *, input_shape: tuple[int, ...] | None = None,
@@ -57,8 +52,6 @@ def load_model(ref: ModelRef, *, input_shape: tuple[int, ...] | None = None,
     """
     n_cls = ref.num_classes if ref.num_classes is not None else num_classes
     if ref.path == "demo":
-        from kdgui.engine.models.demo import load_demo_teacher
-
         return load_demo_teacher()
     if ref.path is None:
         if not ref.arch:
@@ -66,7 +59,7 @@ def load_model(ref: ModelRef, *, input_shape: tuple[int, ...] | None = None,
                                  f"Set a model file (path) or an architecture ({ARCH_FORMS})")
         built = build_arch(ref.arch, num_classes=n_cls, input_shape=input_shape,
                            arch_kwargs=ref.arch_kwargs, pretrained=ref.pretrained)
-        return _loaded(built, "architecture", ref.arch, input_shape)
+        return loaded_from_built(built, "architecture", ref.arch, input_shape)
 
     path = Path(ref.path).expanduser()
     src = str(path)
@@ -75,14 +68,14 @@ def load_model(ref: ModelRef, *, input_shape: tuple[int, ...] | None = None,
     fmt = sniff.sniff(path)
     if fmt == sniff.TORCHSCRIPT:
         module = _guard(lambda: load_torchscript(path), src, fmt)
-        return _finish(LoadedModel(module, fmt, src, input_shape, n_cls, {}))
+        return finish_loaded(LoadedModel(module, fmt, src, input_shape, n_cls, {}))
     if fmt == sniff.EXPORT:
-        return _finish(_load_pt2(path, input_shape, n_cls))
+        return finish_loaded(_load_pt2(path, input_shape, n_cls))
     if fmt == sniff.ONNX:
         module = _guard(lambda: load_onnx(path), src, fmt)
         shape = module.input_shape() or input_shape
         meta = {"fixed_batch": module.fixed_batch} if module.fixed_batch else {}
-        return _finish(LoadedModel(module, fmt, src, shape, n_cls, meta))
+        return finish_loaded(LoadedModel(module, fmt, src, shape, n_cls, meta))
     meta = _weights_metadata(path)
     if fmt == sniff.SAFETENSORS:
         state = read_safetensors(path)
@@ -94,7 +87,7 @@ def load_model(ref: ModelRef, *, input_shape: tuple[int, ...] | None = None,
         return _with_arch(state, ref, fmt, src, input_shape, n_cls)
     obj = load_pickle(path, trust=ref.trust)
     if isinstance(obj, nn.Module):
-        return _finish(LoadedModel(obj, "pickled_module", src, input_shape, n_cls,
+        return finish_loaded(LoadedModel(obj, "pickled_module", src, input_shape, n_cls,
                                    {"class": type(obj).__name__}))
     if isinstance(meta.get("rebuild"), dict) and plain_state(obj) is not None:
         return _from_recipe(plain_state(obj), meta, ref, n_cls, fmt, src)  # type: ignore[arg-type]
@@ -115,7 +108,7 @@ def _hf_folder(path: Path, src: str) -> LoadedModel:
     module, shape, n = build_hf(path, None, weights=True)
     folder = str(path.resolve())
     module.kdgui_arch = {"arch": f"hf:{folder}", "num_classes": n, "arch_kwargs": {}}
-    return _finish(LoadedModel(module, "hf_folder", src, shape, n, {"arch": f"hf:{folder}"}))
+    return finish_loaded(LoadedModel(module, "hf_folder", src, shape, n, {"arch": f"hf:{folder}"}))
 
 
 def _weights_metadata(path: Path) -> dict[str, Any]:
@@ -143,25 +136,8 @@ def _from_recipe(state: dict[str, Any], meta: dict[str, Any], ref: ModelRef,
     classes = meta.get("num_classes") or recipe["base"].get("num_classes") or n_cls
     keep = {k: meta[k] for k in ("class_names", "mean", "std") if k in meta}
     arch = (base or recipe["base"]).get("arch") or "kdgui spec"
-    return _finish(LoadedModel(module, fmt, src, shape, classes,
+    return finish_loaded(LoadedModel(module, fmt, src, shape, classes,
                                {"arch": arch, "rebuilt": True, **keep}))
-
-
-def _finish(loaded: LoadedModel) -> LoadedModel:
-    set_mode(loaded.module, training=False)
-    return loaded
-
-
-def set_mode(module: nn.Module, *, training: bool) -> None:
-    """``module.train(training)``; torch.export modules refuse it and keep their export mode."""
-    with contextlib.suppress(NotImplementedError):
-        module.train(training)
-
-
-def _loaded(built: BuiltArch, fmt: str, src: str,
-            input_shape: tuple[int, ...] | None) -> LoadedModel:
-    return _finish(LoadedModel(built.module, fmt, src, built.input_shape or input_shape,
-                               built.num_classes, dict(built.metadata)))
 
 
 def _guard(fn: Any, src: str, fmt: str) -> Any:
@@ -204,7 +180,7 @@ def load_pickle(path: Path, *, trust: bool) -> Any:
     except pickle.UnpicklingError as exc:
         if "weights only load failed" not in str(exc).lower() and "unsupported global" not in str(
                 exc).lower():
-            raise ModelLoadError(f"the torch.save file cannot be read: {_first(exc)}",
+            raise ModelLoadError(f"the torch.save file cannot be read: {first_line(exc)}",
                                  "The file is truncated or damaged; save it again",
                                  source=src) from None
         if not trust:
@@ -213,7 +189,7 @@ def load_pickle(path: Path, *, trust: bool) -> Any:
                 "Only if you trust its source, pass --trust (or set teacher.trust: true)",
                 source=src) from None
     except Exception as exc:  # RuntimeError, EOFError, OSError, SafetensorError (by suffix), ...
-        raise ModelLoadError(f"the torch.save file cannot be read: {_first(exc)}",
+        raise ModelLoadError(f"the torch.save file cannot be read: {first_line(exc)}",
                              "The file is truncated or damaged; save it again",
                              source=src) from None
     announce_trusted_load(path)  # say what was trusted, with its hash, and when
@@ -221,60 +197,14 @@ def load_pickle(path: Path, *, trust: bool) -> Any:
         return torch.load(str(path), map_location="cpu", weights_only=False)
     except (ModuleNotFoundError, AttributeError) as exc:
         raise ModelLoadError(
-            f"the pickled model needs Python code that is not importable here: {_first(exc)}",
+            f"the pickled model needs Python code that is not importable here: {first_line(exc)}",
             "Install or put on PYTHONPATH the package that defines the model's classes, or "
             "save a state_dict and load it with an architecture",
             source=src) from None
     except Exception as exc:
-        raise ModelLoadError(f"the torch.save file cannot be unpickled: {_first(exc)}",
+        raise ModelLoadError(f"the torch.save file cannot be unpickled: {first_line(exc)}",
                              "The file is damaged or needs code from elsewhere", source=src
                              ) from None
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
-
-
-def read_safetensors(path: Path) -> dict[str, Any]:
-    """All tensors of a .safetensors file (no pickle involved).
-
-    A KD Studio int8 export stores packed weights as int8 values plus scales with a layout in
-    the header (:mod:`kdgui.engine.export.packing`); they are reassembled here.
-    """
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    from kdgui.engine.export.packing import LAYOUT_KEY, unpack_state
-
-    try:
-        tensors = load_file(str(path), device="cpu")
-        with safe_open(str(path), framework="pt") as handle:
-            header = handle.metadata() or {}
-    except Exception as exc:  # SafetensorError and friends: the file is damaged
-        raise ModelLoadError(
-            f"the safetensors file cannot be read: {_first(exc)}",
-            "The file may be truncated or damaged; save or download it again",
-            source=str(path)) from None
-    if LAYOUT_KEY in header:
-        return unpack_state(tensors, json.loads(header[LAYOUT_KEY]))
-    return tensors
-
-
-_NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "params")
-
-
-def find_state_dict(obj: Any) -> dict[str, Tensor] | None:
-    """The state_dict in ``obj``: the dict itself, or a common checkpoint key holding one."""
-    if isinstance(obj, Mapping):
-        if obj and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
-            return dict(obj)
-        for key in _NESTED_KEYS:
-            inner = obj.get(key)
-            found = find_state_dict(inner) if isinstance(inner, Mapping) else None
-            if found is not None:
-                return found
-    return None
 
 
 def _with_arch(state: dict[str, Tensor], ref: ModelRef, fmt: str, src: str,
@@ -287,52 +217,9 @@ def _with_arch(state: dict[str, Tensor], ref: ModelRef, fmt: str, src: str,
     built = build_arch(ref.arch, num_classes=n_cls, input_shape=input_shape,
                        arch_kwargs=ref.arch_kwargs, pretrained=False)
     load_weights(built.module, state, arch=ref.arch, source=src)
-    loaded = _loaded(built, fmt, src, input_shape)
+    loaded = loaded_from_built(built, fmt, src, input_shape)
     loaded.metadata["arch"] = ref.arch
     return loaded
-
-
-def load_weights(module: nn.Module, state: dict[str, Tensor], *, arch: str, source: str) -> None:
-    """Load ``state`` strictly; a mismatch names the first differing keys and shapes."""
-    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel
-        state = {k[len("module."):]: v for k, v in state.items()}
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    if missing or unexpected or mismatched:
-        parts = []
-        if mismatched:
-            parts.append(f"{len(mismatched)} shape mismatch(es): " + ", ".join(
-                f"{k} file {_shp(state[k])} vs model {_shp(own[k])}"
-                for k in mismatched[:SHOW_KEYS]))
-        if missing:
-            parts.append(f"{len(missing)} missing: " + ", ".join(
-                f"{k} {_shp(own[k])}" for k in missing[:SHOW_KEYS]))
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected: " + ", ".join(
-                f"{k} {_shp(state[k])}" for k in unexpected[:SHOW_KEYS]))
-        last = next(reversed(own)).rsplit(".", 1)[0] if own else ""
-        head_only = (not missing and not unexpected
-                     and all(k.rsplit(".", 1)[0] == last for k in mismatched))
-        fix = (f"Only the classifier differs: set num_classes to {state[mismatched[0]].shape[0]}"
-               if head_only else
-               "Pick the architecture (and arch_kwargs) the weights were saved from")
-        raise ModelLoadError(f"the architecture {arch} does not match the weights: "
-                             + "; ".join(parts), fix, source=source)
-    module.load_state_dict(state, strict=True)
-
-
-def _shp(t: Tensor) -> str:
-    return "[" + ", ".join(str(s) for s in t.shape) + "]"
-
-
-def load_spec_with_weights(spec_json: Path, weights: Path) -> LoadedModel:
-    """A spec JSON file plus a .safetensors file: kdgui's own pickle-free model format."""
-    built = load_spec_file(spec_json)
-    state = read_safetensors(weights)
-    load_weights(built.module, state, arch=f"spec:{spec_json}", source=str(weights))
-    return _loaded(built, sniff.SAFETENSORS, str(weights), built.input_shape)
 
 
 def embedded_architecture(path: Path) -> dict | None:
@@ -367,5 +254,5 @@ def _from_embedded(state: dict[str, Tensor], meta: dict, fmt: str, src: str) -> 
     module = build_from_spec(spec, shape, classes)
     load_weights(module, state, arch="embedded kdgui spec", source=src)
     keep = {k: meta[k] for k in ("class_names", "mean", "std") if k in meta}
-    return _finish(LoadedModel(module.eval(), fmt, src, shape, classes,
+    return finish_loaded(LoadedModel(module.eval(), fmt, src, shape, classes,
                                {"arch": "embedded kdgui spec", **keep}))
