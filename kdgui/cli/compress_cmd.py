@@ -117,7 +117,8 @@ def compress(args: argparse.Namespace) -> int:
     else:
         print(comparison_table(columns))
         if summary.get("deep_compression"):
-            print(printable(staged_table(summary["deep_compression"])))
+            for line in staged_table(summary["deep_compression"]).splitlines():
+                print(printable(line))  # layer names come from the model's file
         print(f"prune state: {summary['stages'][-1].get('prune_state')} · summary: "
               f"{last.out_dir}/summary.json")
     return 2 if any(not e.get("ok") for e in summary.get("exports", [])) else 0

@@ -216,10 +216,13 @@ class EventPrinter:
         columns = [("teacher", s["teacher"]), ("student", s["student"])]
         columns += [(st.get("name", f"stage {i}"), st) for i, st in enumerate(s.get("stages", []))]
         self._line("")
-        self._line(comparison_table(columns))
+        # line by line: _line makes each line printable, which turns a newline into a space
+        for line in comparison_table(columns).splitlines():
+            self._line(line)
         self._line("")
         if s.get("deep_compression"):
-            self._line(staged_table(s["deep_compression"]))
+            for line in staged_table(s["deep_compression"]).splitlines():
+                self._line(line)
             self._line("")
         self._line(("stopped early; " if e.stopped else "") + f"results in {e.run_dir}")
 

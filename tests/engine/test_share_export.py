@@ -181,3 +181,25 @@ def test_the_staged_table_says_only_what_was_measured(tmp_path) -> None:
               "verified": result.verified}
     table = staged_table([prune], stages[:2], [export])
     assert [r["stage"] for r in table["rows"]] == ["float", "pruning", "coding"]
+
+
+def test_the_run_printer_prints_the_staged_table_one_row_per_line() -> None:
+    import io
+
+    from kdgui.cli.printer import EventPrinter
+    from kdgui.core.events import RunFinished
+
+    metrics = {"accuracy": 0.9, "params": 1000, "nonzero_params": 100}
+    table = {"rows": [
+        {"stage": "float", "size_bytes": 4000, "ratio": 1.0, "accuracy": 0.9,
+         "paper_ratio": 1.0, "counts": "32 bits per parameter"},
+        {"stage": "coding", "size_bytes": 100, "ratio": 40.0, "accuracy": 0.9,
+         "paper_ratio": 40.0, "counts": "the .kdc file"}],
+        "layers": [], "general_purpose_bytes": {"zlib": 120}, "paper": "Han et al."}
+    out = io.StringIO()
+    EventPrinter(out)(RunFinished(run_dir="r", stopped=False, summary={
+        "teacher": metrics, "student": metrics, "stages": [], "deep_compression": table}))
+    lines = out.getvalue().splitlines()
+    coding = [line for line in lines if line.startswith("coding")]
+    assert len(coding) == 1 and "40.0x" in coding[0] and "float" not in coding[0]
+    assert any(line.startswith("accuracy") for line in lines)  # the comparison table too
