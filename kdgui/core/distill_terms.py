@@ -30,9 +30,9 @@ from kdgui.core.registry import losses
 
 #: Weights at or below this are off (``1 - 0.7 - 0.2 - 0.1`` is not exactly 0).
 EPS = 1e-9
-#: Highest term weight: DKD's and DIST's inner weights (β = 8) live in their parameters, so a
-#: term's own weight is rarely above a few; 1000 leaves room for AT's original scale.
-MAX_WEIGHT = 1000.0
+#: Highest term weight: the authors' weights of relation losses reach a few thousand (SP 3000,
+#: PKT 30000 with their per-entry mean); 1e5 leaves room for those.
+MAX_WEIGHT = 1e5
 
 
 def _known(names: Iterable[str]) -> str:
@@ -43,8 +43,8 @@ class TermConfig(Params):
     """One weighted term of the distillation loss."""
 
     name: str = param("soft", "The registered loss (see 'kdgui methods').")
-    weight: float = param(1.0, "Weight of this term in the total loss.", ge=0.0, le=MAX_WEIGHT,
-                          step=0.05)
+    # No slider step: the range spans decades, so the window's slider is logarithmic.
+    weight: float = param(1.0, "Weight of this term in the total loss.", ge=0.0, le=MAX_WEIGHT)
     params: dict[str, Any] = Field(default_factory=dict,
                                    description="The loss's parameters (see 'kdgui methods').")
     pairs: list[tuple[str, str]] | None = Field(

@@ -342,3 +342,107 @@ def test_dkd_splits_an_unlabelled_sample_at_the_teachers_class() -> None:
     teacher_class = Z_T.argmax(dim=1)
     assert loss(Z_S, Z_T, unlabelled).item() == pytest.approx(
         loss(Z_S, Z_T, teacher_class).item(), rel=1e-6)
+
+
+# -- relation methods (RKD, PKT, SP) -------------------------------------------------------------
+
+E_S = torch.tensor([[1.0, 0.0, 2.0], [0.5, -1.0, 0.0], [2.0, 1.0, 1.0], [-1.0, 0.5, 0.5]])
+E_T = torch.tensor([[2.0, 0.5, 1.0, 0.0], [0.0, -2.0, 1.0, 1.0], [3.0, 1.0, -1.0, 0.5],
+                    [-2.0, 1.0, 0.0, 1.0]])
+
+
+def huber(x: float) -> float:
+    return 0.5 * x * x if abs(x) < 1 else abs(x) - 0.5
+
+
+def rkd_by_hand(s: np.ndarray, t: np.ndarray, w_d: float, w_a: float) -> float:
+    """Park et al. 2019, eq. (3)-(5): distances over their mean (i ≠ j), angles at j."""
+    n = len(s)
+
+    def dist(e):
+        d = np.array([[np.linalg.norm(e[i] - e[j]) for j in range(n)] for i in range(n)])
+        return d / d[~np.eye(n, dtype=bool)].mean()
+
+    def ang(e):
+        out = []
+        for i in range(n):
+            for j in range(n):
+                for k in range(n):
+                    a, b = e[i] - e[j], e[k] - e[j]
+                    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+                    out.append(0.0 if na == 0 or nb == 0 else a @ b / (na * nb))
+        return np.array(out)
+
+    ds, dt = dist(s.astype(np.float64)), dist(t.astype(np.float64))
+    a_s, a_t = ang(s.astype(np.float64)), ang(t.astype(np.float64))
+    distance = np.mean([huber(x) for x in (ds - dt).ravel()])
+    angle = np.mean([huber(x) for x in (a_s - a_t).ravel()])
+    return w_d * distance + w_a * angle
+
+
+def test_rkd_pkt_and_sp_match_their_papers_formulas() -> None:
+    from kdgui.core.components.distill import PKTParams, RKDParams, SPParams
+    from kdgui.engine.distill.relation_methods import PKTLoss, RKDLoss, SPLoss
+
+    s, t = E_S.numpy().astype(np.float64), E_T.numpy().astype(np.float64)
+    rkd = RKDLoss(RKDParams())([E_S], [E_T]).item()
+    assert rkd == pytest.approx(rkd_by_hand(s, t, 25.0, 50.0), rel=1e-5)
+
+    def cond(e):  # PKT's p(j|i) from cosine similarities mapped to [0, 1]
+        e = e / np.linalg.norm(e, axis=1, keepdims=True)
+        k = (e @ e.T + 1) / 2
+        return k / k.sum(axis=1, keepdims=True)
+
+    p_s, p_t = cond(s), cond(t)
+    pkt = np.mean([kl(a, b) for a, b in zip(p_t, p_s, strict=True)])
+    assert PKTLoss(PKTParams())([E_S], [E_T]).item() == pytest.approx(pkt, rel=1e-4)
+
+    def gram(e):
+        g = e @ e.T
+        return g / np.linalg.norm(g, axis=1, keepdims=True)
+
+    sp = np.sum((gram(t) - gram(s)) ** 2) / len(s) ** 2
+    assert SPLoss(SPParams())([E_S], [E_T]).item() == pytest.approx(sp, rel=1e-5)
+
+
+def test_three_terms_hard_dkd_rkd_on_cnns_train_and_only_the_student_learns() -> None:
+    torch.manual_seed(0)
+
+    def cnn(width: int) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, 5))
+
+    teacher, student = cnn(8), cnn(3)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    cfg = DistillConfig(terms=[{"name": "hard"}, {"name": "dkd", "params": {"warmup_epochs": 0}},
+                               {"name": "rkd", "weight": 0.1, "pairs": [["4", "4"]]},
+                               {"name": "sp", "weight": 100.0}])
+    d = Distiller(teacher, student, cfg, (1, 8, 8))
+    assert d.pairs["rkd"] == [("4", "4")] and d.pairs["sp"]  # sp: automatic stage pairs
+    opt = torch.optim.SGD(list(d.trainable_parameters()), lr=0.05)
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 5, (16,))
+    first = None
+    for _ in range(30):
+        terms, _ = d(x, y)
+        opt.zero_grad()
+        terms["total"].backward()
+        opt.step()
+        first = first if first is not None else terms["total"].item()
+    assert set(terms) == {"hard", "dkd", "rkd", "sp", "total"}
+    assert all(terms[k].item() > 0 for k in ("hard", "dkd", "rkd", "sp"))
+    assert terms["total"].item() < 0.7 * first
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+@pytest.mark.parametrize("name", ["rkd", "pkt", "sp"])
+def test_relation_losses_stay_finite_under_extreme_fp16_features(name) -> None:
+    component = losses.get(name)
+    loss = component.load()(component.params())
+    s = (torch.sign(torch.randn(6, 4, 3, 3)) * 1e4).half().requires_grad_(True)
+    t = (torch.sign(torch.randn(6, 8, 2, 2)) * 1e4).half()
+    value = loss([s], [t])
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(s.grad).all()

@@ -112,6 +112,35 @@ class FeatureParams(LossParams):
     )
 
 
+def pool_param(default: bool) -> bool:
+    return param(  # type: ignore[no-any-return]
+        default, "Average-pool a feature map (N, C, H, W) to one C-vector per sample before "
+        "relating samples; off: flatten the whole map.")
+
+
+class RKDParams(LossParams):
+    """Relational KD (Park et al. 2019); weights from the authors' code (25 and 50)."""
+
+    inputs: ClassVar[tuple[Input, ...]] = ("features",)
+    distance_weight: float = param(25.0, "Weight of the distance-wise loss.", ge=0.0, le=1000.0)
+    angle_weight: float = param(50.0, "Weight of the angle-wise loss.", ge=0.0, le=1000.0)
+    pool: bool = pool_param(True)
+
+
+class PKTParams(LossParams):
+    """Probabilistic knowledge transfer (Passalis & Tefas 2018)."""
+
+    inputs: ClassVar[tuple[Input, ...]] = ("features",)
+    pool: bool = pool_param(True)
+
+
+class SPParams(LossParams):
+    """Similarity-preserving KD (Tung & Mori 2019); the paper relates whole feature maps."""
+
+    inputs: ClassVar[tuple[Input, ...]] = ("features",)
+    pool: bool = pool_param(False)
+
+
 class AttentionParams(LossParams):
     inputs: ClassVar[tuple[Input, ...]] = ("features",)
 
@@ -167,4 +196,32 @@ register(
     "L_dist = T^2 [beta (1 - mean_i rho(p_s[i,:], p_t[i,:])) + gamma (1 - mean_c "
     "rho(p_s[:,c], p_t[:,c]))],  p = softmax(z/T)",
     "Huang et al. Knowledge Distillation from A Stronger Teacher. NeurIPS 2022",
+)
+
+_RELATION = "kdgui.engine.distill.relation_methods"
+
+register(
+    "loss", "rkd", RKDParams, f"{_RELATION}:RKDLoss", "Relational KD (RKD)",
+    "Matches how samples relate in feature space: their pairwise distances (over the mean "
+    "distance) and the angles they form, so teacher and student features may differ in size. "
+    "Pairs default to the stage ends; pair the penultimate layers to follow the paper.",
+    "L_rkd = w_d mean Huber(psi_D(s), psi_D(t)) + w_a mean Huber(psi_A(s), psi_A(t)),  "
+    "psi_D = ||e_i - e_j|| / mu,  psi_A = cos angle(e_i - e_j, e_k - e_j)",
+    "Park et al. Relational Knowledge Distillation. CVPR 2019",
+)
+register(
+    "loss", "pkt", PKTParams, f"{_RELATION}:PKTLoss", "Probabilistic transfer (PKT)",
+    "Matches the conditional distributions p(j|i) of cosine similarities between the samples "
+    "of a batch (KL divergence, summed over j, mean over i; the authors' code divides this by "
+    "the batch size and weights it 30000).",
+    "L_pkt = mean_i sum_j p_t(j|i) log(p_t(j|i) / p_s(j|i)),  p(j|i) ∝ (cos(e_i, e_j) + 1) / 2",
+    "Passalis, Tefas. Learning Deep Representations with Probabilistic Knowledge Transfer. "
+    "ECCV 2018",
+)
+register(
+    "loss", "sp", SPParams, f"{_RELATION}:SPLoss", "Similarity-preserving (SP)",
+    "Matches the batch's row-normalised similarity matrices G = normalize(E E^T) of teacher and "
+    "student (the authors weight it about 3000).",
+    "L_sp = ||G_t - G_s||_F^2 / N^2,  G = normalize_rows(E E^T)",
+    "Tung, Mori. Similarity-Preserving Knowledge Distillation. ICCV 2019",
 )
