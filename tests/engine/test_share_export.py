@@ -203,3 +203,20 @@ def test_the_run_printer_prints_the_staged_table_one_row_per_line() -> None:
     coding = [line for line in lines if line.startswith("coding")]
     assert len(coding) == 1 and "40.0x" in coding[0] and "float" not in coding[0]
     assert any(line.startswith("accuracy") for line in lines)  # the comparison table too
+
+
+def test_a_shared_convnet_round_trips_with_8_bit_conv_codebooks(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(32, 10)).eval()
+    ctx = CompressionContext(input_shape=(1, 12, 12))
+    model = _run(apply_unit("prune", "magnitude", model, {"sparsity": 0.5}, ctx))
+    model = _run(apply_unit("quantize", "kmeans", model, {}, ctx))
+    assert len(torch.unique(model[3].weight)) > 32  # conv: up to 2^8 values, fc: 2^5
+    assert len(torch.unique(model[7].weight[model[7].weight != 0])) <= 32
+    x = torch.randn(4, 1, 12, 12)
+    result = export_model(model, "deepc", tmp_path / "c.kdc", x[:1], samples=x)
+    assert result.verified and result.max_abs_diff == 0.0, result.warnings
+    layers = {r["layer"]: r for r in read_report(tmp_path / "c.kdc")["layers"]}
+    assert set(layers) == {"0", "3", "7"} and layers["3"]["weight_bits"] == 8
