@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kdgui.core.errors import ModelLoadError
 from kdgui.core.run_folders import (
@@ -32,6 +32,9 @@ from kdgui.core.run_folders import (
     stage_index,
     student_path,
 )
+
+if TYPE_CHECKING:
+    from kdgui.engine.models.frozen import FrozenTeacher
 
 ONNX_MAGIC_SUFFIXES = (".onnx",)
 
@@ -153,9 +156,25 @@ def _teacher_ref(run: Path) -> Any:
 
 # -- turning a source into an annotated graph ----------------------------------------------------
 
+def onnx_file_for(model: FrozenTeacher, input_shape: tuple[int, ...], path: Path) -> Path:
+    """An ONNX file of a wrapped model (for Netron): an ONNX model's own file, else an export
+    along the model's route (unverified: only the graph is drawn).
+
+    It lives here, not in :mod:`kdgui.engine.export.opaque`, because it calls the export package's
+    entry point, which imports ``opaque``: kept there it made an import cycle.
+    """
+    if model.kind == "onnx":
+        return Path(str(model.path))
+    import torch
+
+    from kdgui.engine.export import export_model
+
+    example = torch.zeros(1, *input_shape)
+    return Path(export_model(model, "onnx", path, example, verify=False).path)
+
+
 def prepare(source: ModelSource, out_dir: str | Path) -> PreparedModel:
     """Write ``out_dir/<name>.onnx`` annotated for Netron; return it with the layer table."""
-    from kdgui.engine.export.opaque import onnx_file_for
     from kdgui.engine.models.frozen import opaque_title
     from kdgui.engine.netron_graph import annotate_file, export_annotated
 

@@ -97,14 +97,3 @@ def _add_onnx_metadata(path: Path, metadata: dict[str, Any]) -> None:
         entry.key = str(key)
         entry.value = value if isinstance(value, str) else json.dumps(value, default=str)
     onnx.save(proto, str(path))
-
-
-def onnx_file_for(model: FrozenTeacher, input_shape: tuple[int, ...], path: Path) -> Path:
-    """An ONNX file of a wrapped model (for Netron): an ONNX model's own file, else an export
-    along the model's route (unverified: only the graph is drawn)."""
-    if model.kind == "onnx":
-        return Path(str(model.path))
-    from kdgui.engine.export import export_model
-
-    example = torch.zeros(1, *input_shape)
-    return Path(export_model(model, "onnx", path, example, verify=False).path)
