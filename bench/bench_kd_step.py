@@ -6,7 +6,15 @@ Three variants, each with its own copy of the same student and its own SGD optim
 (b) ``engine``: :class:`kdgui.engine.distill.Distiller` with the teacher online;
 (c) ``cached``: the Distiller given the teacher's logits, precomputed once per batch;
 (d) ``plain-cached``: the hand-written step on the same cached logits (a diagnostic, no bar: it
-    tells the engine's overhead apart from what the machine gives a student-only step).
+    tells the engine's overhead apart from what the machine gives a student-only step);
+(e) ``engine-auto``: the engine's online step with ``training.teacher_precision``,
+    ``student_precision`` and ``channels_last`` all ``auto``: the precision and layout chosen by
+    :mod:`kdgui.engine.fast_path` on these models and batches, printed with e/a (bar: ≥ 2 on an
+    AMD EPYC with avx512_bf16; on a CPU where bf16 is slower, auto must not fall below fp32).
+
+``--mode run`` times a whole run instead: the engine's session (what ``kdgui run`` runs) with the
+teacher online (cache off), 1 epoch of MNIST (``--data``), against a plain fp32 loop over the
+same prepared models and data in the same process; samples/s are the steps' own medians.
 
 CNN teacher of width 64 → student of width 8 on 1×28×28 inputs, batch 256, SGD. Repetitions are
 interleaved (the order rotates every round) so that a neighbour's load on this shared machine hits
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import sys
 import time
@@ -41,7 +50,7 @@ from kdgui.engine.distill import Distiller
 BATCH = 256
 INPUT = (1, 28, 28)
 ALPHA, T = 0.7, 4.0
-BARS = {"engine": 0.95, "cached": 2.5}
+BARS = {"engine": 0.95, "cached": 2.5, "engine-auto": 2.0}
 
 
 def cnn(width: int, classes: int = 10) -> nn.Module:
@@ -99,6 +108,103 @@ def engine_step(
     return step
 
 
+def engine_auto(
+    teacher: nn.Module, student: nn.Module, cfg: DistillConfig, x: torch.Tensor
+) -> tuple[Distiller, bool, str]:
+    """The engine's fast path on these models: (distiller, student channels_last, description)."""
+    from kdgui.core.config import TrainingConfig
+    from kdgui.engine import fast_path
+
+    tcfg = TrainingConfig(batch_size=BATCH)
+    device = torch.device("cpu")
+    runner, t_choice = fast_path.choose_teacher(teacher, [x], tcfg, device)
+    s_choice = fast_path.choose_student(student, x, tcfg, device)
+    fast_path.set_channels_last(student, s_choice.variant.channels_last)
+    text = f"teacher: {t_choice.sentence()}\n      student: {s_choice.sentence()}"
+    return Distiller(runner, student, cfg, INPUT), s_choice.variant.channels_last, text
+
+
+def auto_step(
+    distiller: Distiller, opt: torch.optim.Optimizer, channels_last: bool
+) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """The engine's online step on its fast path (as :class:`TrainLoop` runs it)."""
+    from kdgui.engine.fast_path import layout_input
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        terms, _ = distiller(layout_input(x, channels_last), y, None)
+        opt.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        opt.step()
+
+    return step
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:  # not on every platform
+        return "n/a"
+
+
+def run_mode(data: str, check: bool, rounds: int) -> int:
+    """A whole run (teacher online, 1 epoch) vs a plain fp32 loop on the same prepared models."""
+    import tempfile
+
+    from kdgui.core.config import ExperimentConfig
+    from kdgui.core.events import RunStarted, StepEvent
+    from kdgui.engine.device import seed_everything
+    from kdgui.engine.session import prepare, run
+    from kdgui.engine.training import BatchSource
+
+    cfg = ExperimentConfig(
+        name="bench", data={"spec": data},
+        training={"epochs": 1, "batch_size": BATCH, "cache_teacher": "off", "log_every": 5},
+    )
+    engine_rates: list[float] = []
+    plain_rates: list[float] = []
+    chosen = ""
+    for r in range(max(1, rounds)):
+        for which in (["engine", "plain"] if r % 2 == 0 else ["plain", "engine"]):
+            if which == "engine":
+                rates = []
+                with tempfile.TemporaryDirectory() as d:
+                    for ev in run(cfg, runs_root=d):
+                        if isinstance(ev, RunStarted):
+                            fp = ev.fast_path
+                            chosen = f"teacher {fp['teacher']['label']}, " \
+                                     f"student {fp['student']['label']}"
+                        if isinstance(ev, StepEvent) and ev.stage == "distill":
+                            rates.append(ev.samples_per_s)
+                engine_rates.append(statistics.median(rates[1:] or rates))  # 1st: warm-up
+                continue
+            seed_everything(cfg.training.seed)
+            prep = prepare(cfg)
+            teacher = prep.teacher.eval().requires_grad_(False)
+            student = prep.student.train()
+            opt = torch.optim.Adam(student.parameters(), lr=cfg.training.lr)
+            step = plain_step(teacher, student, opt)
+            source = BatchSource(prep.train, BATCH, shuffle=True, seed=cfg.training.seed)
+            rates, t0, n = [], time.perf_counter(), 0
+            for i, (x, y, _) in enumerate(source.epoch(), start=1):
+                step(x, y.long())
+                n += int(y.shape[0])
+                if i % 5 == 0:
+                    now = time.perf_counter()
+                    rates.append(n / (now - t0))
+                    t0, n = now, 0
+            plain_rates.append(statistics.median(rates[1:] or rates))
+    eng, pl = statistics.median(engine_rates), statistics.median(plain_rates)
+    ratio = eng / pl
+    ok = ratio >= BARS["engine-auto"]
+    print(f"load average {load_average()}")
+    print(f"whole run, {data}, 1 epoch, batch {BATCH}, teacher online, {torch.get_num_threads()} "
+          f"threads, {len(engine_rates)} rounds; chosen: {chosen}")
+    print(f"  engine run   {eng:9.0f} samples/s  {[round(v) for v in engine_rates]}")
+    print(f"  plain fp32   {pl:9.0f} samples/s  {[round(v) for v in plain_rates]}")
+    print(f"  run/plain = {ratio:.3f}  (bar >= {BARS['engine-auto']})  {'ok' if ok else 'FAIL'}")
+    return 1 if (check and not ok) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 when a bar fails")
@@ -106,9 +212,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=2, help="steps per variant per round")
     ap.add_argument("--budget", type=float, default=40.0, help="seconds of timed rounds, at most")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--mode", choices=["step", "run"], default="step",
+                    help="'step': the KD step variants; 'run': a whole run vs a plain loop")
+    ap.add_argument("--data", default="mnist:/work/shared/data", help="data spec for --mode run")
+    ap.add_argument("--run-rounds", type=int, default=2, help="engine/plain pairs for --mode run")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.mode == "run":
+        return run_mode(args.data, args.check, args.run_rounds)
 
     torch.manual_seed(0)
     teacher = cnn(64).eval().requires_grad_(False)
@@ -118,7 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     ]
     cfg = DistillConfig(alpha=ALPHA, temperature=T)
 
-    s_plain, s_engine, s_cached, s_plain_cached = (copy.deepcopy(student0) for _ in range(4))
+    s_plain, s_engine, s_cached, s_plain_cached, s_auto = (
+        copy.deepcopy(student0) for _ in range(5)
+    )
+    t_auto = copy.deepcopy(teacher)  # the fast path changes its teacher's layout in place
+    d_auto, auto_cl, chosen = engine_auto(t_auto, s_auto, cfg, batches[0][0])
     d_engine = Distiller(teacher, s_engine, cfg, INPUT)
     d_cached = Distiller(teacher, s_cached, cfg, INPUT)
     cache = {id(x): d_cached.teacher_logits(x) for x, _ in batches}
@@ -133,9 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         "plain-cached": plain_step(
             teacher, s_plain_cached, sgd(s_plain_cached.parameters()), cache
         ),
+        "engine-auto": auto_step(d_auto, sgd(d_auto.trainable_parameters()), auto_cl),
     }
-    repeat = {"plain": 1, "engine": 1, "cached": 4, "plain-cached": 4}
-    for model in (s_plain, d_engine, d_cached, s_plain_cached):
+    repeat = {"plain": 1, "engine": 1, "cached": 4, "plain-cached": 4, "engine-auto": 1}
+    for model in (s_plain, d_engine, d_cached, s_plain_cached, d_auto):
         model.train()
 
     for fn in steps.values():  # warm-up: allocator, kernels, optimizer state
@@ -159,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - t_start
 
     med = {k: statistics.median(v) for k, v in rates.items()}
+    print(f"load average {load_average()}")
     print(
         f"KD step, teacher cnn(64) -> student cnn(8), {INPUT}, batch {BATCH}, SGD, "
         f"{torch.get_num_threads()} threads, {rounds} rounds x {args.steps} steps "
@@ -166,19 +284,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     for k in names:
         lo, hi = min(rates[k]), max(rates[k])
-        tag = "abcd"[names.index(k)]
+        tag = "abcde"[names.index(k)]
         print(f"  ({tag}) {k:12s} {med[k]:9.0f} samples/s  [{lo:.0f} .. {hi:.0f}]")
     failed = False
     for k, bar in BARS.items():
         ratio = med[k] / med["plain"]
         ok = ratio >= bar
         failed |= not ok
-        label = "b/a" if k == "engine" else "c/a"
+        label = {"engine": "b/a", "cached": "c/a", "engine-auto": "e/a"}[k]
         print(f"  {label} = {ratio:.3f}  (bar >= {bar})  {'ok' if ok else 'FAIL'}")
     print(
         f"  diagnostics: c/d = {med['cached'] / med['plain-cached']:.3f} (engine vs plain, "
         f"cached), d/a = {med['plain-cached'] / med['plain']:.3f} (what caching gives here)"
     )
+    print(f"  chosen (e): {chosen}")
     return 1 if (failed and args.check) else 0
 
 

@@ -177,6 +177,23 @@ class TrainingConfig(Section):
         "Compute each sample's teacher outputs once and reuse them. 'auto' caches when "
         "augmentation is off and no feature or attention loss needs teacher feature maps.",
     )
+    teacher_precision: Literal["auto", "fp32", "bf16", "fp16"] = param(
+        "auto", "Precision of the frozen teacher's forward pass. 'auto' times fp32 and bf16 on "
+        "this device at run start and keeps the fastest whose soft targets stay within a KL of "
+        "1e-4 of fp32's (plain PyTorch teachers only; TorchScript/.pt2/ONNX run as loaded)."
+    )
+    student_precision: Literal["auto", "fp32", "bf16"] = param(
+        "auto", "Arithmetic of the student's training step; weights stay fp32. 'auto' keeps fp32 "
+        "(bf16 autocast was slower for small students on CPUs); 'bf16' uses autocast."
+    )
+    channels_last: Literal["auto", "on", "off"] = param(
+        "auto", "Memory layout of convolution weights and inputs for teacher and student. "
+        "'auto' measures both layouts at run start and keeps the faster."
+    )
+    compile: Literal["off", "auto", "on"] = param(
+        "off", "torch.compile teacher and student ('auto' keeps it only where measured faster). "
+        "Compiling takes a while at run start; a failure falls back to eager mode."
+    )
     log_every: int = param(10, "Send a step event every N steps.", ge=1, le=100000)
     tensorboard: bool = param(
         False, "Also write the run's scalars for TensorBoard in RUN/tensorboard (needs the "

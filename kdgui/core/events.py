@@ -55,6 +55,9 @@ class RunStarted(Event):
     device: str
     teacher_cached: bool
     resumed_from_epoch: int = 0
+    #: How teacher and student run (precision, layout, compiled) and the timings the choice was
+    #: made on: ``{"teacher": {...}, "student": {...}}`` (see kdgui.engine.fast_path).
+    fast_path: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

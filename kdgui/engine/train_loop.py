@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader, Dataset
 from kdgui.core.config import DistillConfig
 from kdgui.core.errors import RunStopped, TrainingDiverged
 from kdgui.core.events import EpochEvent, Event, LogEvent, RunControl, StateEvent, StepEvent
-from kdgui.engine.training import BatchSource
+from kdgui.engine.fast_path import autocast, layout_input
+from kdgui.engine.training import BatchSource, TeacherCache
 
 LoopGenerator = Generator[Event, None, None]
 #: How a stage is named in a sentence (log lines), where its tag would read oddly.
@@ -80,12 +81,16 @@ class Phase:
     lr_setting: str
     what: str = "the loss"
     start_epoch: int = 0
-    cache: Tensor | None = None
+    cache: TeacherCache | Tensor | None = None
     validation: Dataset | DataLoader | None = None
-    teacher_eval: dict[str, Any] | None = None
+    teacher_eval: dict[str, Any] | Callable[[], dict[str, Any]] | None = None
     report_sparsity: bool = True
     on_step: Callable[[int], None] | None = None
     on_epoch_end: Callable[[int], None] | None = None
+    #: The student's fast path (see :mod:`kdgui.engine.fast_path`): inputs in channels_last
+    #: (the student's weights are put there by the caller) and autocast to this precision.
+    channels_last: bool = False
+    precision: str = "fp32"
 
 
 class TrainLoop:
@@ -142,6 +147,13 @@ class TrainLoop:
 
         device, distiller, optimizer = self.device, phase.distiller, phase.optimizer
         cache, augment, scheduler = phase.cache, self.augment, phase.scheduler
+        channels_last = phase.channels_last
+
+        def amp() -> Any:
+            if phase.precision != "fp32":
+                return autocast(device, phase.precision)
+            return torch.autocast(device.type, enabled=self.amp)
+
         distiller.train()
         distiller.teacher.eval()
         set_epoch = getattr(distiller, "set_epoch", None)
@@ -163,8 +175,15 @@ class TrainLoop:
                 y = y.long()
             if augment is not None:
                 x = augment(x)
-            t_logits = cache[idx.to(cache.device)] if cache is not None and idx is not None else None
-            with torch.autocast(device.type, enabled=self.amp):
+            if channels_last:
+                x = layout_input(x, True)
+            t_logits = None
+            if cache is not None and idx is not None:
+                if isinstance(cache, TeacherCache):  # filled by the first epoch's own batches
+                    t_logits = cache.lookup(idx, lambda x=x: distiller.teacher_logits(x))
+                else:
+                    t_logits = cache[idx.to(cache.device)]
+            with amp():
                 losses, logits = distiller(x, y, t_logits)
             total = losses["total"]
             if not torch.isfinite(total):
@@ -237,7 +256,7 @@ class TrainLoop:
                 f"train accuracy {train_accuracy:.2%}",
             )
             return
-        teacher = phase.teacher_eval
+        teacher = phase.teacher_eval() if callable(phase.teacher_eval) else phase.teacher_eval
         yield EpochEvent(
             epoch=epoch + 1,
             step=self.step,

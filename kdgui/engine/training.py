@@ -8,7 +8,7 @@ takes its batches from :class:`BatchSource` and its optimizer and schedule only 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -116,6 +116,45 @@ def make_scheduler(
             optimizer, step_size=max(1, total_steps // 3), gamma=0.1
         )
     return None
+
+
+class TeacherCache:
+    """Every training sample's teacher logits, filled by the first epoch's own batches.
+
+    Computing the whole cache before training (a full teacher pass over the data) delayed the
+    first step by seconds; filling it from the batches the first epoch runs anyway costs the
+    same teacher passes but none before step 1. Once every sample was seen, lookups are slices.
+    The fill mask lives on the CPU, so no GPU sync happens per step.
+    """
+
+    def __init__(self, num_samples: int) -> None:
+        self.num_samples = num_samples
+        self.values: torch.Tensor | None = None
+        self._filled = torch.zeros(num_samples, dtype=torch.bool)
+        self.complete = False
+
+    def lookup(self, idx: torch.Tensor, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The logits of samples ``idx``: from the cache once complete, else ``compute()``d
+        (the batch's teacher pass) and stored."""
+        if self.complete and self.values is not None:
+            return self.values[idx.to(self.values.device)]
+        logits = compute().detach().float()
+        if self.values is None:
+            self.values = torch.empty(
+                (self.num_samples, *logits.shape[1:]), dtype=torch.float32, device=logits.device
+            )
+        self.values[idx.to(logits.device)] = logits
+        self._filled[idx.cpu()] = True
+        self.complete = bool(self._filled.all())
+        return logits
+
+    def fill(self, teacher: nn.Module, source: BatchSource, device: torch.device) -> None:
+        """Fill what is missing in one pass (:func:`teacher_outputs`' job, for callers that
+        need the whole cache before training)."""
+        if not self.complete:
+            self.values = teacher_outputs(teacher, source, device)
+            self._filled[:] = True
+            self.complete = True
 
 
 @torch.inference_mode()

@@ -13,6 +13,7 @@ import time
 import torch
 from torch import nn
 
+from kdgui.engine.fast_path import FastForward, Variant, opaque_reason, set_channels_last
 from kdgui.engine.metrics._modules import eval_mode, on_device
 
 
@@ -32,15 +33,32 @@ def measure_latency(
     warmup: int = 5,
     repeats: int = 20,
     max_seconds: float = 2.0,
+    variant: Variant | None = None,
 ) -> float:
     """Median milliseconds per forward pass of a batch of ``batch_size`` samples.
 
     ``input_shape`` is one sample's shape (no batch dim). Warm-up stops early once half of
     ``max_seconds`` is spent, timing stops once all of it is; the model is copied rather than
     moved when it lives on another device, and runs in eval mode under ``inference_mode``.
+    ``variant`` (precision, channels_last; see :mod:`kdgui.engine.fast_path`) is how the model
+    runs; its weights' layout is put back afterwards. Opaque programs always run as loaded.
     """
     target = torch.device(device)
     net = on_device(model, target)
+    if variant is not None and variant != Variant() and opaque_reason(net) is None:
+        was = set_channels_last(net, variant.channels_last)
+        try:
+            return _median_ms(FastForward(net, variant, target), input_shape, batch_size, target,
+                              warmup, repeats, max_seconds)
+        finally:
+            set_channels_last(net, was)
+    return _median_ms(net, input_shape, batch_size, target, warmup, repeats, max_seconds)
+
+
+def _median_ms(
+    net: nn.Module, input_shape: tuple[int, ...], batch_size: int, target: torch.device,
+    warmup: int, repeats: int, max_seconds: float,
+) -> float:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn((batch_size, *input_shape), generator=gen).to(target)
     times: list[float] = []

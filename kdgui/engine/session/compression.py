@@ -85,21 +85,20 @@ def finetune_student(
 
     dcfg = ctx.config.distill
     loss = dcfg.finetune_loss()  # the run's logit terms (or its soft + hard shorthand)
-    distiller = Distiller(teacher, model, loss, ctx.prepared.input_shape, device=ctx.device)
+    # The teacher in the precision/layout chosen at run start (its soft targets, as distilled).
+    runner = ctx.fast_teacher if ctx.fast_teacher is not None else teacher
+    distiller = Distiller(runner, model, loss, ctx.prepared.input_shape, device=ctx.device)
     source = ctx.batches(seed_offset=FINETUNE_SEED_OFFSET)
-    cache = (
-        ctx.teacher_cache(teacher, source) if ctx.use_teacher_cache(distiller, source) else None
-    )
+    cache = ctx.teacher_cache(source) if ctx.use_teacher_cache(distiller, source) else None
     base = ctx.config.training
     tcfg = base.model_copy(update={"lr": base.lr * FINETUNE_LR_SCALE})
     optimizer = make_optimizer(distiller.trainable_parameters(), tcfg)
     scheduler = make_scheduler(optimizer, tcfg, epochs * len(source))
-    assert ctx.teacher_eval is not None  # measured before distillation
     phase = Phase(
         stage="finetune", distiller=distiller, source=source, optimizer=optimizer,
         scheduler=scheduler, epochs=epochs,
         lr_setting=f"training.lr = {base.lr:g}, × {FINETUNE_LR_SCALE} when fine-tuning",
-        cache=cache, validation=ctx.prepared.val, teacher_eval=ctx.teacher_eval, on_step=on_step,
+        cache=cache, validation=ctx.prepared.val, teacher_eval=ctx.evaluate_teacher, on_step=on_step,
     )
     yield from ctx.loop.run(phase)
 

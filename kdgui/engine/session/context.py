@@ -7,7 +7,7 @@ own and none reaches into another's state except through the fields declared her
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -16,10 +16,11 @@ from torch import nn
 from kdgui.core.config import ExperimentConfig
 from kdgui.core.events import RunControl
 from kdgui.engine.device import pick_device
+from kdgui.engine.fast_path import FastChoice
 from kdgui.engine.rundir import RunDir
 from kdgui.engine.session.prepare import Prepared
 from kdgui.engine.train_loop import TrainLoop
-from kdgui.engine.training import BatchSource, teacher_outputs
+from kdgui.engine.training import BatchSource, TeacherCache
 
 
 @dataclass
@@ -36,7 +37,12 @@ class RunContext:
     trained_teacher: bool = False
     teacher_eval: dict[str, Any] | None = None
     previous_threads: int | None = None
-    _teacher_logits: torch.Tensor | None = None
+    #: How teacher and student run (:mod:`kdgui.engine.fast_path`), chosen at run start.
+    fast: dict[str, FastChoice] = field(default_factory=dict)
+    #: The teacher as it runs for distillation and caching (wrapped in its chosen precision and
+    #: layout), or None before the choice; measurement and checkpoints use the plain teacher.
+    fast_teacher: nn.Module | None = None
+    _teacher_logits: TeacherCache | None = None
 
     @classmethod
     def create(
@@ -82,12 +88,23 @@ class RunContext:
             and not self.config.data.augment
         )
 
-    def teacher_cache(self, teacher: nn.Module, source: BatchSource) -> torch.Tensor:
-        """Every training sample's teacher logits, computed once per run (distillation and
-        each compression step's fine-tuning share them: same teacher, same samples)."""
+    def teacher_cache(self, source: BatchSource) -> TeacherCache:
+        """Every training sample's teacher logits, once per run (distillation and each
+        compression step's fine-tuning share them: same teacher, same samples). Filled by the
+        first epoch's batches through the fast teacher, so no teacher pass delays step 1."""
         if self._teacher_logits is None:
-            self._teacher_logits = teacher_outputs(teacher, source, self.device)
+            self._teacher_logits = TeacherCache(source.num_samples)
         return self._teacher_logits
+
+    def evaluate_teacher(self) -> dict[str, Any]:
+        """The teacher's validation result (accuracy, predictions), measured on first use: at
+        the end of the first epoch rather than before step 1."""
+        if self.teacher_eval is None:
+            from kdgui.engine.metrics import evaluate
+
+            teacher = self.fast_teacher if self.fast_teacher is not None else self.prepared.teacher
+            self.teacher_eval = evaluate(teacher, self.prepared.val, device=self.device)
+        return self.teacher_eval
 
 
 __all__ = ["RunContext"]

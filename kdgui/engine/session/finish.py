@@ -8,11 +8,14 @@ skipped, and latency is timed at batch 1 only, with a few repeats (``latency_ms_
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 from typing import Any
 
 from torch import nn
 
 from kdgui.core.events import ArtifactEvent, Event, RunFinished, StageEvent
+from kdgui.engine.fast_path import Variant
+from kdgui.engine.session import fast
 from kdgui.engine.session.compression import compress
 from kdgui.engine.session.context import RunContext
 from kdgui.engine.session.exporting import export_formats, save_student
@@ -31,9 +34,18 @@ def measure(
     model = model.eval()
     shape = ctx.prepared.input_shape
     device = str(ctx.device)
-    summary = model_summary(model, shape, device=device, latency=not ctx.stopped)
-    if ctx.stopped:  # batch 1 only: batch 32 is for compression's gain notes, skipped now
-        summary["latency_ms"] = measure_latency(model, shape, 1, device, **STOPPED_LATENCY)
+    # Latency in the precision/layout the run chose for this model (never compiled: that would
+    # compile again per batch size); ``latency_variant`` says which.
+    choice = ctx.fast.get(name)
+    variant = replace(choice.variant, compiled=False) if choice is not None else Variant()
+    summary = model_summary(model, shape, device=device, latency=False)
+    timing = STOPPED_LATENCY if ctx.stopped else {}
+    summary["latency_ms"] = measure_latency(model, shape, 1, device, variant=variant, **timing)
+    # batch 32 is for compression's gain notes, skipped after a stop
+    summary["latency_ms_b32"] = (
+        None if ctx.stopped else measure_latency(model, shape, 32, device, variant=variant)
+    )
+    summary["latency_variant"] = variant.label
     if val_eval is None:
         val_eval = evaluate(model, ctx.prepared.val, device=ctx.device)
     layers = summary.pop("layers", [])
@@ -78,6 +90,7 @@ def finish(
         "stopped": ctx.stopped,
         "steps": ctx.step,
         "device": str(ctx.device),
+        "fast_path": fast.plain_data(ctx),
         "data": ctx.prepared.data_info,
         "pairs": {k: [list(p) for p in v] for k, v in distiller.pairs.items()},
         "teacher": teacher_metrics,

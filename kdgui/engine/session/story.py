@@ -15,6 +15,8 @@ from torch import nn
 from kdgui.core.errors import RunStopped
 from kdgui.core.events import Event, LogEvent, RunStarted, StateEvent
 from kdgui.engine.device import seed_everything
+from kdgui.engine.fast_path import set_channels_last
+from kdgui.engine.session import fast
 from kdgui.engine.session.context import RunContext
 from kdgui.engine.session.finish import finish
 from kdgui.engine.session.teacher import needs_training, prepare_teacher
@@ -25,7 +27,6 @@ from kdgui.engine.training import BatchSource, make_optimizer, make_scheduler
 def tell(ctx: RunContext) -> Generator[Event, None, dict[str, Any]]:
     """Distill the prepared student from the prepared teacher; return the run's summary."""
     from kdgui.engine.distill import Distiller
-    from kdgui.engine.metrics import evaluate
 
     tcfg = ctx.config.training
     seed_everything(tcfg.seed)
@@ -40,8 +41,11 @@ def tell(ctx: RunContext) -> Generator[Event, None, dict[str, Any]]:
     for param in teacher.parameters():
         param.requires_grad_(False)
     student = ctx.prepared.student.to(device)
+    # The teacher as it runs (its measured precision/layout); ``teacher`` stays the plain module
+    # for measurement and checkpoints.
+    runner, fast_log = fast.choose(ctx, teacher, student)
     distiller = Distiller(
-        teacher, student, ctx.config.distill, ctx.prepared.input_shape, device=device
+        runner, student, ctx.config.distill, ctx.prepared.input_shape, device=device
     ).to(device)
 
     source = ctx.batches()
@@ -51,14 +55,15 @@ def tell(ctx: RunContext) -> Generator[Event, None, dict[str, Any]]:
     scheduler = make_scheduler(optimizer, tcfg, epochs * len(source))
     start_epoch = _restore(ctx, distiller, optimizer, scheduler, source) if ctx.resume else 0
 
-    teacher_eval = ctx.teacher_eval = evaluate(teacher, ctx.prepared.val, device=device)
-    cache = ctx.teacher_cache(teacher, source) if use_cache else None
+    # The teacher's validation accuracy is measured at the end of the first epoch (see
+    # RunContext.evaluate_teacher) and its cache filled by the first epoch's batches: neither
+    # delays step 1.
+    cache = ctx.teacher_cache(source) if use_cache else None
     yield RunStarted(
         run_dir=str(ctx.run_dir.path),
         config=ctx.config.model_dump(mode="json"),
         data=ctx.prepared.data_info,
-        teacher={**ctx.prepared.teacher_info, "params": _count(teacher),
-                 "val_accuracy": float(teacher_eval["accuracy"])},
+        teacher={**ctx.prepared.teacher_info, "params": _count(teacher)},
         student={**ctx.prepared.student_info, "params": _count(student)},
         pairs={k: [list(p) for p in v] for k, v in distiller.pairs.items()},
         epochs=epochs,
@@ -66,7 +71,9 @@ def tell(ctx: RunContext) -> Generator[Event, None, dict[str, Any]]:
         device=str(device),
         teacher_cached=cache is not None,
         resumed_from_epoch=start_epoch,
+        fast_path=fast.plain_data(ctx),
     )
+    yield from fast_log
     if start_epoch >= epochs:
         yield LogEvent(level="info", message="all epochs already done")
 
@@ -88,14 +95,19 @@ def tell(ctx: RunContext) -> Generator[Event, None, dict[str, Any]]:
         stage="distill", distiller=distiller, source=source, optimizer=optimizer,
         scheduler=scheduler, epochs=epochs, lr_setting=f"training.lr = {tcfg.lr:g}",
         start_epoch=start_epoch, cache=cache, validation=ctx.prepared.val,
-        teacher_eval=teacher_eval, on_epoch_end=save,
+        teacher_eval=ctx.evaluate_teacher, on_epoch_end=save,
+        channels_last=ctx.fast["student"].variant.channels_last,
+        precision=ctx.fast["student"].variant.precision,
     )
     try:
         yield from ctx.loop.run(phase)
     except RunStopped:
         ctx.stopped = True
         yield StateEvent(state="stopped")
-    return (yield from finish(ctx, teacher, student, teacher_eval, distiller))
+    finally:  # compression, saving and export see the usual contiguous, eager student
+        set_channels_last(student, False)
+        student._compiled_call_impl = None
+    return (yield from finish(ctx, teacher, student, ctx.evaluate_teacher(), distiller))
 
 
 def _restore(

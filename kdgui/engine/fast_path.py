@@ -1,0 +1,395 @@
+"""The fast path: in which precision and memory layout the teacher and student run, by measurement.
+
+On the CPUs most people train on, the frozen teacher's forward pass is most of an online KD step,
+and how fast it runs depends on the machine: bf16 autocast with channels_last weights was 4-5x
+faster than fp32 on an AMD EPYC with avx512_bf16, while a CPU without native bf16 can be slower
+in bf16. So nothing is assumed: ``auto`` times a few real batches of each candidate on the run's
+device at run start, refuses a candidate whose soft targets drift from fp32's by more than
+:data:`KL_BOUND` (KL at :data:`KL_TEMPERATURE`), and keeps the fastest. The choice and the figures
+are plain data (:meth:`FastChoice.as_dict`) for the log, ``RunStarted`` and ``summary.json``.
+
+Only plain ``nn.Module`` teachers are changed: a TorchScript, ``.pt2`` or ONNX teacher
+(:class:`~kdgui.engine.models.frozen.FrozenTeacher`) runs as it was loaded. With a feature or
+attention loss the teacher stays fp32 and contiguous too: those losses read its feature maps by
+layer name through hooks, which a wrapper and a lower precision would change.
+
+The student keeps fp32 weights. Under ``auto`` it also keeps fp32 arithmetic: bf16 autocast made
+the student's training step slower here (forward + backward of a small CNN: 3.3 s vs 1.8 s per
+batch of 256 under load), and whether its accuracy holds cannot be checked in a few batches; only
+its layout is chosen by measurement. ``student_precision: bf16`` opts into autocast.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kdgui.core.config import TrainingConfig
+
+#: Largest KL(fp32 ‖ candidate) of the teacher's soft targets a candidate may have.
+KL_BOUND = 1e-4
+#: The temperature at which the soft targets are compared (the usual distillation temperature).
+KL_TEMPERATURE = 4.0
+#: Timed passes per candidate after one warm-up pass (the median is kept).
+TIMED_PASSES = 3
+#: A candidate whose warm-up pass is this many times slower than the best median so far is not
+#: timed further: fp16 on a CPU can be 7x slower, and timing it fully would delay step 1.
+GIVE_UP_FACTOR = 3.0
+#: Seconds of measuring per model after which each further candidate gets one timed pass only
+#: (not three): on a loaded machine a pass can take 10x its usual time, and the choice must not
+#: delay step 1 by much. Every candidate is still measured.
+BUDGET_S = 2.0
+DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+#: Timer used for every measurement here (tests replace it to make a candidate slower).
+clock: Callable[[], float] = time.perf_counter
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to run a model: arithmetic precision, weight/input layout, compiled or not."""
+
+    precision: str = "fp32"
+    channels_last: bool = False
+    compiled: bool = False
+
+    @property
+    def label(self) -> str:
+        parts = [self.precision] + ["channels_last"] * self.channels_last
+        return "+".join(parts + ["compiled"] * self.compiled)
+
+
+@dataclass
+class FastChoice:
+    """What was chosen for one model, why, and the figures it was chosen on."""
+
+    model: str
+    variant: Variant
+    reason: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    kl: dict[str, float] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "precision": self.variant.precision,
+            "channels_last": self.variant.channels_last,
+            "compiled": self.variant.compiled,
+            "label": self.variant.label,
+            "reason": self.reason,
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            "kl": dict(self.kl),
+            "refused": dict(self.refused),
+            "kl_bound": KL_BOUND,
+            "kl_temperature": KL_TEMPERATURE,
+        }
+
+    def sentence(self) -> str:
+        """One log line: the choice and the measured figures."""
+        times = ", ".join(f"{k} {v:.1f} ms" for k, v in self.timings_ms.items())
+        refused = "; ".join(f"{k} refused: {v}" for k, v in self.refused.items())
+        figures = f" ({times})" if times else ""
+        return f"{self.model} runs in {self.variant.label}: {self.reason}{figures}" + (
+            f"; {refused}" if refused else ""
+        )
+
+
+def opaque_reason(model: nn.Module) -> str | None:
+    """Why ``model`` must run as loaded (a TorchScript/.pt2/ONNX program), or None."""
+    from kdgui.engine.models.frozen import FrozenTeacher
+
+    if isinstance(model, FrozenTeacher):
+        return f"a {model.kind} teacher runs as it was loaded"
+    if isinstance(model, (torch.jit.ScriptModule, torch.fx.GraphModule)):
+        return "a compiled program runs as it was loaded"
+    return None
+
+
+def has_4d_weights(model: nn.Module) -> bool:
+    return any(p.dim() == 4 for p in model.parameters())
+
+
+def set_channels_last(model: nn.Module, on: bool) -> bool:
+    """Put ``model``'s 4-D weights in channels_last (or back); return whether they were before.
+
+    In place (parameters keep their identity, so an optimizer built on them stays valid).
+    """
+    was = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
+              and not p.is_contiguous() for p in model.parameters())
+    if was != on:
+        model.to(memory_format=torch.channels_last if on else torch.contiguous_format)
+    return was
+
+
+def layout_input(x: Tensor, channels_last: bool) -> Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """Autocast to ``precision``; for fp32 explicitly *off* (so a student's autocast around a
+    teacher that must stay fp32 does not reach into it)."""
+    dtype = DTYPES[precision]
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+class FastForward(nn.Module):
+    """Runs a frozen model in a chosen :class:`Variant`; returns fp32 logits.
+
+    The wrapped model is a submodule, so ``.to()``/``.eval()`` reach it; its weights are put in
+    channels_last by :func:`apply_variant` (in place), the input here.
+    """
+
+    def __init__(self, module: nn.Module, variant: Variant, device: torch.device) -> None:
+        super().__init__()
+        self.module = module
+        self.variant = variant
+        self.device_type = torch.device(device)
+        self._call: Callable[[Tensor], Any] = (
+            torch.compile(module) if variant.compiled else module  # type: ignore[assignment]
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        from kdgui.engine.distill.distiller import as_logits
+
+        x = layout_input(x, self.variant.channels_last)
+        with autocast(self.device_type, self.variant.precision):
+            out = as_logits(self._call(x))
+        return out.float()
+
+
+def apply_variant(module: nn.Module, variant: Variant, device: torch.device) -> nn.Module:
+    """``module`` ready to run in ``variant``: a :class:`FastForward`, or itself for plain fp32."""
+    set_channels_last(module, variant.channels_last)
+    if variant == Variant():
+        return module
+    return FastForward(module, variant, device)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(
+    fn: Callable[[], Any], device: torch.device, best: float | None, warm: bool = False,
+    deadline: float = float("inf"),
+) -> float | None:
+    """Median ms of :data:`TIMED_PASSES` calls after one warm-up call (skipped when ``warm``:
+    the caller made it). None when the first timed call is :data:`GIVE_UP_FACTOR` times slower
+    than ``best``: a first call also pays one-time set-up (kernels for a new layout or dtype),
+    so the give-up test waits for the second."""
+    if not warm:
+        fn()
+        _sync(device)
+    times: list[float] = []
+    for _ in range(TIMED_PASSES):
+        t0 = clock()
+        fn()
+        _sync(device)
+        times.append((clock() - t0) * 1000.0)
+        if best is not None and len(times) == 1 and times[0] > GIVE_UP_FACTOR * best:
+            return None
+        if clock() > deadline:
+            break
+    return statistics.median(times)
+
+
+def soft_kl(reference: Tensor, candidate: Tensor, temperature: float = KL_TEMPERATURE) -> float:
+    """KL(softmax(ref/T) ‖ softmax(cand/T)), batch mean: how far the soft targets moved."""
+    ref = F.log_softmax(reference.float() / temperature, dim=1)
+    cand = F.log_softmax(candidate.float() / temperature, dim=1)
+    return float(F.kl_div(cand, ref, log_target=True, reduction="batchmean"))
+
+
+def _settings(setting: str, allowed: list[str]) -> list[str]:
+    return allowed if setting == "auto" else [setting]
+
+
+def teacher_candidates(cfg: TrainingConfig, device: torch.device, layouts: bool) -> list[Variant]:
+    """What ``auto`` tries: fp32 and bf16 (fp16 too off the CPU: on a CPU it was 7x slower here),
+    each contiguous and channels_last when the model has 4-D weights."""
+    precisions = _settings(cfg.teacher_precision,
+                           ["fp32", "bf16"] + (["fp16"] if device.type != "cpu" else []))
+    cl = {"auto": [False, True], "on": [True], "off": [False]}[cfg.channels_last]
+    if not layouts:
+        cl = [False]
+    # fp32 contiguous first (the reference), then the likely fastest, so that a budget cut on a
+    # loaded machine drops the least promising candidates; the order decides nothing else.
+    variants = [Variant(p, c) for p in precisions for c in cl]
+    return sorted(variants, key=lambda v: (v != Variant(), -v.channels_last, v.precision))
+
+
+def _restore_rng(device: torch.device) -> Any:
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
+def choose_teacher(
+    teacher: nn.Module, batches: list[Tensor], cfg: TrainingConfig, device: torch.device,
+    *, features: bool = False,
+) -> tuple[nn.Module, FastChoice]:
+    """Pick the teacher's variant; return the module to run (wrapped or not) and the choice."""
+    why = opaque_reason(teacher)
+    if why is None and features:
+        why = "feature/attention losses read its fp32 feature maps by layer name"
+    if why is not None:
+        return teacher, FastChoice("teacher", Variant(), why)
+    layouts = batches[0].dim() == 4 and has_4d_weights(teacher)
+    candidates = teacher_candidates(cfg, device, layouts)
+    choice = FastChoice("teacher", candidates[0], "")
+    with torch.inference_mode(), _restore_rng(device):
+        reference = None
+        if len(candidates) > 1 and candidates[0] != Variant():  # e.g. bf16 set, layout auto
+            reference = apply_variant(teacher, Variant(), device)(batches[0]).float()
+        best: float | None = None
+        deadline = clock() + BUDGET_S
+        for variant in candidates:
+            runner = apply_variant(teacher, variant, device)
+            try:
+                out = runner(batches[0])  # the warm-up pass, and the soft targets to compare
+            except (RuntimeError, TypeError, NotImplementedError) as exc:
+                choice.refused[variant.label] = f"failed: {str(exc).splitlines()[0][:120]}"
+                continue
+            if variant == Variant():
+                reference = out.float()
+            if reference is not None and len(candidates) > 1:
+                kl = choice.kl[variant.label] = soft_kl(reference, out)
+                if kl > KL_BOUND:
+                    choice.refused[variant.label] = f"KL {kl:.2g} > {KL_BOUND:g}"
+                    continue
+            ms = _time(lambda r=runner: [r(b) for b in batches], device, best,
+                       warm=len(batches) == 1, deadline=deadline)
+            if ms is None:
+                choice.refused[variant.label] = "more than 3x slower than the best"
+                continue
+            choice.timings_ms[variant.label] = ms
+            if best is None or ms < best:
+                best, choice.variant = ms, variant
+    choice.reason = (
+        f"fastest of {len(choice.timings_ms)} measured (auto)" if len(candidates) > 1
+        else "set in the config"
+    )
+    return apply_variant(teacher, choice.variant, device), choice
+
+
+def student_pass(model: nn.Module, x: Tensor, variant: Variant, device: torch.device) -> None:
+    from kdgui.engine.distill.distiller import as_logits
+
+    with autocast(device, variant.precision):
+        out = as_logits(model(layout_input(x, variant.channels_last)))
+    out.float().logsumexp(1).mean().backward()
+    model.zero_grad(set_to_none=True)
+
+
+def choose_student(
+    student: nn.Module, batch: Tensor, cfg: TrainingConfig, device: torch.device,
+    *, features: bool = False,
+) -> FastChoice:
+    """Pick the student's layout (and precision when set) by timing forward + backward on a copy,
+    so the real student's batch-norm statistics and the run's random stream are untouched."""
+    precision = "fp32" if cfg.student_precision == "auto" else cfg.student_precision
+    cl = {"auto": [False, True], "on": [True], "off": [False]}[cfg.channels_last]
+    why = opaque_reason(student)
+    if why is None and features:
+        why = "feature/attention losses pair its layers as they are"
+    if why is None and not (batch.dim() == 4 and has_4d_weights(student)):
+        cl = [False]
+    if why is not None:
+        return FastChoice("student", Variant(), why)
+    candidates = [Variant(precision, c) for c in cl]
+    settings = (cfg.student_precision, cfg.channels_last)
+    choice = FastChoice("student", candidates[0], "set in the config" if "auto" not in settings
+                        else "the only candidate (fp32 weights; no 2-D convolutions to lay out)")
+    if len(candidates) == 1:
+        return choice
+    probe = copy.deepcopy(student).train()
+    best: float | None = None
+    deadline = clock() + BUDGET_S
+    with _restore_rng(device):
+        for variant in candidates:
+            set_channels_last(probe, variant.channels_last)
+            ms = _time(lambda v=variant: student_pass(probe, batch, v, device), device, best,
+                       deadline=deadline)
+            if ms is None:
+                choice.refused[variant.label] = "more than 3x slower than the best"
+                continue
+            choice.timings_ms[variant.label] = ms
+            if best is None or ms < best:
+                best, choice.variant = ms, variant
+    choice.reason = f"fastest of {len(choice.timings_ms)} measured (auto; weights stay fp32)"
+    return choice
+
+
+def try_compile(
+    model: nn.Module, run_once: Callable[[nn.Module], Any], device: torch.device, *, auto: bool,
+    in_place: bool = False,
+) -> tuple[nn.Module, str]:
+    """``torch.compile`` ``model`` and keep it when it works (and, for ``auto``, is faster).
+
+    Returns the model to use and one sentence for the log. A failure (no compiler, an
+    unsupported operation) falls back to the eager model with that sentence saying why.
+    """
+    try:
+        if in_place:
+            model.compile()
+            compiled = model
+        else:
+            compiled = torch.compile(model)  # type: ignore[assignment]
+        run_once(compiled)  # compiles (the first call), outside the timing
+        if not auto:
+            return compiled, "torch.compile: on"
+        eager_ms = _time_eager(model, run_once, device, in_place)
+        ms = _time(lambda: run_once(compiled), device, None)
+    except Exception as exc:  # torch.compile raises many kinds (BackendCompilerFailed, ...)
+        if in_place:
+            model._compiled_call_impl = None  # back to eager
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        return model, (f"torch.compile failed ({type(exc).__name__}: {first}); running without "
+                       "it (set training.compile: off to skip the attempt)")
+    assert ms is not None
+    if ms < eager_ms:
+        return compiled, f"torch.compile kept: {ms:.1f} ms vs {eager_ms:.1f} ms eager"
+    if in_place:
+        model._compiled_call_impl = None
+    return model, f"torch.compile not kept: {ms:.1f} ms vs {eager_ms:.1f} ms eager"
+
+
+def _time_eager(model: nn.Module, run_once: Callable[[nn.Module], Any], device: torch.device,
+                in_place: bool) -> float:
+    saved = getattr(model, "_compiled_call_impl", None) if in_place else None
+    if in_place:
+        model._compiled_call_impl = None
+    try:
+        ms = _time(lambda: run_once(model), device, None)
+    finally:
+        if in_place:
+            model._compiled_call_impl = saved
+    assert ms is not None
+    return ms
+
+
+def first_batches(data: Any, batch_size: int, n: int, device: torch.device) -> list[Tensor]:
+    """The first ``n`` training batches in file order (the run's shuffled order is untouched)."""
+    from kdgui.engine.training import BatchSource
+
+    out: list[Tensor] = []
+    batches: Iterator[Any] = BatchSource(data, batch_size, shuffle=False).epoch()
+    for x, _, _ in batches:
+        out.append(x.to(device))
+        if len(out) == n:
+            break
+    return out
+
+
+__all__ = [
+    "DTYPES", "KL_BOUND", "KL_TEMPERATURE", "FastChoice", "FastForward", "Variant",
+    "apply_variant", "choose_student", "choose_teacher", "first_batches", "layout_input",
+    "opaque_reason", "set_channels_last", "soft_kl", "try_compile",
+]

@@ -1,0 +1,101 @@
+"""Choosing, at run start, how the run's teacher and student run (see :mod:`kdgui.engine.fast_path`).
+
+The choice is measured on the run's device with the run's first training batch and its batch size,
+reported in one log line per model, kept on the :class:`RunContext` (``ctx.fast``) for
+``RunStarted``, latency measurement and ``summary.json``. Nothing here changes what the run
+computes beyond the bound the chooser checks (the teacher's soft targets within a KL of 1e-4 of
+fp32's); the student's weights stay fp32.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from kdgui.core.events import LogEvent
+from kdgui.engine import fast_path
+from kdgui.engine.fast_path import FastChoice, Variant
+from kdgui.engine.session.context import RunContext
+
+#: Weights at or below this are off (``1 - 0.7 - 0.2 - 0.1`` is not exactly 0).
+_EPS = 1e-9
+
+
+def choose(
+    ctx: RunContext, teacher: nn.Module, student: nn.Module
+) -> tuple[nn.Module, list[LogEvent]]:
+    """Measure and choose; return the teacher to distil from (wrapped in its chosen variant)
+    and the log lines to send after ``RunStarted`` (a run's first event)."""
+    tcfg, dcfg, device = ctx.config.training, ctx.config.distill, ctx.device
+    features = dcfg.beta > _EPS or dcfg.gamma > _EPS
+    started = time.perf_counter()
+    batch = fast_path.first_batches(ctx.prepared.train, tcfg.batch_size, 1, device)[0]
+    if dcfg.alpha <= _EPS and not features:
+        runner: nn.Module = teacher
+        t_choice = FastChoice("teacher", Variant(), "it does not run during training (alpha = 0)")
+    else:
+        runner, t_choice = fast_path.choose_teacher(teacher, [batch], tcfg, device,
+                                                    features=features)
+    s_choice = fast_path.choose_student(student, batch, tcfg, device, features=features)
+    messages = []
+    if tcfg.compile != "off":
+        runner, s_choice, messages = _compile(ctx, runner, t_choice, student, s_choice, batch)
+    ctx.fast = {"teacher": t_choice, "student": s_choice}
+    ctx.fast_teacher = runner
+    fast_path.set_channels_last(student, s_choice.variant.channels_last)
+    took = time.perf_counter() - started
+    log = [LogEvent(level="info", message=c.sentence()) for c in (t_choice, s_choice)]
+    log += [LogEvent(level=level, message=message) for level, message in messages]
+    log.append(LogEvent(level="info", message=f"fast path chosen in {took:.2f} s"))
+    return runner, log
+
+
+def _compile(
+    ctx: RunContext, runner: nn.Module, t_choice: FastChoice, student: nn.Module,
+    s_choice: FastChoice, batch: torch.Tensor,
+) -> tuple[nn.Module, FastChoice, list[tuple[str, str]]]:
+    """``training.compile``: try torch.compile on the teacher's runner and (in place) on the
+    student; each is kept only when it works (and, for ``auto``, is faster)."""
+    auto = ctx.config.training.compile == "auto"
+    device = ctx.device
+    messages: list[tuple[str, str]] = []
+    dcfg = ctx.config.distill
+    teacher_runs = dcfg.alpha > _EPS and dcfg.beta <= _EPS and dcfg.gamma <= _EPS
+    if teacher_runs and fast_path.opaque_reason(runner) is None:
+        def teacher_once(m: nn.Module) -> Any:
+            with torch.inference_mode():
+                return m(batch)
+
+        compiled, message = fast_path.try_compile(runner, teacher_once, device, auto=auto)
+        messages.append(("warning" if "failed" in message else "info", f"teacher: {message}"))
+        if compiled is not runner:
+            runner = compiled
+            t_choice.variant = Variant(t_choice.variant.precision,
+                                       t_choice.variant.channels_last, True)
+    if fast_path.opaque_reason(student) is None:
+        variant = s_choice.variant
+        state = {k: v.clone() for k, v in student.state_dict().items()}
+
+        def student_once(m: nn.Module) -> None:
+            fast_path.student_pass(m, batch, variant, device)
+
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            fast_path.set_channels_last(student, variant.channels_last)
+            _, message = fast_path.try_compile(student, student_once, device, auto=auto,
+                                               in_place=True)
+        student.load_state_dict(state)  # the probe passes moved batch-norm statistics
+        messages.append(("warning" if "failed" in message else "info", f"student: {message}"))
+        if getattr(student, "_compiled_call_impl", None) is not None:
+            s_choice.variant = Variant(variant.precision, variant.channels_last, True)
+    return runner, s_choice, messages
+
+
+def plain_data(ctx: RunContext) -> dict[str, Any]:
+    """The choice as plain data for ``RunStarted`` and ``summary.json``."""
+    return {name: choice.as_dict() for name, choice in ctx.fast.items()}
+
+
+__all__ = ["choose", "plain_data"]
