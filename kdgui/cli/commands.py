@@ -82,8 +82,8 @@ def _execute(config: ExperimentConfig, out: str | None, resume: bool, quiet: boo
     from kdgui.engine.jobs import run
 
     control = RunControl()
-    summary = drive(run(config, out, control=control, resume=resume),
-                    EventPrinter(quiet=quiet), control)
+    printer = EventPrinter(quiet=quiet, teacher_epochs=config.teacher.train_epochs)
+    summary = drive(run(config, out, control=control, resume=resume), printer, control)
     return 0 if summary else 1
 
 

@@ -121,12 +121,21 @@ def _grid(rows: list[list[str]]) -> str:
 class EventPrinter:
     """Turns events into terminal output; the bar redraws in place only on a terminal."""
 
-    def __init__(self, out: TextIO | None = None, *, quiet: bool = False) -> None:
+    def __init__(self, out: TextIO | None = None, *, quiet: bool = False,
+                 teacher_epochs: int = 0) -> None:
+        """``teacher_epochs`` is the config's ``teacher.train_epochs``: the teacher is trained
+        before the run announces itself (RunStarted), so only the caller knows it then."""
         self.out = out or sys.stdout
         self.tty = bool(getattr(self.out, "isatty", lambda: False)())
         self.quiet = quiet
         self.epochs = 0
+        self.teacher_epochs = teacher_epochs
         self._bar_shown = False
+
+    def _of(self, stage: str) -> str:
+        """The epoch count of a training stage, or '?' when it is not known (never 0)."""
+        total = {"distill": self.epochs, "teacher": self.teacher_epochs}.get(stage, 0)
+        return str(total) if total > 0 else "?"
 
     def _line(self, text: str) -> None:
         if self._bar_shown:
@@ -175,8 +184,9 @@ class EventPrinter:
         width = 24
         filled = round(e.progress * width)
         bar = "█" * filled + "·" * (width - filled)
+        stage = "" if e.stage == "distill" else f"{e.stage} "
         text = (
-            f"\r\x1b[2K[{bar}] {100 * e.progress:5.1f}%  epoch {e.epoch}/{self.epochs}  "
+            f"\r\x1b[2K[{bar}] {100 * e.progress:5.1f}%  {stage}epoch {e.epoch}/{self._of(e.stage)}  "
             f"loss {e.losses.get('total', float('nan')):.4f}  "
             f"{e.samples_per_s:,.0f} samples/s  ETA {fmt_duration(e.eta_s)}"
         )
@@ -187,7 +197,7 @@ class EventPrinter:
     def _on_epoch(self, e: EpochEvent) -> None:
         stage = "" if e.stage == "distill" else f"[{e.stage}] "
         self._line(
-            f"{stage}epoch {e.epoch}/{self.epochs if e.stage == 'distill' else '?'}  "
+            f"{stage}epoch {e.epoch}/{self._of(e.stage)}  "
             f"loss {e.train_loss:.4f}  train acc {fmt_pct(e.train_accuracy)}  "
             f"val acc {fmt_pct(e.val_accuracy)}  agreement {fmt_pct(e.agreement)}  "
             f"({e.duration_s:.1f} s)"
