@@ -14,6 +14,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from kdgui.gui.main_window import QtMainWindow
+from kdgui.gui.qt_worker import wait_for_workers
 from tests.gui.fake_engine import fake_run
 
 
@@ -24,7 +25,12 @@ def settings(tmp_path: Path) -> QSettings:
 
 @pytest.fixture
 def make_window(qtbot, tmp_path: Path, settings: QSettings):
-    """Make windows with a chosen engine; every window is closed and no run is left behind."""
+    """Make windows with a chosen engine; every window is closed and no run is left behind.
+
+    At teardown every background worker (runs, probes, model loading, the engine warm-up) is
+    waited for and its queued values delivered while the windows still exist: a worker left
+    running would otherwise import torch or emit into the next test while it starts.
+    """
     made: list[QtMainWindow] = []
 
     def make(run_fn=fake_run, **kwargs) -> QtMainWindow:
@@ -42,6 +48,7 @@ def make_window(qtbot, tmp_path: Path, settings: QSettings):
             window.runner.stop()
             assert window.runner.wait(10000), "a run did not stop within 10 s"
         window.close()
+    assert wait_for_workers(30000), "a background worker was still running 30 s after the test"
     QApplication.processEvents()
 
 
