@@ -60,6 +60,7 @@ def staged_table(steps: list[Any], stages: list[dict[str, Any]],
                          pruned.get("accuracy"), "32 bits per non-zero parameter"))
     report = _report(coded)
     last = stages[-1]
+    general: dict[str, int] = {}
     if report is not None:
         if report["layers"]:  # no coded layer (nothing shared): there is no sharing size
             fixed = sum(r["fixed_bytes"] for r in report["layers"]) + report["raw_bytes"]
@@ -74,7 +75,6 @@ def staged_table(steps: list[Any], stages: list[dict[str, Any]],
     elif shared is not None:
         rows.append(_row("sharing", None, float_bytes, shared.get("accuracy"),
                          "export with deepc to measure the coded size"))
-        general = {}
     for row in rows:
         row["paper_ratio"] = PAPER_LENET300.get(row["stage"], 1.0 if row["stage"] == "float"
                                                 else None)
