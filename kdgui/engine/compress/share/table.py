@@ -93,9 +93,13 @@ def _row(stage: str, size: int | None, float_bytes: int, accuracy: float | None,
 def _report(coded: dict[str, Any] | None) -> dict[str, Any] | None:
     if coded is None or not Path(str(coded.get("path", ""))).is_file():
         return None
+    from kdgui.core.errors import ExportError
     from kdgui.engine.export.deepc import read_report
 
-    return read_report(coded["path"])
+    try:
+        return read_report(coded["path"])
+    except ExportError:  # a file changed since its export: the table says less, the run ends
+        return None
 
 
 __all__ = ["PAPER_LENET300", "staged_table"]
