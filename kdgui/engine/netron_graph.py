@@ -15,6 +15,9 @@ leave only node names (``/features/features.0/Conv``) and initializer names, whi
 fallbacks. Annotations set on containers (the ``nn.Sequential`` pair of a low-rank factorisation
 carries ``kdgui_rank``) reach every node inside them.
 
+Reading an ONNX graph and writing the numbers onto its nodes is :mod:`kdgui.engine.netron_annotate`
+(no torch); this module makes the graph from a torch model and re-exports those names.
+
 This file is never the deployable export (that is :mod:`kdgui.engine.export`): stack traces are
 dropped from the metadata, and ``torch.ao`` int8 layers, which ONNX export cannot represent, are
 shown as the float layers they came from, with their bit width written on them and a note saying
@@ -23,14 +26,11 @@ so.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import copy
 import io
-import json
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,33 +39,18 @@ import torch
 from torch import nn
 
 from kdgui.core.errors import ExportError
+from kdgui.engine.netron_annotate import (
+    AnnotatedGraph,
+    annotate_proto,
+    describe_layer,
+    node_owners,
+    node_scopes,
+    read_annotations,
+)
 
-#: Prefix of every key this module writes into node and model metadata.
-KEY = "kdgui"
-#: Exporter metadata that only clutters the viewer (long, and full of local file paths).
-_DROPPED_METADATA = ("pkg.torch.onnx.stack_trace", "pkg.torch.onnx.fx_node")
-#: Per-layer fields copied into the node metadata, in display order.
-FIELDS = ("type", "sparsity", "removed_channels", "rank", "bits", "params", "nonzero", "macs",
-          "out_shape")
-#: Fields that say a layer was compressed (the others describe any layer).
-COMPRESSION_FIELDS = ("removed_channels", "rank", "bits")
+#: The module attribute each compression field is read from (set by the compression methods).
 _ATTRS = {"removed_channels": "kdgui_removed_channels", "rank": "kdgui_rank",
           "bits": "kdgui_bits"}
-
-
-@dataclass
-class AnnotatedGraph:
-    """What :func:`export_annotated` wrote.
-
-    ``nodes`` maps a layer name to the ONNX nodes annotated with it; ``unmatched`` lists layers
-    with compression info that no node could be matched to (shown in the notes as well).
-    """
-
-    path: Path
-    layers: list[dict[str, Any]]
-    nodes: dict[str, list[str]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    unmatched: list[str] = field(default_factory=list)
 
 
 # -- what compression did, per module ------------------------------------------------------------
@@ -277,190 +262,6 @@ def annotate_file(onnx_path: str | Path, out_path: str | Path, layers: list[dict
     onnx.save(proto, str(out_path))
     return AnnotatedGraph(Path(out_path), list(layers), result.nodes, result.notes,
                           result.unmatched)
-
-
-# -- mapping and writing -------------------------------------------------------------------------
-
-@dataclass
-class _Result:
-    nodes: dict[str, list[str]]
-    notes: list[str]
-    unmatched: list[str]
-
-
-def node_scopes(node: onnx.NodeProto) -> list[str]:
-    """The module paths a node was exported from, outermost first (may be empty)."""
-    meta = {p.key: p.value for p in node.metadata_props}
-    scopes = meta.get("pkg.torch.onnx.name_scopes")
-    if scopes:
-        try:
-            parsed = ast.literal_eval(scopes)
-        except (ValueError, SyntaxError):
-            parsed = None
-        if isinstance(parsed, list) and parsed:
-            return [str(s) for s in parsed[:-1] if s]  # the last entry is the op itself
-    namespace = meta.get("namespace")
-    if namespace:
-        parts = [p.split(":", 1)[0].strip() for p in namespace.split("/")]
-        return [p for p in parts[:-1] if p]
-    if node.name.startswith("/"):  # legacy exporter: /features/features.0/Conv
-        return [p for p in node.name.split("/")[1:-1] if p]
-    return []
-
-
-def node_owners(node: onnx.NodeProto, initializers: set[str], known: set[str]) -> list[str]:
-    """Layers that own ``node``, best first: those whose weights it reads, then its scopes."""
-    owners: list[str] = []
-    for name in node.input:
-        if name not in initializers:
-            continue
-        owner = _initializer_owner(name, known)
-        if owner and owner not in owners:
-            owners.append(owner)
-    for scope in reversed(node_scopes(node)):
-        if scope in known and scope not in owners:
-            owners.append(scope)
-    return owners
-
-
-def _initializer_owner(name: str, known: set[str]) -> str | None:
-    """The longest known module path that ``name`` (``features.0.weight_quantized``) starts with."""
-    parts = name.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        prefix = ".".join(parts[:cut])
-        if prefix in known:
-            return prefix
-    return None
-
-
-def annotate_proto(
-    proto: onnx.ModelProto,
-    layers: list[dict[str, Any]],
-    *,
-    extra: Mapping[str, Mapping[str, Any]] | None = None,
-    notes: list[str] | None = None,
-    title: str = "",
-    prune_state: str | None = None,
-) -> _Result:
-    """Write the layers' numbers onto ``proto``'s nodes (in place) and the notes on the model."""
-    notes = list(notes or [])
-    extra = dict(extra or {})
-    rows = {str(r["name"]): r for r in layers if r.get("name")}
-    known = set(rows) | set(extra)
-    graph = proto.graph
-    initializers = {t.name for t in graph.initializer}
-    nodes: dict[str, list[str]] = {}
-    for index, node in enumerate(graph.node):
-        _drop_metadata(node)
-        owners = node_owners(node, initializers, known)
-        primary = next((o for o in owners if o in rows and rows[o].get("params")), None)
-        primary = primary or next((o for o in owners if o in rows), None)
-        containers = [s for s in node_scopes(node) if s in extra]
-        if primary is None and not containers:
-            continue
-        values: dict[str, Any] = {}
-        if primary is not None:
-            values.update({k: rows[primary].get(k) for k in FIELDS})
-        for scope in containers:  # e.g. the rank of a factorised pair, on both of its halves
-            values.update({k: v for k, v in extra[scope].items() if v is not None})
-        layer = primary or containers[-1]
-        if not node.name:
-            node.name = f"{node.op_type}_{index}"
-        _write_node(node, layer, values, containers)
-        nodes.setdefault(layer, []).append(node.name)
-        for scope in containers:
-            if scope != layer:
-                nodes.setdefault(scope, []).append(node.name)
-    compressed = [n for n, r in rows.items() if any(r.get(k) is not None
-                                                    for k in COMPRESSION_FIELDS)]
-    compressed += [n for n in extra if n not in compressed]
-    unmatched = [n for n in compressed if n not in nodes]
-    if unmatched:
-        notes.append(f"{len(unmatched)} compressed layer(s) have no node in the graph: "
-                     + ", ".join(unmatched[:6]))
-    _write_model(proto, notes, title, prune_state, len(nodes))
-    return _Result(nodes, notes, unmatched)
-
-
-def _drop_metadata(node: onnx.NodeProto) -> None:
-    keep = [p for p in node.metadata_props if p.key not in _DROPPED_METADATA
-            and not p.key.startswith(KEY + ".")]
-    del node.metadata_props[:]
-    node.metadata_props.extend(keep)
-
-
-def _write_node(node: onnx.NodeProto, layer: str, values: Mapping[str, Any],
-                containers: list[str]) -> None:
-    entries = [(f"{KEY}.layer", layer)]
-    blocks = [c for c in containers if c != layer]
-    if blocks:
-        entries.append((f"{KEY}.block", blocks[-1]))
-    for key in FIELDS:
-        value = values.get(key)
-        if value is None:
-            continue
-        text = f"{value:.4f}" if key == "sparsity" else (
-            json.dumps(value) if isinstance(value, (list, dict)) else str(value))
-        entries.append((f"{KEY}.{key}", text))
-    others = list(node.metadata_props)  # kdgui's keys first: Netron lists them in order
-    del node.metadata_props[:]
-    for key, value in entries:
-        node.metadata_props.add(key=key, value=value)
-    node.metadata_props.extend(others)
-    node.doc_string = describe_layer(layer, values)
-
-
-def describe_layer(layer: str, values: Mapping[str, Any]) -> str:
-    """One readable line per fact, as Netron shows a node's description."""
-    kind = values.get("type")
-    lines = [f"kdgui layer {layer}" + (f" ({kind})" if kind else "")]
-    sparsity = values.get("sparsity")
-    if sparsity is not None:
-        lines.append(f"sparsity: {100 * float(sparsity):.1f}% of weights are zero")
-    removed = values.get("removed_channels")
-    if removed is not None:
-        count = len(removed) if isinstance(removed, list) else removed
-        lines.append(f"removed channels: {count}")
-    rank = values.get("rank")
-    if rank is not None:
-        lines.append(f"low-rank factorised, rank {rank}")
-    bits = values.get("bits")
-    if bits is not None:
-        lines.append(f"weights quantized to {bits} bits")
-    params, macs = values.get("params"), values.get("macs")
-    if params is not None:
-        lines.append(f"params: {int(params):,}" + (f", MACs: {int(macs):,}" if macs else ""))
-    return "\n".join(lines)
-
-
-def _write_model(proto: onnx.ModelProto, notes: list[str], title: str, prune_state: str | None,
-                 count: int) -> None:
-    meta = {p.key: p.value for p in proto.metadata_props if not p.key.startswith(KEY + ".")}
-    meta[f"{KEY}.annotated_layers"] = str(count)
-    meta[f"{KEY}.about"] = ("per-layer compression info is in each node's properties "
-                            f"({KEY}.sparsity, {KEY}.removed_channels, {KEY}.rank, {KEY}.bits)")
-    if prune_state:
-        meta[f"{KEY}.prune_state"] = str(prune_state)
-    if notes:
-        meta[f"{KEY}.notes"] = "\n".join(notes)
-    if title:
-        meta[f"{KEY}.title"] = title
-        proto.graph.doc_string = title
-    del proto.metadata_props[:]
-    for key, value in meta.items():
-        proto.metadata_props.add(key=key, value=value)
-
-
-def read_annotations(path: str | Path) -> dict[str, dict[str, str]]:
-    """``{node name: {kdgui key: value}}`` of an annotated file (for tests and the CLI)."""
-    proto = onnx.load(str(path))
-    out: dict[str, dict[str, str]] = {}
-    for node in proto.graph.node:
-        found = {p.key[len(KEY) + 1:]: p.value for p in node.metadata_props
-                 if p.key.startswith(KEY + ".")}
-        if found:
-            out[node.name] = found
-    return out
 
 
 __all__ = [
