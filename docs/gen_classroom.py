@@ -47,6 +47,11 @@ def what_runs(lesson: Lesson) -> str:
         alias = f" (`{key}`)" if key != lesson.vary else ""
         return (f"A sweep of `{lesson.vary}`{alias} over {_values(lesson)}: "
                 f"{lesson.runs} runs, one folder each.")
+    if lesson.runner:
+        return ("Its own experiment (`kdgui/engine/lessons_kd.py`): small MLPs trained with the "
+                "engine's losses on MNIST when its files are found (8,000 train / 2,000 "
+                "validation), else on the embedded digits; the results, with the paper's "
+                "numbers beside them, go to `OUT/lesson.json` and `OUT/per_class.png`.")
     return "One run; the compression stages of its pipeline are the comparison."
 
 
@@ -58,9 +63,12 @@ def render_lesson(lesson: Lesson) -> str:
         lines += [para.strip(), ""]
     lines += ["```text", lesson.formula, "```", "", "**What to look at**", ""]
     lines += [f"- {item}" for item in lesson.look_at]
-    lines += ["", f"**What it runs.** {what_runs(lesson)} "
-              f"{config.training.epochs} training epochs on the embedded digits data, "
-              f"{round(100 * config.data.val_fraction)}% of it held out for accuracy."]
+    if lesson.runner:
+        lines += ["", f"**What it runs.** {what_runs(lesson)}"]
+    else:
+        lines += ["", f"**What it runs.** {what_runs(lesson)} "
+                  f"{config.training.epochs} training epochs on the embedded digits data, "
+                  f"{round(100 * config.data.val_fraction)}% of it held out for accuracy."]
     steps = config.compression.steps
     if steps:
         knob = COMPRESSION_KNOBS.get(lesson.vary or "")
@@ -80,6 +88,7 @@ def render() -> str:
     lines = ["| lesson | name | what it runs |", "|---|---|---|"]
     for lesson in LESSONS:
         runs = (f"sweep of `{lesson.vary}`, {lesson.runs} runs" if lesson.vary
+                else "its own experiment, beside the paper" if lesson.runner
                 else "one run, compared stage by stage")
         lines.append(f"| [{_cell(lesson.title)}](#lesson-{lesson.name}) | `{lesson.name}` | "
                      f"{runs} |")

@@ -43,7 +43,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     for lesson in LESSONS:
         what = (f"sweep of {lesson.vary} over {', '.join(str(v) for v in lesson.values)}"
-                if lesson.vary else "one run; its compression stages are compared")
+                if lesson.vary else "its own experiment; measured beside the paper"
+                if lesson.runner else "one run; its compression stages are compared")
         print(f"{lesson.name:<18} {lesson.title}\n{'':<18} {what}")
     return 0
 
@@ -77,6 +78,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(lesson_text(lesson) + "\n")
     control = RunControl()
     events = run_lesson(lesson.name, args.out, control=control)
+    if lesson.runner:  # its own experiment: progress and result lines, then lesson.json
+        from kdgui.cli.driving import consume
+        from kdgui.core.events import JobFinished
+
+        last = consume(events, EventPrinter(quiet=True), control)
+        print(f"\nresults in {Path(args.out) / 'lesson.json'}")
+        return 0 if isinstance(last, JobFinished) and not last.stopped else 1
     if lesson.vary:
         rows, end = drive_sweep(events, control)
         if rows:

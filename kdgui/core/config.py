@@ -69,6 +69,28 @@ class DataConfig(Section):
         False, "Random crops and flips for training. Turns teacher-output caching off."
     )
     normalize: bool = param(True, "Normalize inputs with the dataset's mean and std.")
+    # Transfer-set options (issue 17; applied in kdgui.engine.data.transfer). Validation data
+    # always keeps every class and its labels: it measures what the student learnt.
+    exclude_classes: list[int] = Field(
+        default_factory=list, description="Class ids removed from the training (transfer) set "
+        "only, as in Hinton et al.'s missing-digit experiment; validation keeps them.")
+    ignore_labels: bool = param(
+        False, "Treat the training set as unlabelled (label -1): only the teacher's outputs "
+        "teach, except for data.labelled_count kept labels.")
+    labelled_count: int | None = param(
+        None, "Keep labels on only this many training samples (chosen with split_seed); the "
+        "others become unlabelled (-1) and skip the hard loss.", ge=0)
+
+    @field_validator("exclude_classes")
+    @classmethod
+    def _class_ids(cls, value: list[int]) -> list[int]:
+        """Negative or repeated ids are typos; ids beyond the dataset's classes are caught when
+        the data are loaded (the number of classes is not known here)."""
+        if any(c < 0 for c in value):
+            raise ValueError(f"class ids must be ≥ 0 (got {value})")
+        if len(set(value)) != len(value):
+            raise ValueError(f"class ids are repeated (got {value})")
+        return sorted(value)
 
     @field_validator("spec")
     @classmethod

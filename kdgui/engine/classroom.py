@@ -58,6 +58,9 @@ class Lesson:
     value_names: dict[str, str] = field(default_factory=dict)
     #: The ``student`` section, when the lesson needs its own network (e.g. a drawn spec).
     student: dict[str, Any] | None = None
+    #: ``"module:function"`` of a lesson with its own experiment (not a sweep or a run), called
+    #: as ``function(out_dir, control=..., meta=...)``; see :mod:`kdgui.engine.lessons_kd`.
+    runner: str | None = None
 
     def config(self) -> ExperimentConfig:
         """The lesson's base config: the demo, made fast, with the lesson's settings."""
@@ -274,6 +277,10 @@ LESSONS += (
     ),
 )
 
+from kdgui.engine.lessons_text import KD_LESSONS  # noqa: E402  (issue 17's lessons, as dicts)
+
+LESSONS += tuple(Lesson(**fields) for fields in KD_LESSONS)
+
 LESSONS_BY_NAME: dict[str, Lesson] = {lesson.name: lesson for lesson in LESSONS}
 
 
@@ -297,6 +304,12 @@ def run_lesson(
     config = lesson.config()
     control = control or RunControl()
     out = Path(out_dir)
+    if lesson.runner:
+        from importlib import import_module
+
+        module, _, func = lesson.runner.partition(":")
+        runner = getattr(import_module(module), func)
+        return (yield from runner(out, control=control, meta=lesson.meta()))
     if lesson.vary:
         from kdgui.engine.sweep import run_sweep
 

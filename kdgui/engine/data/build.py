@@ -20,6 +20,7 @@ from kdgui.engine.data.augment import BatchAugment, default_padding
 from kdgui.engine.data.bundle import DataBundle
 from kdgui.engine.data.lazy import LazyArrayDataset
 from kdgui.engine.data.split import split_indices
+from kdgui.engine.data.transfer import transfer_indices, transfer_labels
 
 #: Above this many bytes of float32 samples, splits stay lazy instead of becoming tensors.
 MAX_IN_MEMORY_BYTES = 2 * 1024**3
@@ -139,6 +140,10 @@ def build_bundle(raw: RawData, cfg: DataConfig) -> DataBundle:
         images, labels = images[: cfg.limit], labels[: cfg.limit]
     check_labels(labels, len(raw.class_names), raw.name)
     train_idx, val_idx = split_indices(len(labels), cfg)
+    # The transfer set (data.exclude_classes, unlabelled samples); validation is untouched.
+    train_idx = transfer_indices(train_idx, labels, cfg, len(raw.class_names), raw.name)
+    train_labels = labels.clone()
+    train_labels[train_idx] = transfer_labels(labels[train_idx], cfg)
 
     c, h, w = images.shape[1:]
     size = (cfg.image_size, cfg.image_size) if cfg.image_size else (h, w)
@@ -153,7 +158,7 @@ def build_bundle(raw: RawData, cfg: DataConfig) -> DataBundle:
         if cfg.normalize:
             normalize_(x_train, mean, std)
             normalize_(x_val, mean, std)
-        train = TensorDataset(x_train, labels[train_idx].clone())
+        train = TensorDataset(x_train, train_labels[train_idx])
         val = TensorDataset(x_val, labels[val_idx].clone())
     else:
         # Too big as float32 (usually an upscaling image_size): keep the raw array, convert
@@ -161,7 +166,7 @@ def build_bundle(raw: RawData, cfg: DataConfig) -> DataBundle:
         pick = torch.linspace(0, len(train_idx) - 1, min(STATS_SAMPLE, len(train_idx))).long()
         mean, std = streamed_channel_stats(images, train_idx[pick], raw.scale, size)
         norm = (mean, std) if cfg.normalize else (None, None)
-        train = LazyArrayDataset(images, labels, train_idx, raw.scale, size, *norm)
+        train = LazyArrayDataset(images, train_labels, train_idx, raw.scale, size, *norm)
         val = LazyArrayDataset(images, labels, val_idx, raw.scale, size, *norm)
 
     return DataBundle(

@@ -64,7 +64,13 @@ class HardLoss(nn.Module):
         self.label_smoothing = float(self.params.label_smoothing)
 
     def forward(self, student_logits: Tensor, targets: Tensor) -> Tensor:
-        return F.cross_entropy(student_logits, targets, label_smoothing=self.label_smoothing)
+        """Mean over the *labelled* samples: label -1 marks an unlabelled one (a transfer set
+        without labels, :mod:`kdgui.engine.data.transfer`), which only the teacher teaches. A
+        batch with no label at all contributes 0 (cross-entropy would return 0/0 = NaN)."""
+        if bool((targets == -1).all()):
+            return student_logits.sum() * 0.0  # keeps the graph, so backward() still works
+        return F.cross_entropy(student_logits, targets, ignore_index=-1,
+                               label_smoothing=self.label_smoothing)
 
 
 #: Added to the standard deviation in logit standardization, as in the authors' code.

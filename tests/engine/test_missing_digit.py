@@ -1,0 +1,99 @@
+"""Issue 17.1: data.exclude_classes, the bias correction, and the missing-digit lesson."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+from torch import nn
+
+from kdgui.core.config import DataConfig
+from kdgui.core.errors import DataError
+from kdgui.engine.bias_correction import (
+    apply_shifts,
+    frequency_matching_shifts,
+    per_class_accuracy,
+    teacher_shares,
+)
+from kdgui.engine.data.load import load_data
+
+MNIST_RAW = Path("/work/shared/data/MNIST/raw")
+
+
+def _split(cfg: DataConfig) -> tuple[torch.Tensor, ...]:
+    bundle = load_data(cfg)
+    return (*bundle.train.tensors, *bundle.val.tensors)
+
+
+def test_exclude_classes_removes_exactly_those_training_samples_and_keeps_validation() -> None:
+    base = DataConfig(spec="digits", val_fraction=0.2)
+    _, y_tr, x_va, y_va = _split(base)
+    _, ex_y, ex_xva, ex_yva = _split(base.model_copy(update={"exclude_classes": [3, 7]}))
+    keep = (y_tr != 3) & (y_tr != 7)
+    assert len(ex_y) == int(keep.sum()) < len(y_tr)
+    assert torch.equal(ex_y, y_tr[keep])
+    # Same split and images; normalization statistics come from the transfer set only.
+    assert torch.equal(ex_yva, y_va)
+    assert int((ex_yva == 3).sum()) == int((y_va == 3).sum()) > 0
+    assert ex_xva.shape == x_va.shape
+
+
+def test_exclude_classes_out_of_range_is_a_data_error() -> None:
+    with pytest.raises(DataError, match="classes 0 to 9"):
+        load_data(DataConfig(spec="digits", exclude_classes=[10]))
+    with pytest.raises(ValidationError, match="≥ 0"):
+        DataConfig(exclude_classes=[-1])
+    with pytest.raises(ValidationError, match="repeated"):
+        DataConfig(exclude_classes=[3, 3])
+
+
+def test_bias_correction_restores_recall_of_a_class_with_a_too_low_bias() -> None:
+    rng = np.random.default_rng(0)
+    n, k = 3000, 4
+    labels = rng.integers(0, k, n)
+    teacher = rng.normal(0, 1, (n, k)) + 4.0 * np.eye(k)[labels]
+    student = teacher + rng.normal(0, 0.5, (n, k))
+    student[:, 2] -= 5.0  # never trained on class 2: its output is too low
+    before = per_class_accuracy(student, labels, k)[2]
+    shifts = frequency_matching_shifts(student, [2], teacher_shares(teacher, k))
+    model = nn.Sequential(nn.Linear(k, k))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(k))
+        model[0].bias.zero_()
+    apply_shifts(model, shifts, k)
+    corrected = model(torch.as_tensor(student, dtype=torch.float32)).detach().numpy()
+    after = per_class_accuracy(corrected, labels, k)[2]
+    assert before < 0.3 and after > 0.85
+    assert 4.0 < shifts[2] < 6.0
+    # The other classes keep most of their recall.
+    assert min(per_class_accuracy(corrected, labels, k)[c] for c in (0, 1, 3)) > 0.8
+
+
+def test_missing_digit_lesson_on_digits(tmp_path: Path) -> None:
+    from kdgui.engine.lessons_kd import run_missing_digit
+
+    gen = run_missing_digit(tmp_path, spec="digits")
+    events = list(gen)
+    result = json.loads((tmp_path / "lesson.json").read_text())
+    assert events[-1].kind == "job_finished"
+    models = result["models"]
+    assert models["labels only"]["accuracy_on_3"] == 0.0
+    distilled = models["distilled"]["accuracy_on_3"]
+    assert distilled > 0.1 and distilled > models["labels only"]["accuracy_on_3"]
+    assert models["distilled + bias"]["accuracy_on_3"] >= distilled
+    assert result["bias_shift"] > 0
+    assert result["paper"]["test_errors"] == 206
+
+
+@pytest.mark.skipif(not MNIST_RAW.is_dir(), reason="MNIST files not present")
+def test_missing_digit_lesson_on_mnist(tmp_path: Path) -> None:
+    from kdgui.engine.lessons_kd import run_missing_digit
+
+    list(run_missing_digit(tmp_path, spec=f"mnist:{MNIST_RAW.parent.parent}"))
+    models = json.loads((tmp_path / "lesson.json").read_text())["models"]
+    assert models["distilled"]["accuracy_on_3"] > 0.5
+    assert models["distilled + bias"]["accuracy_on_3"] >= 0.85
