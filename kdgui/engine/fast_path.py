@@ -122,11 +122,17 @@ def set_channels_last(model: nn.Module, on: bool) -> bool:
 
     In place (parameters keep their identity, so an optimizer built on them stays valid).
     """
-    was = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
-              and not p.is_contiguous() for p in model.parameters())
+    was = channels_last_now(model)
     if was != on:
         model.to(memory_format=torch.channels_last if on else torch.contiguous_format)
     return was
+
+
+def channels_last_now(model: nn.Module) -> bool:
+    """Whether some 4-D weight is in channels_last (and not also contiguous: 1-channel kernels
+    are both)."""
+    return any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
+               and not p.is_contiguous() for p in model.parameters())
 
 
 def layout_input(x: Tensor, channels_last: bool) -> Tensor:
@@ -209,15 +215,11 @@ def soft_kl(reference: Tensor, candidate: Tensor, temperature: float = KL_TEMPER
     return float(F.kl_div(cand, ref, log_target=True, reduction="batchmean"))
 
 
-def _settings(setting: str, allowed: list[str]) -> list[str]:
-    return allowed if setting == "auto" else [setting]
-
-
 def teacher_candidates(cfg: TrainingConfig, device: torch.device, layouts: bool) -> list[Variant]:
     """What ``auto`` tries: fp32 and bf16 (fp16 too off the CPU: on a CPU it was 7x slower here),
     each contiguous and channels_last when the model has 4-D weights."""
-    precisions = _settings(cfg.teacher_precision,
-                           ["fp32", "bf16"] + (["fp16"] if device.type != "cpu" else []))
+    auto = ["fp32", "bf16"] + (["fp16"] if device.type != "cpu" else [])
+    precisions = auto if cfg.teacher_precision == "auto" else [cfg.teacher_precision]
     cl = {"auto": [False, True], "on": [True], "off": [False]}[cfg.channels_last]
     if not layouts:
         cl = [False]

@@ -7,6 +7,7 @@ own and none reaches into another's state except through the fields declared her
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,8 @@ class RunContext:
     #: The teacher as it runs for distillation and caching (wrapped in its chosen precision and
     #: layout), or None before the choice; measurement and checkpoints use the plain teacher.
     fast_teacher: nn.Module | None = None
+    #: Puts the teacher's weight layout back as it came (set by the fast-path choice).
+    restore_layout: Callable[[], None] | None = None
     _teacher_logits: TeacherCache | None = None
 
     @classmethod

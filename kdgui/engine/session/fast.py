@@ -10,6 +10,7 @@ fp32's); the student's weights stay fp32.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -32,6 +33,7 @@ def choose(
     tcfg, dcfg, device = ctx.config.training, ctx.config.distill, ctx.device
     features = dcfg.beta > _EPS or dcfg.gamma > _EPS
     started = time.perf_counter()
+    t_was = fast_path.channels_last_now(teacher)
     batch = fast_path.first_batches(ctx.prepared.train, tcfg.batch_size, 1, device)[0]
     if dcfg.alpha <= _EPS and not features:
         runner: nn.Module = teacher
@@ -45,6 +47,7 @@ def choose(
         runner, s_choice, messages = _compile(ctx, runner, t_choice, student, s_choice, batch)
     ctx.fast = {"teacher": t_choice, "student": s_choice}
     ctx.fast_teacher = runner
+    ctx.restore_layout = _restorer(teacher, t_was)
     fast_path.set_channels_last(student, s_choice.variant.channels_last)
     took = time.perf_counter() - started
     log = [LogEvent(level="info", message=c.sentence()) for c in (t_choice, s_choice)]
@@ -91,6 +94,17 @@ def _compile(
         if getattr(student, "_compiled_call_impl", None) is not None:
             s_choice.variant = Variant(variant.precision, variant.channels_last, True)
     return runner, s_choice, messages
+
+
+def _restorer(teacher: nn.Module, was: bool) -> Callable[[], None]:
+    """Puts the teacher's weights back in the layout they came in: a teacher handed in through
+    the Python API is the user's object, and e.g. safetensors refuses channels_last tensors."""
+
+    def restore() -> None:
+        if fast_path.opaque_reason(teacher) is None:
+            fast_path.set_channels_last(teacher, was)
+
+    return restore
 
 
 def plain_data(ctx: RunContext) -> dict[str, Any]:

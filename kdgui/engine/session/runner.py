@@ -115,6 +115,8 @@ def run_prepared(
         return None
     finally:
         run_dir.close()
+        if ctx.restore_layout is not None:
+            ctx.restore_layout()
         if ctx.previous_threads is not None:
             torch.set_num_threads(ctx.previous_threads)
 
