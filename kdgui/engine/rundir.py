@@ -26,7 +26,7 @@ import torch
 
 from kdgui.core.config_io import atomic_write_text
 from kdgui.core.errors import CheckpointDamaged
-from kdgui.core.events import Event, RunStarted
+from kdgui.core.events import Event, LogEvent, RunStarted
 from kdgui.core.run_folders import (
     PREVIOUS_CHECKPOINT_FILE,
     RunFolder,
@@ -44,6 +44,7 @@ class RunDir(RunFolder):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__(path)
         self._replace_started = False  # set by resume(): the next RunStarted replaces line 1
+        self._preamble: list[Event] | None = None  # the resumed run's started + log events
 
     @property
     def checkpoint_path(self) -> Path:
@@ -133,11 +134,27 @@ class RunDir(RunFolder):
         return run
 
     def log_event(self, event: Event) -> None:
+        # A resumed run's opening (its started event and the log lines right after it) takes
+        # the place of the first run's opening, so the log reads as one run.
         if self._replace_started and isinstance(event, RunStarted):
             self._replace_started = False
-            _replace_first_started(self.path, event)
+            self._preamble = [event]
             return
+        if self._preamble is not None:
+            if isinstance(event, LogEvent):
+                self._preamble.append(event)
+                return
+            self._flush_preamble()
         super().log_event(event)
+
+    def _flush_preamble(self) -> None:
+        if self._preamble is not None:
+            _replace_preamble(self.path, self._preamble)
+            self._preamble = None
+
+    def close(self) -> None:
+        self._flush_preamble()
+        super().close()
 
 
 def _relative(path: Path, base: Path) -> str:
@@ -232,15 +249,16 @@ def truncate_events(run: Path, epoch: int | None) -> int:
     return dropped
 
 
-def _replace_first_started(run: Path, event: RunStarted) -> None:
-    """Write the resumed run's ``started`` event in place of the first one (or first of all)."""
+def _replace_preamble(run: Path, events: list[Event]) -> None:
+    """Write ``events`` (a started event and its log lines) in place of the log's opening:
+    its first ``started`` line and the ``log`` lines right after it."""
     path = metrics_path(run)
     parsed = _read_lines(path)
-    lines = [line for line, _ in parsed]
-    new = json.dumps(event.to_dict(), allow_nan=True)
-    first = parsed[0][1] if parsed else None
-    if first is not None and first.get("event") == "started":
-        lines[0] = new
-    else:
-        lines.insert(0, new)
+    end = 0
+    if parsed and parsed[0][1] is not None and parsed[0][1].get("event") == "started":
+        end = 1
+        while end < len(parsed) and (parsed[end][1] or {}).get("event") == "log":
+            end += 1
+    new = [json.dumps(e.to_dict(), allow_nan=True) for e in events]
+    lines = new + [line for line, _ in parsed[end:]]
     atomic_write_text(path, "".join(line + "\n" for line in lines))
