@@ -50,8 +50,7 @@ def _allowed_text(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
 MAX_FILE_BYTES = 4 * 1024 * 1024
 #: Deepest nesting of lists and mappings: the schema itself is 5 levels deep.
 MAX_DEPTH = 64
-#: Most values (scalars, lists, mappings) in one config, counting every repetition of a YAML
-#: alias: a "billion laughs" document is refused here instead of being expanded.
+#: Most values in one config, counting each repeated YAML alias (refuses a "billion laughs").
 MAX_VALUES = 100_000
 #: Longest string value (paths included; run names have their own, shorter limit).
 MAX_STRING = 4096
@@ -325,7 +324,7 @@ def save_config(config: ExperimentConfig, path: str | os.PathLike[str]) -> None:
         ) from None
 
 
-def _parse_scalar(text: str) -> Any:
+def _parse_scalar(text: str) -> Any:  # a --set value, as YAML when it parses
     try:
         return yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError, ValueError):  # ValueError: a 5000-digit number
