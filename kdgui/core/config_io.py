@@ -109,10 +109,8 @@ def format_validation_error(
 
 def check_limits(data: Any, source: str | None = None) -> None:
     """Refuse documents too deep, too large or with too long strings, before validation.
-
     Iterative (no recursion), so a 5000-deep list or a self-referencing YAML alias gives this
-    one clear error rather than a RecursionError or an endless expansion.
-    """
+    one clear error rather than a RecursionError or an endless expansion."""
     stack: list[tuple[Any, int]] = [(data, 0)]
     count = 0
     while stack:
