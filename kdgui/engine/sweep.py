@@ -39,71 +39,48 @@ Both files are rewritten after each run, so a sweep cancelled (``RunControl.stop
 part-way keeps its finished runs listed. A run stopped mid-training keeps its folder (resumable
 with ``kdgui run --resume``) and is listed in ``sweep.json`` as ``stopped``, not in ``sweep.csv``.
 
-This module imports no torch until a sweep actually runs (the window imports its events).
+This module imports no torch until a sweep actually runs (the window imports its events). It holds
+the events and the running; the planning (keys, shorthands, one validated config per value) is
+:mod:`kdgui.engine.sweep_plan`, the results (sweep.csv rows, Pareto fronts, reading sweep.json)
+:mod:`kdgui.engine.sweep_results`; their names are re-exported here.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
-
-from kdgui.core.components.compression import STEP_KINDS, method_component, method_traits
 from kdgui.core.config import ExperimentConfig
-from kdgui.core.config_io import atomic_write_text, config_from_dict, config_to_dict, dump_config
+from kdgui.core.config_io import atomic_write_text, config_to_dict, dump_config
 from kdgui.core.errors import ConfigError
 from kdgui.core.events import Event, RunControl, RunFailed, RunFinished
-from kdgui.core.run_folders import SWEEP_FILE, safe_name
-
-#: Plain aliases for config keys.
-ALIASES: dict[str, str] = {
-    "T": "distill.temperature",
-    "temperature": "distill.temperature",
-    "alpha": "distill.alpha",
-    "width": "student.width",
-    "epochs": "training.epochs",
-    "lr": "training.lr",
-}
-
-
-@dataclass(frozen=True)
-class CompressionKnob:
-    """A shorthand for one parameter of a compression step."""
-
-    kind: str
-    methods: tuple[str, ...]  # methods that have the parameter; the first is added if missing
-    param: str
-
-
-COMPRESSION_KNOBS: dict[str, CompressionKnob] = {
-    "prune.sparsity": CompressionKnob("prune", ("magnitude",), "sparsity"),
-    "prune.ratio": CompressionKnob("prune", ("structured",), "ratio"),
-    "quantize.bits": CompressionKnob("quantize", ("fake",), "bits"),
-    "lowrank.rank_fraction": CompressionKnob("lowrank", ("svd", "conv"), "rank_fraction"),
-    "lowrank.rank": CompressionKnob("lowrank", ("svd", "conv"), "rank"),
-    "lowrank.energy": CompressionKnob("lowrank", ("svd", "conv"), "energy"),
-}
-
-#: Deep Compression's order, used to place a step a shorthand adds.
-_STEP_ORDER = {"prune": 0, "lowrank": 1, "finetune": 1, "quantize": 2}
-
-#: Columns of sweep.csv, in order.
-CSV_COLUMNS = [
-    "index", "key", "value", "label", "status", "run_dir", "accuracy", "student_accuracy",
-    "teacher_accuracy", "agreement", "params", "nonzero_params", "size_bytes", "zip_size_bytes",
-    "effective_bytes", "weight_bits", "macs", "latency_ms", "latency_ms_b32", "compression_ratio",
-    "duration_s", "pareto_size", "pareto_latency",
-]
-#: Size measures a Pareto front can use (see :func:`run_row`).
-SIZE_KEYS = ("zip_size_bytes", "size_bytes", "effective_bytes", "nonzero_params", "params")
-
+from kdgui.core.run_folders import SWEEP_FILE
+from kdgui.engine.sweep_plan import (
+    ALIASES,
+    COMPRESSION_KNOBS,
+    SweepPlan,
+    parse_vary,
+    plan_sweep,
+    resolve_key,
+    run_folder_name,
+    value_label,
+    vary_config,
+)
+from kdgui.engine.sweep_results import (
+    CSV_COLUMNS,
+    SIZE_KEYS,
+    add_pareto_flags,
+    final_metrics,
+    load_sweep,
+    pareto_front,
+    run_row,
+    weight_bits,
+    write_csv,
+)
 
 # ----------------------------------------------------------------------------------------- events
 
@@ -159,262 +136,6 @@ class SweepFinished(Event):
     pareto_latency: list[int] = field(default_factory=list)
     stopped: bool = False
     failed: int = 0
-
-
-# ------------------------------------------------------------------------------------- planning
-
-
-@dataclass
-class SweepPlan:
-    """A validated sweep: the key (as given and resolved), the values and one config each."""
-
-    key: str
-    target: str
-    values: list[Any]
-    labels: list[str]
-    configs: list[ExperimentConfig]
-    base: ExperimentConfig
-
-
-def parse_vary(text: str) -> tuple[str, list[Any]]:
-    """``"KEY=V1,V2,..."`` → ``(KEY, [V1, V2, ...])`` with YAML scalars (1 → int, 0.5 → float)."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key or not raw.strip():
-        raise ConfigError(f"--vary '{text}' is not KEY=V1,V2,...",
-                          "Write e.g. --vary distill.temperature=1,4,8.")
-    values = []
-    for part in raw.split(","):
-        part = part.strip()
-        if not part:
-            raise ConfigError(f"--vary '{text}' has an empty value",
-                              "Separate the values with single commas: 1,4,8.")
-        try:
-            values.append(yaml.safe_load(part))
-        except (yaml.YAMLError, ValueError, RecursionError):  # ValueError: 5000-digit numbers
-            values.append(part)
-    return key, values
-
-
-def resolve_key(key: str) -> str:
-    """The full key a shorthand stands for (compression shorthands are returned unchanged)."""
-    return ALIASES.get(key, key)
-
-
-def _set_path(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``a.b.0.c`` in nested dicts/lists; missing dict levels are created."""
-    node: Any = data
-    parts = key.split(".")
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        where = ".".join(parts[: i + 1])
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"'{key}': '{where}' is not an item of a list of {len(node)}",
-                                  f"Use an index from 0 to {len(node) - 1}.")
-            if last:
-                node[int(part)] = value
-            else:
-                node = node[int(part)]
-            continue
-        if not isinstance(node, dict):
-            raise ConfigError(f"'{key}' does not name a config field ('{where}' is a value)",
-                              "Check the key against 'kdgui config --example'.")
-        if last:
-            node[part] = value
-        else:
-            if node.get(part) is None:
-                node[part] = {}
-            node = node[part]
-
-
-def _apply_knob(data: dict[str, Any], key: str, knob: CompressionKnob, value: Any) -> None:
-    steps: list[dict[str, Any]] = data.setdefault("compression", {}).setdefault("steps", [])
-    for step in steps:
-        if step.get("kind") == knob.kind and step.get("method") in knob.methods:
-            step.setdefault("params", {})[knob.param] = value
-            return
-    same_kind = [s.get("method") for s in steps if s.get("kind") == knob.kind]
-    if same_kind:
-        raise ConfigError(
-            f"'{key}' needs a {knob.kind} step with method {' or '.join(knob.methods)}, but the "
-            f"config's {knob.kind} step uses '{same_kind[0]}'",
-            f"Change that step's method to {knob.methods[0]}, or vary "
-            f"compression.steps.N.params.PARAM instead.",
-        )
-    new = {"kind": knob.kind, "method": knob.methods[0], "params": {knob.param: value},
-           "name": knob.kind}
-    rank = _STEP_ORDER[knob.kind]
-    pos = next((i for i, s in enumerate(steps) if _STEP_ORDER.get(s.get("kind"), 1) > rank),
-               len(steps))
-    steps.insert(pos, new)
-
-
-def vary_config(config: ExperimentConfig, key: str, value: Any) -> ExperimentConfig:
-    """``config`` with ``key`` (a config key or a shorthand) set to ``value``, validated.
-
-    Compression parameters are validated against their method's declaration here, so a bad
-    value (sparsity 1.5, 1 bit) fails before the first run rather than in the fourth.
-    """
-    data = config_to_dict(config)
-    knob = COMPRESSION_KNOBS.get(key)
-    if knob is not None:
-        _apply_knob(data, key, knob, value)
-    else:
-        _set_path(data, resolve_key(key), value)
-    where = f"--vary {key}={value}"
-    new = config_from_dict(data, source=where)
-    for i, step in enumerate(new.compression.steps):
-        if step.kind not in STEP_KINDS:
-            continue
-        component = method_component(step.kind, step.method)
-        component.validate(step.params, where=f"{where}: compression.steps.{i} ({step.kind})")
-    return new
-
-
-def value_label(value: Any) -> str:
-    """A short text for a value (``0.5``, ``8``, ``true``) as folder names and legends use."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def plan_sweep(config: ExperimentConfig, key: str, values: Sequence[Any]) -> SweepPlan:
-    """Validate every value of the sweep now; raise a :class:`ConfigError` naming the bad one."""
-    values = list(values)
-    if not values:
-        raise ConfigError(f"the sweep over '{key}' has no values", "Give at least one value.")
-    labels = [value_label(v) for v in values]
-    if len(set(labels)) != len(labels):
-        dup = next(lbl for lbl in labels if labels.count(lbl) > 1)
-        raise ConfigError(f"the sweep over '{key}' lists the value {dup} twice",
-                          "Give each value once.")
-    configs = [vary_config(config, key, v) for v in values]
-    target = key if key in COMPRESSION_KNOBS else resolve_key(key)
-    return SweepPlan(key=key, target=target, values=values, labels=labels, configs=configs,
-                     base=config)
-
-
-def run_folder_name(index: int, key: str, label: str) -> str:
-    """``03_distill.temperature=8``: sortable, readable, safe on every file system."""
-    text = f"{key}={label}"
-    return f"{index:02d}_" + safe_name(text)
-
-
-# ------------------------------------------------------------------------------------- results
-
-
-def weight_bits(config: ExperimentConfig) -> int:
-    """Bits per stored weight after the config's pipeline, as each method declares it
-    (fake-quant: its bits, int8: 8); 32 when no step changes them."""
-    bits = 32
-    for step in config.compression.steps:
-        if step.kind not in STEP_KINDS:
-            continue
-        params = method_component(step.kind, step.method).validate(step.params)
-        stored = method_traits(step.kind, step.method).stored_bits(params)
-        bits = stored if stored is not None else bits
-    return bits
-
-
-def final_metrics(summary: dict[str, Any]) -> dict[str, Any]:
-    """The metrics of the model a run ends with: the last compression stage, else the student."""
-    stages = summary.get("stages") or []
-    return dict(stages[-1]) if stages else dict(summary.get("student") or {})
-
-
-def run_row(summary: dict[str, Any], config: ExperimentConfig) -> dict[str, Any]:
-    """The numbers of one finished run, as a sweep.csv row (without index/key/value).
-
-    ``effective_bytes`` = non-zero weights × bits ÷ 8: what the weights would take stored sparse
-    at their bit width, ignoring index overhead. It is the size axis that shows what simulated
-    (fake) quantization and unstructured pruning would save once deployed; ``zip_size_bytes``
-    is the measured one.
-    """
-    final = final_metrics(summary)
-    teacher = summary.get("teacher") or {}
-    student = summary.get("student") or {}
-    bits = weight_bits(config)
-    nonzero = final.get("nonzero_params")
-    size = final.get("size_bytes")
-    return {
-        "accuracy": final.get("accuracy"),
-        "student_accuracy": student.get("accuracy"),
-        "teacher_accuracy": teacher.get("accuracy"),
-        "agreement": student.get("agreement"),
-        "params": final.get("params"),
-        "nonzero_params": nonzero,
-        "size_bytes": size,
-        "zip_size_bytes": final.get("zip_size_bytes"),
-        "effective_bytes": (int(nonzero) * bits / 8) if nonzero is not None else None,
-        "weight_bits": bits,
-        "macs": final.get("macs"),
-        "latency_ms": final.get("latency_ms"),
-        "latency_ms_b32": final.get("latency_ms_b32"),
-        "compression_ratio": (teacher.get("size_bytes") / size) if size and teacher.get(
-            "size_bytes") else None,
-    }
-
-
-def pareto_front(costs: Sequence[float | None], accuracies: Sequence[float | None]) -> list[int]:
-    """Indices of the points no other point beats (≥ accuracy at ≤ cost, one strictly),
-    sorted by cost — the runs worth choosing; every other run is worse on both axes than one."""
-    points = [
-        (i, float(c), float(a)) for i, (c, a) in enumerate(zip(costs, accuracies, strict=True))
-        if c is not None and a is not None and math.isfinite(float(c)) and math.isfinite(float(a))
-    ]
-    front = []
-    for i, c, a in points:
-        dominated = any(
-            (c2 <= c and a2 >= a) and (c2 < c or a2 > a) for j, c2, a2 in points if j != i
-        )
-        if not dominated:
-            front.append((c, -a, i))
-    return [i for _, _, i in sorted(front)]
-
-
-def add_pareto_flags(rows: list[dict[str, Any]], size_key: str = "zip_size_bytes"
-                     ) -> tuple[list[int], list[int]]:
-    """Mark each row's ``pareto_size``/``pareto_latency``; return both fronts (row positions)."""
-    acc = [r.get("accuracy") for r in rows]
-    by_size = pareto_front([r.get(size_key) for r in rows], acc)
-    by_latency = pareto_front([r.get("latency_ms") for r in rows], acc)
-    for pos, row in enumerate(rows):
-        row["pareto_size"] = pos in by_size
-        row["pareto_latency"] = pos in by_latency
-    return by_size, by_latency
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """Write sweep rows (atomically) with the columns of :data:`CSV_COLUMNS`."""
-    import io
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore",
-                            lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
-    atomic_write_text(path, buf.getvalue())
-    return path
-
-
-def load_sweep(folder: str | Path) -> dict[str, Any]:
-    """Read ``sweep.json`` of a sweep folder (plus its completed rows under ``rows``)."""
-    folder = Path(folder)
-    manifest = folder / SWEEP_FILE
-    if not manifest.is_file():
-        raise ConfigError(f"'{folder}' is not a sweep folder (no sweep.json)",
-                          "Pass the --out folder of 'kdgui sweep'.")
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read '{manifest}': {exc}", "The file is damaged; re-run "
-                          "the sweep.") from None
-    data["rows"] = [r["row"] for r in data.get("runs", []) if r.get("row")]
-    return data
 
 
 # -------------------------------------------------------------------------------------- running
@@ -565,8 +286,10 @@ __all__ = [
     "pareto_front",
     "parse_vary",
     "plan_sweep",
+    "resolve_key",
     "run_row",
     "run_sweep",
+    "value_label",
     "vary_config",
     "weight_bits",
     "write_csv",
