@@ -176,9 +176,23 @@ class QtTermsEditor(QWidget):
         )
 
 
+def set_term_pairs(state: QtConfigState, kind: str, pairs: list[list[str]] | None) -> None:
+    """Write layer pairs chosen for ``kind`` ("feature"/"attention", e.g. by the student
+    editor's pairing tool) where the loss keeps them: ``distill.KIND.pairs`` with the shorthand,
+    else the ``pairs`` of every term of that loss (writing the shorthand field beside a list
+    would be refused as mixing the two forms)."""
+    terms, written = current_terms(state)
+    if not written:
+        state.set(("distill", kind, "pairs"), pairs)
+        return
+    for i, term in enumerate(terms):
+        if term.get("name") == kind:
+            state.set(("distill", "terms", i, "pairs"), pairs)
+
+
 def _identity(terms: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
     """What the cards depend on: each term's loss and label (not its weight or parameters)."""
     return [(str(t.get("name")), t.get("label")) for t in terms]
 
 
-__all__ = ["QtTermCard", "QtTermsEditor", "current_terms"]
+__all__ = ["QtTermCard", "QtTermsEditor", "current_terms", "set_term_pairs"]

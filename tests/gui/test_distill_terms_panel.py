@@ -56,3 +56,19 @@ def test_adding_and_removing_terms_rewrites_distill_terms(window) -> None:
     assert window.state.config.distill.terms is None
     assert window.state.config.distill.alpha == pytest.approx(0.7)
     assert not panel.form.isHidden()
+
+
+def test_pairs_from_the_pairing_tool_go_where_the_loss_keeps_them(qtbot) -> None:
+    from kdgui.gui.qt_config_state import QtConfigState
+    from kdgui.gui.qt_terms_editor import set_term_pairs
+
+    state = QtConfigState()
+    set_term_pairs(state, "feature", [["layer1", "features.2"]])
+    assert state.config.distill.feature.pairs == [("layer1", "features.2")]
+    data = state.data
+    data["distill"] = {"terms": [{"name": "hard"}, {"name": "feature", "weight": 0.5}]}
+    state.replace(data)
+    set_term_pairs(state, "feature", [["layer2", "features.4"]])
+    assert state.valid
+    assert state.config.distill.terms[1].pairs == [("layer2", "features.4")]
+    assert state.config.distill.feature.pairs is None
