@@ -13,6 +13,7 @@ from typing import Any
 from kdgui.cli import (
     classroom_cmd,
     compress_cmd,
+    diff_cmd,
     export_cmd,
     history_cmd,
     netron_cmd,
@@ -30,7 +31,7 @@ from kdgui.core.run_folders import config_path
 
 #: The subcommands in their own modules (each has ``add_parser(subparsers)``), in help order.
 COMMAND_MODULES = (compress_cmd, export_cmd, sensitivity_cmd, sweep_cmd, report_cmd,
-                   history_cmd, classroom_cmd, netron_cmd)
+                   history_cmd, classroom_cmd, netron_cmd, diff_cmd)
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:
