@@ -245,6 +245,9 @@ def choose_teacher(
         return teacher, FastChoice("teacher", Variant(), why)
     layouts = batches[0].dim() == 4 and has_4d_weights(teacher)
     candidates = teacher_candidates(cfg, device, layouts)
+    if len(candidates) == 1:  # nothing to choose: no timing
+        only = candidates[0]
+        return apply_variant(teacher, only, device), FastChoice("teacher", only, "set in the config")
     choice = FastChoice("teacher", candidates[0], "")
     with torch.inference_mode(), _restore_rng(device):
         reference = None

@@ -162,6 +162,13 @@ def test_the_lazy_teacher_cache_equals_a_full_pass() -> None:
     torch.testing.assert_close(cache.values, teacher_outputs(teacher, source, torch.device("cpu")))
 
 
+def test_a_short_run_does_not_spend_longer_measuring_than_it_can_save(tmp_path: Path) -> None:
+    _, summary = _demo(tmp_path)  # 240 samples: the cached teacher runs 4 batches in all
+    teacher = summary["fast_path"]["teacher"]
+    assert teacher["label"] == "fp32" and not teacher["timings_ms"]
+    assert teacher["reason"].startswith("it runs only 4 batches in this run")
+
+
 def _demo(tmp_path: Path, **training) -> tuple[list, dict]:
     cfg = demo_config()
     cfg.data.limit = 300
@@ -174,7 +181,12 @@ def _demo(tmp_path: Path, **training) -> tuple[list, dict]:
     return events, summary
 
 
-def test_run_started_log_and_summary_carry_the_choice(tmp_path: Path) -> None:
+def test_run_started_log_and_summary_carry_the_choice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kdgui.engine.session import fast
+
+    monkeypatch.setattr(fast, "MIN_TEACHER_BATCHES", 0)  # this short run measures all the same
     events, summary = _demo(tmp_path)
     started = next(e for e in events if isinstance(e, RunStarted))
     teacher = started.fast_path["teacher"]
@@ -203,4 +215,5 @@ def test_a_failing_torch_compile_falls_back_with_one_clear_message(
         assert (f"{who}: torch.compile failed (RuntimeError: no C++ compiler found); running "
                 "without it (set training.compile: off to skip the attempt)") in warnings
         assert summary["fast_path"][who]["compiled"] is False
+    assert summary["fast_path"]["teacher"]["reason"] == "set in the config"
     assert summary["completed"] is True

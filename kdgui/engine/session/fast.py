@@ -23,6 +23,10 @@ from kdgui.engine.session.context import RunContext
 
 #: Weights at or below this are off (``1 - 0.7 - 0.2 - 0.1`` is not exactly 0).
 _EPS = 1e-9
+#: Measuring the teacher costs about 16 of its passes; below this many teacher batches in the
+#: whole run (a short run, or a cached teacher that runs for one small epoch) it would cost more
+#: than it can save, so ``auto`` keeps fp32 unmeasured.
+MIN_TEACHER_BATCHES = 64
 
 
 def choose(
@@ -35,9 +39,15 @@ def choose(
     started = time.perf_counter()
     t_was = fast_path.channels_last_now(teacher)
     batch = fast_path.first_batches(ctx.prepared.train, tcfg.batch_size, 1, device)[0]
+    batches = _teacher_batches(ctx, features)
+    auto = "auto" in (tcfg.teacher_precision, tcfg.channels_last)
     if dcfg.alpha <= _EPS and not features:
         runner: nn.Module = teacher
         t_choice = FastChoice("teacher", Variant(), "it does not run during training (alpha = 0)")
+    elif auto and batches < MIN_TEACHER_BATCHES:
+        runner = teacher
+        t_choice = FastChoice("teacher", Variant(), f"it runs only {batches} batches in this "
+                              "run: measuring would cost more than it can save (auto)")
     else:
         runner, t_choice = fast_path.choose_teacher(teacher, [batch], tcfg, device,
                                                     features=features)
@@ -94,6 +104,15 @@ def _compile(
         if getattr(student, "_compiled_call_impl", None) is not None:
             s_choice.variant = Variant(variant.precision, variant.channels_last, True)
     return runner, s_choice, messages
+
+
+def _teacher_batches(ctx: RunContext, features: bool) -> int:
+    """How many batches the teacher will run: one epoch when its outputs are cached, else all."""
+    tcfg = ctx.config.training
+    steps = len(ctx.batches(shuffle=False))
+    cached = (tcfg.cache_teacher != "off" and not features and not ctx.config.data.augment
+              and ctx.batches(shuffle=False).indexable)
+    return steps if cached else steps * tcfg.epochs
 
 
 def _restorer(teacher: nn.Module, was: bool) -> Callable[[], None]:
