@@ -81,6 +81,17 @@ class DataConfig(Section):
         None, "Keep labels on only this many training samples (chosen with split_seed); the "
         "others become unlabelled (-1) and skip the hard loss.", ge=0)
 
+    @field_validator("exclude_classes", mode="before")
+    @classmethod
+    def _class_ids_text(cls, value: Any) -> Any:
+        """'3', '3, 7' or '[3, 7]' as typed in the window's text field or after --set."""
+        if isinstance(value, str):
+            parts = value.strip().strip("[]").replace(",", " ").split()
+            if not all(p.lstrip("-").isdigit() for p in parts):
+                raise ValueError(f"'{value}' is not a list of class ids (write e.g. 3, 7)")
+            return [int(p) for p in parts]
+        return value
+
     @field_validator("exclude_classes")
     @classmethod
     def _class_ids(cls, value: list[int]) -> list[int]:

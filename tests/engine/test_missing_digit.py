@@ -49,6 +49,10 @@ def test_exclude_classes_out_of_range_is_a_data_error() -> None:
         DataConfig(exclude_classes=[-1])
     with pytest.raises(ValidationError, match="repeated"):
         DataConfig(exclude_classes=[3, 3])
+    # As typed after --set or in a text field.
+    assert DataConfig(exclude_classes="7, 3").exclude_classes == [3, 7]
+    with pytest.raises(ValidationError, match="not a list of class ids"):
+        DataConfig(exclude_classes="three")
 
 
 def test_bias_correction_restores_recall_of_a_class_with_a_too_low_bias() -> None:
