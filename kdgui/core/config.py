@@ -84,7 +84,10 @@ class DataConfig(Section):
     @field_validator("exclude_classes", mode="before")
     @classmethod
     def _class_ids_text(cls, value: Any) -> Any:
-        """'3', '3, 7' or '[3, 7]' as typed in the window's text field or after --set."""
+        """'3', '3, 7' or '[3, 7]' as typed in a text field, or one number (--set reads
+        data.exclude_classes=3 as the number 3)."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return [value]
         if isinstance(value, str):
             parts = value.strip().strip("[]").replace(",", " ").split()
             if not all(p.lstrip("-").isdigit() for p in parts):

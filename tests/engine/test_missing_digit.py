@@ -51,6 +51,7 @@ def test_exclude_classes_out_of_range_is_a_data_error() -> None:
         DataConfig(exclude_classes=[3, 3])
     # As typed after --set or in a text field.
     assert DataConfig(exclude_classes="7, 3").exclude_classes == [3, 7]
+    assert DataConfig(exclude_classes=3).exclude_classes == [3]  # --set data.exclude_classes=3
     with pytest.raises(ValidationError, match="not a list of class ids"):
         DataConfig(exclude_classes="three")
 

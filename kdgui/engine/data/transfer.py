@@ -31,14 +31,15 @@ def check_excluded(cfg: DataConfig, num_classes: int, name: str) -> None:
     bad = [c for c in cfg.exclude_classes if c >= num_classes]
     if bad:
         raise DataError(
-            f"data.exclude_classes names class {bad[0]}, but {name} has classes 0 to "
+            f"class {bad[0]} is not a class of {name}, which has classes 0 to "
             f"{num_classes - 1}",
             f"Use class ids from 0 to {num_classes - 1}.",
             source="data.exclude_classes",
         )
     if len(cfg.exclude_classes) >= num_classes:
         raise DataError(
-            f"data.exclude_classes removes all {num_classes} classes of {name}",
+            f"removing {len(cfg.exclude_classes)} classes leaves none of {name}'s "
+            f"{num_classes}",
             "Keep at least one class in the training set.",
             source="data.exclude_classes",
         )
