@@ -1,5 +1,6 @@
 """``kdgui diff A B``: two measured models layer by layer (teacher vs student, before vs after a
-compression stage), read from run folders' ``metrics.jsonl``."""
+compression stage), read from run folders' ``metrics.jsonl``; and ``kdgui bias-correct RUN``,
+the missing-class bias correction of a run (both compare a run's models after the fact)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--changed", action="store_true", help="show only layers that differ")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_diff)
+
+    p = sub.add_parser(
+        "bias-correct", help="raise the output bias of classes a run never saw (Hinton et al.)",
+        description="For a run with data.exclude_classes: compute the bias shift of each "
+                    "excluded class (its share of the student's validation predictions made "
+                    "equal to the teacher's) and print the validation accuracy per class "
+                    "without and with it.")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_bias)
+
+
+def cmd_bias(args: argparse.Namespace) -> int:
+    from kdgui.engine.jobs import bias_correction
+
+    r = bias_correction(args.run)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    shifts = ", ".join(f"class {c}: +{b:.2f}" for c, b in r["shifts"].items())
+    print(f"bias shift ({r['rule']}): {shifts}")
+    print(f"{'class':<6} {'without':>8} {'with':>8}")
+    for c, (a, b) in enumerate(zip(*r["per_class"], strict=True)):
+        print(f"{c:<6} {100 * a:>7.1f}% {100 * b:>7.1f}%")
+    print(f"{'all':<6} {100 * r['accuracy'][0]:>7.1f}% {100 * r['accuracy'][1]:>7.1f}%")
+    return 0
 
 
 def _cell(value: Any, kind: str) -> str:

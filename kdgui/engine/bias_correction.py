@@ -18,6 +18,8 @@ accuracy on the same held-out set stays fair.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -102,5 +104,62 @@ def per_class_accuracy(logits: np.ndarray, labels: np.ndarray, num_classes: int)
     return out
 
 
-__all__ = ["MAX_SHIFT", "apply_shifts", "frequency_matching_shifts", "output_layer",
-           "per_class_accuracy", "predicted_share", "teacher_shares"]
+__all__ = ["MAX_SHIFT", "apply_shifts", "correct_run", "frequency_matching_shifts",
+           "output_layer", "per_class_accuracy", "predicted_share", "teacher_shares"]
+
+
+def correct_run(run_dir: str | Path) -> dict[str, Any]:
+    """The bias correction of a finished run whose config excluded classes from the transfer
+    set: the computed shifts and the per-class validation accuracy without and with them.
+
+    The shifts are added to the logits (the same as raising the output bias) so that any saved
+    student format works; the target share is the run's teacher's predicted share when the
+    teacher is a file, else the uniform 1/K.
+    """
+    from kdgui.core.config import ModelRef
+    from kdgui.core.config_io import config_from_dict
+    from kdgui.core.errors import ConfigError
+    from kdgui.core.run_folders import read_config_dict, student_path
+    from kdgui.engine.data import load_data
+    from kdgui.engine.models import load_model
+
+    config = config_from_dict(read_config_dict(run_dir), source=str(run_dir))
+    classes = list(config.data.exclude_classes)
+    if not classes:
+        raise ConfigError(f"{run_dir} excluded no classes (data.exclude_classes is empty)",
+                          "Bias correction is for runs with data.exclude_classes set.")
+    if not student_path(run_dir).is_file():
+        raise ConfigError(f"{run_dir} has no saved student", "Use a run that finished.")
+    bundle = load_data(config.data)
+    shape, k = bundle.input_shape, bundle.num_classes
+    x, y = _stack(bundle.val)
+    student = load_model(ModelRef(path=str(student_path(run_dir))), input_shape=shape,
+                         num_classes=k).module.eval()
+    s_logits = _logits(student, x)
+    if config.teacher.path:
+        teacher = load_model(config.teacher, input_shape=shape, num_classes=k).module.eval()
+        target, rule = teacher_shares(_logits(teacher, x), k), "teacher's predicted share"
+    else:
+        target, rule = {c: 1.0 / k for c in range(k)}, "uniform 1/K"
+    shifts = frequency_matching_shifts(s_logits, classes, target)
+    shifted = s_logits.copy()
+    for c, b in shifts.items():
+        shifted[:, c] += b
+    labels = y.numpy()
+    return {"classes": classes, "shifts": {str(c): b for c, b in shifts.items()},
+            "rule": f"class share of the student's validation predictions = {rule}",
+            "accuracy": [float((s_logits.argmax(1) == labels).mean()),
+                         float((shifted.argmax(1) == labels).mean())],
+            "per_class": [per_class_accuracy(s_logits, labels, k),
+                          per_class_accuracy(shifted, labels, k)]}
+
+
+def _stack(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    loader = torch.utils.data.DataLoader(dataset, batch_size=512)
+    xs, ys = zip(*loader, strict=True)
+    return torch.cat(xs), torch.cat(ys)
+
+
+@torch.no_grad()
+def _logits(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    return torch.cat([model(x[i:i + 512]).float() for i in range(0, len(x), 512)]).numpy()

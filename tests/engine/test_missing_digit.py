@@ -102,3 +102,20 @@ def test_missing_digit_lesson_on_mnist(tmp_path: Path) -> None:
     models = json.loads((tmp_path / "lesson.json").read_text())["models"]
     assert models["distilled"]["accuracy_on_3"] > 0.5
     assert models["distilled + bias"]["accuracy_on_3"] >= 0.85
+
+
+def test_bias_correct_a_run_without_threes(tmp_path: Path, capsys) -> None:
+    from kdgui.cli.main import main
+
+    run = tmp_path / "run"
+    assert main(["run", "--teacher", "demo", "--data", "digits", "--out", str(run), "--quiet",
+                 "--set", "training.epochs=6", "--set", "training.num_threads=1",
+                 "--set", "data.exclude_classes=[3]", "--set", "distill.alpha=0.9"]) == 0
+    from kdgui.engine.jobs import bias_correction
+
+    result = bias_correction(run)
+    before, after = (per_class[3] for per_class in result["per_class"])
+    assert result["shifts"]["3"] > 0 and after > before + 0.3 and after > 0.5
+    capsys.readouterr()
+    assert main(["bias-correct", str(run)]) == 0
+    assert "class 3: +" in capsys.readouterr().out

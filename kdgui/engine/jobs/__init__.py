@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "sensitivity_analysis": "sensitivity_job:analyze",
     "sweep": "sweep_job:sweep",
     "diff_models": "diff_job:diff_models",
+    "bias_correction": "bias_job:bias_correction",
     "parse_vary": "sweep_job:parse_vary",
     "pareto_front": "sweep_job:pareto_front",
     "add_pareto_flags": "sweep_job:add_pareto_flags",
