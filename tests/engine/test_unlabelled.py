@@ -59,3 +59,18 @@ def test_unlabelled_lesson_on_mnist(tmp_path: Path) -> None:
 
     result = list(run_unlabelled(tmp_path, spec="mnist:/work/shared/data"))[-1].result
     assert result["n_labelled"] == 100 and result["gain_points"] >= 5
+
+
+def test_classroom_run_unlabelled_from_the_cli(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The CLI reaches a lesson with its own experiment through the lesson registry."""
+    from kdgui.cli.main import main
+    from kdgui.engine import lessons_kd
+
+    monkeypatch.delenv("KDGUI_MNIST_ROOT", raising=False)
+    monkeypatch.setattr(lessons_kd, "MNIST_ROOTS", ())  # the digits, as on a machine without MNIST
+    out = tmp_path / "lesson"
+    assert main(["classroom", "run", "unlabelled", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Distilling from unlabelled data" in printed and "adds" in printed
+    result = json.loads((out / "lesson.json").read_text())
+    assert result["data"] == "digits" and result["title"] == "Distilling from unlabelled data"
