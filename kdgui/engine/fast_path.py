@@ -79,17 +79,16 @@ class FastChoice:
     refused: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        """Plain data; every candidate has the same fields whatever happened to it (-1.0: not
+        timed / not compared), so the schema does not depend on the machine's load."""
+        labels = list(dict.fromkeys([*self.timings_ms, *self.kl, *self.refused]))
         return {
-            "precision": self.variant.precision,
-            "channels_last": self.variant.channels_last,
-            "compiled": self.variant.compiled,
-            "label": self.variant.label,
-            "reason": self.reason,
-            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
-            "kl": dict(self.kl),
-            "refused": dict(self.refused),
-            "kl_bound": KL_BOUND,
-            "kl_temperature": KL_TEMPERATURE,
+            "precision": self.variant.precision, "channels_last": self.variant.channels_last,
+            "compiled": self.variant.compiled, "label": self.variant.label, "reason": self.reason,
+            "kl_bound": KL_BOUND, "kl_temperature": KL_TEMPERATURE,
+            "candidates": {k: {"ms": round(self.timings_ms.get(k, -1.0), 3),
+                               "kl": float(self.kl.get(k, -1.0)),
+                               "refused": self.refused.get(k, "")} for k in labels},
         }
 
     def sentence(self) -> str:

@@ -80,7 +80,9 @@ def test_the_chooser_keeps_fp32_when_bf16_is_slower_and_bf16_when_it_is_faster(
     runner, fast_bf16 = _choose(monkeypatch, bf16_factor=0.5)
     assert fast_bf16.variant == Variant("bf16")
     assert isinstance(runner, fast_path.FastForward) and runner.variant == Variant("bf16")
-    assert fast_bf16.as_dict()["label"] == "bf16" and "fastest of 2" in fast_bf16.reason
+    plain = fast_bf16.as_dict()
+    assert plain["label"] == "bf16" and "fastest of 2" in fast_bf16.reason
+    assert plain["candidates"]["fp32"] == {"ms": 15.625, "kl": 0.0, "refused": ""}
 
 
 def test_a_candidate_whose_soft_targets_drift_beyond_the_bound_is_refused(
@@ -165,7 +167,7 @@ def test_the_lazy_teacher_cache_equals_a_full_pass() -> None:
 def test_a_short_run_does_not_spend_longer_measuring_than_it_can_save(tmp_path: Path) -> None:
     _, summary = _demo(tmp_path)  # 240 samples: the cached teacher runs 4 batches in all
     teacher = summary["fast_path"]["teacher"]
-    assert teacher["label"] == "fp32" and not teacher["timings_ms"]
+    assert teacher["label"] == "fp32" and not teacher["candidates"]
     assert teacher["reason"].startswith("it runs only 4 batches in this run")
 
 
@@ -190,10 +192,11 @@ def test_run_started_log_and_summary_carry_the_choice(
     events, summary = _demo(tmp_path)
     started = next(e for e in events if isinstance(e, RunStarted))
     teacher = started.fast_path["teacher"]
-    assert teacher["label"] in teacher["timings_ms"]
-    assert teacher["timings_ms"][teacher["label"]] == min(teacher["timings_ms"].values())
-    assert all(k in teacher["timings_ms"] or k in teacher["refused"]
-               for k in ("fp32", "bf16", "fp32+channels_last", "bf16+channels_last"))
+    cands = teacher["candidates"]
+    assert set(cands) == {"fp32", "bf16", "fp32+channels_last", "bf16+channels_last"}
+    timed = {k: c["ms"] for k, c in cands.items() if not c["refused"]}
+    assert timed[teacher["label"]] == min(timed.values())
+    assert all(c["refused"] or c["kl"] <= KL_BOUND for c in cands.values())
     assert summary["fast_path"] == json.loads(json.dumps(started.fast_path))
     assert summary["teacher"]["latency_variant"] == teacher["label"]
     assert summary["student"]["latency_variant"] == started.fast_path["student"]["label"]

@@ -23,6 +23,7 @@ from kdgui.core.events import (
     ArtifactEvent,
     EpochEvent,
     Event,
+    LogEvent,
     RunControl,
     RunFailed,
     RunFinished,
@@ -62,7 +63,8 @@ def _metrics(name: str, params: int, acc: float, *, stopped: bool) -> dict[str, 
     out = {"name": name, "accuracy": acc, "input_shape": INPUT_SHAPE, "params": params,
            "nonzero_params": params, "size_bytes": 4 * params, "zip_size_bytes": 3 * params,
            "macs": 20 * params, "macs_note": "", "latency_ms": params / 1e5,
-           "latency_ms_b32": None if stopped else params / 1e4, "top5": 1.0}
+           "latency_ms_b32": None if stopped else params / 1e4, "latency_variant": "fp32",
+           "top5": 1.0}
     if name == "student":
         out["agreement"] = 0.9
     return out
@@ -87,6 +89,17 @@ def _layers(params: int) -> list[dict[str, Any]]:
 def _sparsity(progress: float) -> np.ndarray:
     """Per-layer sparsity, growing with the run's progress (as under gradual pruning)."""
     return np.linspace(0, 0.3 * progress, len(LAYERS), dtype=np.float32)
+
+
+def _fast(label: str, candidates: dict[str, Any]) -> dict[str, Any]:
+    return {"precision": "fp32", "channels_last": False, "compiled": False, "label": label,
+            "reason": "fastest of 2 measured (auto)", "kl_bound": 1e-4, "kl_temperature": 4.0,
+            "candidates": candidates}
+
+
+#: How the engine says teacher and student run (kdgui.engine.fast_path), as for the demo.
+FAST_PATH = {"teacher": _fast("fp32", {}), "student": _fast("fp32", {
+    label: {"ms": 1.5, "kl": -1.0, "refused": ""} for label in ("fp32", "fp32+channels_last")})}
 
 
 def fake_run(
@@ -122,8 +135,9 @@ def fake_run(
         teacher={"format": "kdgui-spec", "source": "demo", "version": 1, "num_classes": CLASSES,
                  "dataset": "fake digits", "val_accuracy": 0.97, "params": 100_000},
         student=_student_info(config, 20_000), pairs=pairs, epochs=epochs,
-        steps_per_epoch=steps_per_epoch, device="cpu", teacher_cached=True,
+        steps_per_epoch=steps_per_epoch, device="cpu", teacher_cached=True, fast_path=FAST_PATH,
     ))
+    yield emit(LogEvent(level="info", message="teacher runs in fp32: it runs only 4 batches"))
     step = 0
     stopped = False
     for epoch in range(1, epochs + 1):
@@ -165,7 +179,7 @@ def fake_run(
     summary = {"schema_version": 1, "name": config.name, "completed": not stopped,
                "stopped": stopped, "steps": step, "device": "cpu", "data": data, "pairs": pairs,
                "teacher": teacher, "student": student, "compression_ratio": 5.0,
-               "accuracy_gap": 0.02, "stages": [], "exports": []}
+               "accuracy_gap": 0.02, "stages": [], "exports": [], "fast_path": FAST_PATH}
     (run_dir / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
     yield emit(ArtifactEvent(what="summary", path=str(run_dir / "summary.json")))
     yield emit(RunFinished(run_dir=str(run_dir), summary=summary, stopped=stopped))

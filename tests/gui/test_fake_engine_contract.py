@@ -161,10 +161,11 @@ def test_fake_engine_tells_the_run_in_the_real_engines_order(
     fake_events = SCENARIOS[scenario](fake_run, tmp_path / "run")
     real_story = _order([e for e in real_events[scenario] if _key(e) not in FAKE_MAY_OMIT])
     assert _order(fake_events) == real_story
+    # "log": the fast-path lines (how teacher and student run) that follow RunStarted
     if scenario == "finished":
-        assert real_story == ["started", "step", "epoch", "stage", "artifact", "finished"]
+        assert real_story == ["started", "log", "step", "epoch", "stage", "artifact", "finished"]
     else:
-        assert real_story[:5] == ["started", "step", "state:paused", "state:resumed",
+        assert real_story[:6] == ["started", "log", "step", "state:paused", "state:resumed",
                                   "state:stopped"]
     for events in (real_events[scenario], fake_events):  # numbers a plot relies on
         steps = [e for e in events if isinstance(e, StepEvent)]

@@ -23,10 +23,11 @@ from kdgui.engine.session.context import RunContext
 
 #: Weights at or below this are off (``1 - 0.7 - 0.2 - 0.1`` is not exactly 0).
 _EPS = 1e-9
-#: Measuring the teacher costs about 16 of its passes; below this many teacher batches in the
-#: whole run (a short run, or a cached teacher that runs for one small epoch) it would cost more
-#: than it can save, so ``auto`` keeps fp32 unmeasured.
-MIN_TEACHER_BATCHES = 64
+#: Measuring the teacher costs about 16 of its passes and can save at most about 2/3 of each
+#: later pass (3x faster); below this many teacher batches in the whole run (a short run, or a
+#: cached teacher that runs one small epoch, like the demo's 23) it cannot pay back, so ``auto``
+#: keeps fp32 unmeasured.
+MIN_TEACHER_BATCHES = 24
 
 
 def choose(
