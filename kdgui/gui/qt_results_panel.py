@@ -77,7 +77,8 @@ class QtResultsPanel(QtPanel):
 
     def __init__(self, state: QtConfigState, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
-        self.runs_root = Path("runs")
+        # Set by the window (set_runs_root): listing ./runs before that mixed another root's runs in.
+        self.runs_root: Path | None = None
         self.records: dict[str, RunContents] = {}
         splitter = QSplitter(Qt.Orientation.Horizontal)
         left = QWidget()
@@ -162,7 +163,6 @@ class QtResultsPanel(QtPanel):
         splitter.addWidget(right)
         splitter.setSizes([260, 800])
         self.body_layout.addWidget(splitter, 1)
-        self.refresh_runs()
         self._selection_changed()
 
     # -- the run list ----------------------------------------------------------------------------
@@ -187,10 +187,19 @@ class QtResultsPanel(QtPanel):
             self.run_list.setCurrentRow(0)
 
     def set_runs_root(self, root: str | Path) -> None:
+        """List the runs of ``root``; runs listed from a previous root are dropped (runs opened
+        by hand from elsewhere stay)."""
+        old = self.runs_root.resolve() if self.runs_root is not None else None
         self.runs_root = Path(root)
+        if old is not None and old != self.runs_root.resolve():
+            for i in reversed(range(self.run_list.count())):
+                if Path(self.run_list.item(i).data(Qt.ItemDataRole.UserRole)).parent == old:
+                    self.run_list.takeItem(i)
         self.refresh_runs()
 
     def refresh_runs(self) -> None:
+        if self.runs_root is None:
+            return
         # A long path has no place to wrap and widened the panel past the window: the label
         # shows its last two parts, the tooltip all of it.
         parts = self.runs_root.parts
@@ -233,7 +242,7 @@ class QtResultsPanel(QtPanel):
         return record
 
     def browse_run(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open run folder", str(self.runs_root))
+        path = QFileDialog.getExistingDirectory(self, "Open run folder", str(self.runs_root or "."))
         if path:
             try:
                 self.open_run(path)
@@ -314,7 +323,7 @@ class QtResultsPanel(QtPanel):
 
     def _save_plots_clicked(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Save plots to folder",
-                                                  str(self.runs_root))
+                                                  str(self.runs_root or "."))
         if folder:
             self.save_plots_requested.emit(folder, self.plot_format.currentData())
 
