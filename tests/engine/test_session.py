@@ -272,3 +272,26 @@ def test_teacher_pre_training_takes_its_optimizer_from_the_config(tmp_path) -> N
     assert teacher and {e.lr for e in teacher} == {0.05}  # no schedule for the teacher by default
     assert teacher[-1].layer_names == []  # a teacher's layers are not the student's heatmap
     assert distill[0].step > teacher[-1].step  # one step count across the run's phases
+
+
+def test_an_export_whose_check_did_not_run_is_not_ok(tmp_path, monkeypatch) -> None:
+    """"ok" in summary.json states what ran: a file written without its reload and comparison
+    (an exporter that skipped it) is reported as not ok, with the reason."""
+    import kdgui.engine.export as export_pkg
+
+    real = export_pkg.export_model
+
+    def unchecked(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.verified = False
+        return result
+
+    monkeypatch.setattr(export_pkg, "export_model", unchecked)
+    cfg = _quick(1)
+    cfg.export.formats = ["state_dict", "onnx"]
+    events = list(run(cfg, tmp_path / "r"))
+    assert isinstance(events[-1], RunFinished), events[-1]
+    exports = json.loads((tmp_path / "r" / "summary.json").read_text())["exports"]
+    assert [(e["format"], e["ok"], e["verified"]) for e in exports] == [
+        ("state_dict", False, False), ("onnx", False, False)]
+    assert all("did not run" in e["error"] for e in exports)

@@ -55,7 +55,13 @@ def export_formats(ctx: RunContext, model: nn.Module) -> Generator[Event, None, 
             out.append({"format": fmt, "ok": False, "error": exc.one_line()})
             yield LogEvent(level="error", message=exc.one_line())
             continue
-        record = {"format": fmt, "ok": True, **_plain_result(result)}
+        # "ok" states what ran: with verification asked for (the default), a file is ok only
+        # once it was reloaded and compared; "verified" always says whether that happened.
+        plain = _plain_result(result)
+        verify = ctx.config.export.verify
+        record = {"format": fmt, "ok": bool(plain.get("verified")) or not verify, **plain}
+        if not record["ok"]:
+            record["error"] = "written, but its reload and comparison did not run"
         out.append(record)
         yield ArtifactEvent(what=f"export:{fmt}", path=str(result.path), details=record)
     return out
