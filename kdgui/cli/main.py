@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kdgui import __version__
-from kdgui.core.errors import UserError
+from kdgui.core.errors import InternalError, UserError, printable
 
 
 def build_parser(epilog: str | None = None) -> argparse.ArgumentParser:
@@ -73,9 +73,13 @@ def guarded(handler: Callable[[argparse.Namespace], int], args: Any, *, debug: b
         return 0
     except Exception as exc:
         if debug:
+            engine_traceback = getattr(exc, "engine_traceback", "")
+            if engine_traceback:  # the bug happened inside a job: its own traceback first
+                print(engine_traceback, file=sys.stderr)
             raise
+        label = "" if isinstance(exc, InternalError) else f"{type(exc).__name__}: "
         print(
-            f"kdgui: internal error: {type(exc).__name__}: {exc} "
+            f"kdgui: internal error: {label}{printable(str(exc), 400)} "
             "(run with --debug for the traceback, and please report it)",
             file=sys.stderr,
         )

@@ -118,5 +118,16 @@ class ExportError(UserError):
     """A model cannot be written to, or verified in, the requested format."""
 
 
+class InternalError(KDError):
+    """A bug inside a job, raised again where the job is consumed as a call (CLI, Python API).
+
+    The engine's traceback travels separately from the message, so a front end prints one line
+    and shows the traceback only when asked (``--debug``)."""
+
+    def __init__(self, message: str, engine_traceback: str = "") -> None:
+        super().__init__(message)
+        self.engine_traceback = engine_traceback
+
+
 class RunStopped(KDError):
     """Raised inside a run when the user asked it to stop; not an error for the user."""

@@ -149,13 +149,13 @@ class RunFailed(Event):
 
     def to_exception(self) -> Exception:
         """The error to raise where a run is consumed as a function call (CLI, Python API):
-        a :class:`UserError` with the same what/fix, or a RuntimeError for an internal error."""
-        from kdgui.core.errors import UserError
+        a :class:`UserError` with the same what/fix, or an ``InternalError`` (message and
+        traceback apart) for an internal error."""
+        from kdgui.core.errors import InternalError, UserError
 
         err = self.error
         if self.internal:
-            return RuntimeError(err.get("message", "internal error") + "\n"
-                                + err.get("traceback", ""))
+            return InternalError(err.get("message", "internal error"), err.get("traceback", ""))
         return UserError(err.get("what", "the run failed"), err.get("fix", ""),
                          source=err.get("source") or None)
 

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from kdgui.core.components.export import export_format, format_of_suffix
-from kdgui.core.errors import ExportError
+from kdgui.core.errors import ExportError, ModelLoadError, UserError
 from kdgui.core.registry import exporters
 from kdgui.engine.export.base import (
     FLOAT_TOLERANCE,
@@ -298,4 +298,15 @@ def load_exported(
 def read_metadata(path: str | os.PathLike[str], fmt: str | None = None) -> dict[str, Any]:
     """The metadata written with an exported file (for a state_dict: its ``.json`` sidecar)."""
     target = _existing(path)
-    return _exporter_class(fmt or detect_format(target)).read_metadata(target)
+    fmt = fmt or detect_format(target)
+    try:
+        return _exporter_class(fmt).read_metadata(target)
+    except UserError:
+        raise
+    except Exception as exc:  # a damaged file: the reader's own exception is not for people
+        raise ModelLoadError(
+            f"the file is damaged or is not a {fmt} file "
+            f"({type(exc).__name__}: {str(exc)[:120]})",
+            "Export it again from its run, or pick another stage/file.",
+            source=str(target),
+        ) from None
