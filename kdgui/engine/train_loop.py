@@ -165,6 +165,9 @@ class TrainLoop:
         # Running sums stay on the device as tensors: reading them (a sync on a GPU) happens
         # only when an event is sent, not at every step.
         correct = torch.zeros((), dtype=torch.long, device=device)
+        # Train accuracy counts labelled samples only: an unlabelled transfer set marks its
+        # samples -1, and counting them as wrong made "train acc" meaningless there.
+        labelled = torch.zeros((), dtype=torch.long, device=device)
         loss_sum = torch.zeros((), device=device)
         sums: dict[str, Tensor] = {}
         for epoch_steps, (x, y, idx) in enumerate(phase.source.epoch(), start=1):
@@ -206,6 +209,7 @@ class TrainLoop:
             window_samples += n
             window_steps += 1
             correct += (logits.detach().argmax(1) == y).sum()
+            labelled += (y >= 0).sum()
             loss_sum += total.detach().float() * n
             for k, v in losses.items():
                 sums[k] = sums[k] + v.detach().float() if k in sums else v.detach().float()
@@ -231,16 +235,17 @@ class TrainLoop:
                     stage=phase.stage,
                 )
                 sums, window_steps = {}, 0
-        yield from self._end_epoch(phase, epoch, started, seen, loss_sum, correct, layer_sparsity)
+        yield from self._end_epoch(phase, epoch, started, seen, loss_sum, correct, layer_sparsity,
+                                   labelled=int(labelled))
 
     def _end_epoch(
         self, phase: Phase, epoch: int, started: float, seen: int, loss_sum: Tensor,
-        correct: Tensor, layer_sparsity: Callable[[nn.Module], Any],
+        correct: Tensor, layer_sparsity: Callable[[nn.Module], Any], *, labelled: int,
     ) -> LoopGenerator:
         from kdgui.engine.metrics import agreement, evaluate
 
         train_loss = float(loss_sum) / max(seen, 1)
-        train_accuracy = int(correct) / max(seen, 1)
+        train_accuracy = int(correct) / max(labelled, 1)
         model = phase.distiller.student
         result = None
         if phase.validation is not None:

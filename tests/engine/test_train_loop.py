@@ -160,3 +160,17 @@ def test_make_finetune_learns_the_labels_and_keeps_its_contract() -> None:
     assert steps == list(range(1, 31)) and len(epochs) == 5
     assert epochs[-1].val_accuracy > epochs[0].val_accuracy
     assert not model.training  # left in eval mode, as before
+
+
+def test_train_accuracy_counts_labelled_samples_only() -> None:
+    """Half the samples unlabelled (-1, an unlabelled transfer set): accuracy is over the
+    labelled half, so a model that learns them passes 50% (counting -1 as wrong capped it)."""
+    ds = data()
+    x, y = ds.tensors
+    y = y.clone()
+    y[::2] = -1
+    epochs = [e for e in TrainLoop("cpu").run(
+        sgd_phase(mlp(), TensorDataset(x, y), 8, validation=ds))
+              if isinstance(e, EpochEvent)]
+    assert len(epochs) == 8
+    assert epochs[-1].train_accuracy > 0.6
