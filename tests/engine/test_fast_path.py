@@ -220,3 +220,21 @@ def test_a_failing_torch_compile_falls_back_with_one_clear_message(
         assert summary["fast_path"][who]["compiled"] is False
     assert summary["fast_path"]["teacher"]["reason"] == "set in the config"
     assert summary["completed"] is True
+
+
+def test_a_term_list_with_a_feature_loss_keeps_the_teacher_as_loaded(tmp_path: Path) -> None:
+    """The chooser reads what the loss list needs, not the shorthand's alpha/beta/gamma (which
+    stay at their defaults when ``distill.terms`` is given)."""
+    from kdgui.core.distill_terms import TermConfig
+
+    cfg = demo_config()
+    cfg.data.limit = 300
+    cfg.training.epochs = 1
+    cfg.distill.terms = [TermConfig(name="hard", weight=0.5),
+                         TermConfig(name="attention", weight=0.5)]
+    events = list(run(cfg, runs_root=tmp_path))
+    assert isinstance(events[-1], RunFinished), events[-1]
+    summary = json.loads((Path(events[-1].run_dir) / "summary.json").read_text())
+    teacher = summary["fast_path"]["teacher"]
+    assert teacher["label"] == "fp32", teacher
+    assert "feature" in teacher["reason"], teacher["reason"]

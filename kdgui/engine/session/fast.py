@@ -22,7 +22,6 @@ from kdgui.engine.fast_path import FastChoice, Variant
 from kdgui.engine.session.context import RunContext
 
 #: Weights at or below this are off (``1 - 0.7 - 0.2 - 0.1`` is not exactly 0).
-_EPS = 1e-9
 #: Measuring the teacher costs about 16 of its passes and can save at most about 2/3 of each
 #: later pass (3x faster); below this many teacher batches in the whole run (a short run, or a
 #: cached teacher that runs one small epoch, like the demo's 23) it cannot pay back, so ``auto``
@@ -36,16 +35,19 @@ def choose(
     """Measure and choose; return the teacher to distil from (wrapped in its chosen variant)
     and the log lines to send after ``RunStarted`` (a run's first event)."""
     tcfg, dcfg, device = ctx.config.training, ctx.config.distill, ctx.device
-    features = dcfg.beta > _EPS or dcfg.gamma > _EPS
+    # From the term list (the shorthand maps onto it): a term-list config leaves alpha/beta/gamma
+    # at their defaults, so they cannot say what the loss reads.
+    features = dcfg.needs("features")
     started = time.perf_counter()
     t_was = fast_path.channels_last_now(teacher)
     batch = fast_path.first_batches(ctx.prepared.train, tcfg.batch_size, 1, device)[0]
     batches = _teacher_batches(ctx, features)
     auto = "auto" in (tcfg.teacher_precision, tcfg.channels_last)
-    if dcfg.alpha <= _EPS and not features:
+    if not dcfg.needs("logits") and not features:
         runner: nn.Module = teacher
-        t_choice = FastChoice("teacher", Variant(), "it does not run during training (alpha = 0)")
-    elif auto and batches < MIN_TEACHER_BATCHES:
+        t_choice = FastChoice("teacher", Variant(), "it does not run during training (no term "
+                              "reads the teacher)")
+    elif auto and batches < MIN_TEACHER_BATCHES and not features:
         runner = teacher
         t_choice = FastChoice("teacher", Variant(), f"it runs only {batches} batches in this "
                               "run: measuring would cost more than it can save (auto)")
@@ -77,7 +79,7 @@ def _compile(
     device = ctx.device
     messages: list[tuple[str, str]] = []
     dcfg = ctx.config.distill
-    teacher_runs = dcfg.alpha > _EPS and dcfg.beta <= _EPS and dcfg.gamma <= _EPS
+    teacher_runs = dcfg.needs("logits") and not dcfg.needs("features")
     if teacher_runs and fast_path.opaque_reason(runner) is None:
         def teacher_once(m: nn.Module) -> Any:
             with torch.inference_mode():
