@@ -16,6 +16,7 @@ from kdgui.core.params import describe
 from kdgui.gui.qt_config_state import Issue, QtConfigState
 from kdgui.gui.qt_forms import QtParamForm
 from kdgui.gui.qt_panel_base import QtPanel
+from kdgui.gui.qt_terms_editor import set_term_pairs
 from kdgui.gui.student_editor import StudentEditor
 from kdgui.gui.student_editor.context import data_context, demo_teacher_spec, spec_params
 
@@ -63,7 +64,7 @@ class QtStudentPanel(QtPanel):
         self._syncing = False
         self.editor.specChanged.connect(self._spec_edited)
         self.editor.pairsChanged.connect(
-            lambda kind, pairs: self.state.set(("distill", kind, "pairs"), pairs))
+            lambda kind, pairs: set_term_pairs(self.state, kind, pairs))
         self.body_layout.addWidget(self.editor, 1)
         state.replaced.connect(self.refresh)
         state.changed.connect(self._sync_editor)  # before the window's slot: issues first

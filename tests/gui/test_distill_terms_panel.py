@@ -72,3 +72,16 @@ def test_pairs_from_the_pairing_tool_go_where_the_loss_keeps_them(qtbot) -> None
     assert state.valid
     assert state.config.distill.terms[1].pairs == [("layer2", "features.4")]
     assert state.config.distill.feature.pairs is None
+
+
+def test_the_student_editors_pairing_tool_writes_into_a_term_list(window) -> None:
+    """With a term list, pairs chosen in the Student panel's pairing view go to the terms of
+    that loss (writing distill.attention.pairs beside a list is refused as mixing forms)."""
+    editor = window.panels["distill"].terms_editor
+    editor.add_term("attention")
+    assert [t.key for t in window.state.config.distill.terms] == ["hard", "soft", "attention"]
+    student_panel = window.panels["student"]
+    student_panel.editor.pairsChanged.emit("attention", [["layers.0", "layers.0"]])
+    cfg = window.state.config
+    assert cfg is not None and window.state.valid
+    assert cfg.distill.terms[2].pairs == [("layers.0", "layers.0")]
