@@ -100,6 +100,10 @@ def _initial_config(args: argparse.Namespace) -> object:
     return config
 
 
+#: Keeps the UI-thread garbage collector (and its timer) alive for the process.
+_GC_HOLDER: list[object] = []
+
+
 def main(argv: list[str] | None = None) -> int:
     """Open the window; with ``--autorun`` run the experiment, and so on (see ``--help``)."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
@@ -115,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     app.setDesktopFileName("org.kdgui.KDStudio")
     _set_icon(app)
     apply_theme(app, args.theme)
+    # Python's cyclic GC runs in whichever thread happens to allocate: a Qt object collected on a
+    # worker thread (while torch runs there) deadlocks against the UI thread deleting widgets.
+    # Collect on the UI thread only, from a timer (pyqtgraph's GarbageCollector).
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    _GC_HOLDER.append(GarbageCollector(interval=1.0))
     try:
         config = _initial_config(args)
     except UserError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,24 @@ from PySide6.QtWidgets import QApplication
 from kdgui.gui.main_window import QtMainWindow
 from kdgui.gui.qt_worker import wait_for_workers
 from tests.gui.fake_engine import fake_run
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_on_the_ui_thread() -> Iterator[None]:
+    """No cyclic garbage collection while a window test runs; collect on this (the UI) thread
+    before and after, as the app does with its UI-thread collector.
+
+    Collected on a worker thread (which allocates a lot while torch runs there), a previous
+    test's widget is destroyed there while the UI thread deletes widgets too: the two block
+    each other on Qt's object lock and the GIL (seen as a hang in the Models view tests)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        QApplication.processEvents()
+        gc.collect()
+        gc.enable()
 
 
 @pytest.fixture
