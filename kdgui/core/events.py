@@ -147,6 +147,34 @@ class RunFailed(Event):
     step: int | None = None
     internal: bool = False
 
+    @classmethod
+    def from_exception(
+        cls, exc: BaseException, run_dir: str, *, step: int | None = None,
+        report: str = "the command that caused it",
+    ) -> RunFailed:
+        """The event for an error caught while a run or job goes: a user error's what/fix, or
+        an internal one (a bug) with its traceback kept apart from the message. Call it inside
+        the ``except`` block (the traceback is the one being handled)."""
+        import traceback
+
+        from kdgui.core.errors import UserError
+
+        if isinstance(exc, UserError):
+            return cls(run_dir=run_dir, error=exc.to_dict(), step=step)
+        return cls(
+            run_dir=run_dir,
+            error={
+                "type": type(exc).__name__,
+                "what": f"internal error: {exc}",
+                "fix": f"Please report this with {report}.",
+                "source": "",
+                "message": f"internal error: {type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            },
+            step=step,
+            internal=True,
+        )
+
     def to_exception(self) -> Exception:
         """The error to raise where a run is consumed as a function call (CLI, Python API):
         a :class:`UserError` with the same what/fix, or an ``InternalError`` (message and

@@ -10,12 +10,10 @@ traceback), exactly like :func:`kdgui.engine.session.run`.
 from __future__ import annotations
 
 import shutil
-import traceback
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-from kdgui.core.errors import UserError
 from kdgui.core.events import Event, JobFinished, RunControl, RunFailed, RunFinished
 
 JobGenerator = Generator[Event, "str | None", Any]
@@ -23,21 +21,7 @@ JobGenerator = Generator[Event, "str | None", Any]
 
 def failure(exc: BaseException, where: str | Path, *, step: int | None = None) -> RunFailed:
     """The ``RunFailed`` event for an error: a user error's what/fix, or an internal one."""
-    if isinstance(exc, UserError):
-        return RunFailed(run_dir=str(where), error=exc.to_dict(), step=step)
-    return RunFailed(
-        run_dir=str(where),
-        error={
-            "type": type(exc).__name__,
-            "what": f"internal error: {exc}",
-            "fix": "Please report this with the command that caused it.",
-            "source": "",
-            "message": f"internal error: {type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(),
-        },
-        step=step,
-        internal=True,
-    )
+    return RunFailed.from_exception(exc, str(where), step=step)
 
 
 def guarded(

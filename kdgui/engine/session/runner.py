@@ -8,7 +8,6 @@ what/fix, an internal error keeps its traceback for the report.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -97,19 +96,8 @@ def run_prepared(
         yield failed
         return None
     except Exception as exc:  # an internal error: report it as an event, keep the traceback
-        failed = RunFailed(
-            run_dir=str(run_dir.path),
-            error={
-                "type": type(exc).__name__,
-                "what": f"internal error: {exc}",
-                "fix": "Please report this with the run folder's metrics.jsonl.",
-                "source": "",
-                "message": f"internal error: {type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc(),
-            },
-            step=ctx.step,
-            internal=True,
-        )
+        failed = RunFailed.from_exception(exc, str(run_dir.path), step=ctx.step,
+                                          report="the run folder's metrics.jsonl")
         run_dir.log_event(failed)
         yield failed
         return None
