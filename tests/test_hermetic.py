@@ -77,8 +77,10 @@ def test_window_does_not_list_a_run_folder_left_in_the_clone(
 ) -> None:
     """The bug this guards against: the demo's ``./runs/demo`` showed in a test's run list.
 
-    First reproduce it (a window opened in a 'clone' holding the demo's run folder lists it, so
-    the check below can fail), then isolate the way every test is isolated and look again.
+    A window opened in a 'clone' holding the demo's run folder must not list it: its Results
+    list shows the window's own runs root only (it used to list ./runs before the root was set,
+    which is how the demo's run leaked into the tests). Then isolate the way every test is
+    isolated, run, and check where the run went.
     """
     pytest.importorskip("PySide6")
     from PySide6.QtCore import Qt
@@ -91,7 +93,7 @@ def test_window_does_not_list_a_run_folder_left_in_the_clone(
     os.chdir(clone)  # hermetic_isolate's monkeypatch restores the cwd at teardown
     leaky = QtMainWindow(run_fn=fake_run)
     qtbot.addWidget(leaky)
-    assert leaky.results_panel.run_list.count() == 1  # the reproduction: ./runs is the default
+    assert leaky.results_panel.run_list.count() == 0  # ./runs is not this window's root
     leaky.close()
 
     cwd = hermetic_isolate()
