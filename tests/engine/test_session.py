@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -295,3 +296,14 @@ def test_an_export_whose_check_did_not_run_is_not_ok(tmp_path, monkeypatch) -> N
     assert [(e["format"], e["ok"], e["verified"]) for e in exports] == [
         ("state_dict", False, False), ("onnx", False, False)]
     assert all("did not run" in e["error"] for e in exports)
+
+
+def test_a_run_without_a_folder_goes_to_the_same_default_root_as_the_window(
+    tmp_path, monkeypatch
+) -> None:
+    """``$KDGUI_RUNS`` is where the window and history look; a headless run with no --out must
+    land there too, not in ./runs."""
+    monkeypatch.setenv("KDGUI_RUNS", str(tmp_path / "shared-root"))
+    events = list(run(_quick(1)))
+    assert isinstance(events[-1], RunFinished), events[-1]
+    assert Path(events[-1].run_dir).parent == tmp_path / "shared-root"

@@ -24,7 +24,7 @@ def run(
     *,
     control: RunControl | None = None,
     resume: bool = False,
-    runs_root: str | Path = "runs",
+    runs_root: str | Path | None = None,
 ) -> RunGenerator:
     """Run the experiment ``config`` describes; yields events, returns the summary dict.
 
@@ -62,7 +62,7 @@ def distill_modules(
     num_classes: int | None = None,
     control: RunControl | None = None,
     name: str = "notebook",
-    runs_root: str | Path = "runs",
+    runs_root: str | Path | None = None,
 ) -> RunGenerator:
     """Distill ``teacher`` into ``student`` on ``train_data``/``val_data`` (Datasets of
     ``(x, y)`` or DataLoaders); checks shapes and classes before any folder is written."""
@@ -95,7 +95,7 @@ def distill_modules(
         teacher_info={"source": type(teacher).__name__, "format": "module"},
         student_info={"name": type(student).__name__},
     )
-    return run_prepared(prepared, config, out_dir, control=control, runs_root=Path(runs_root))
+    return run_prepared(prepared, config, out_dir, control=control, runs_root=runs_root)
 
 
 __all__ = ["distill_modules", "run"]

@@ -17,6 +17,7 @@ import torch
 from kdgui.core.config import ExperimentConfig
 from kdgui.core.errors import UserError
 from kdgui.core.events import Event, RunControl, RunFailed
+from kdgui.core.history import default_root
 from kdgui.core.run_folders import new_run_dir
 from kdgui.engine.device import seed_everything
 from kdgui.engine.rundir import RunDir
@@ -33,7 +34,7 @@ def run(
     *,
     control: RunControl | None = None,
     resume: bool = False,
-    runs_root: str | Path = "runs",
+    runs_root: str | Path | None = None,
 ) -> RunGenerator:
     """Run the experiment described by ``config``; yields events, returns the summary dict.
 
@@ -62,7 +63,7 @@ def run_prepared(
     *,
     control: RunControl | None = None,
     resume: bool = False,
-    runs_root: str | Path = "runs",
+    runs_root: str | Path | None = None,
 ) -> RunGenerator:
     """Run on already-loaded models and data (the Python API's entry point)."""
     control = control or RunControl()
@@ -72,7 +73,8 @@ def run_prepared(
                 raise UserError("resuming needs the run folder", "Pass --resume RUN_DIR.")
             run_dir = RunDir.resume(out_dir)  # checks the checkpoint, trims the log
         else:
-            run_dir = RunDir.create(out_dir or new_run_dir(runs_root, config.name), config)
+            run_dir = RunDir.create(out_dir or new_run_dir(
+                runs_root if runs_root is not None else default_root(), config.name), config)
     except UserError as exc:
         yield RunFailed(run_dir=str(out_dir or ""), error=exc.to_dict())
         return None
