@@ -16,6 +16,7 @@ def test_a_traversing_name_writes_the_run_inside_the_runs_root(
     work = tmp_path / "a" / "b" / "work"
     work.mkdir(parents=True)
     monkeypatch.chdir(work)
+    monkeypatch.delenv("KDGUI_RUNS", raising=False)  # the default root: ./runs of the cwd
     cfg = work / "c.yaml"
     cfg.write_text('name: "x/../../../ESCAPED"\ntraining:\n  epochs: 1\n', encoding="utf-8")
 
