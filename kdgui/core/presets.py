@@ -121,12 +121,16 @@ def _cnn(stages: list[list[int]], dropout: float = 0.0, pool_last: bool = True) 
     return build
 
 
-def _resnet(widths: list[int], blocks_per_stage: int) -> Builder:
-    """A stem and stages of basic residual blocks; stages after the first halve the size."""
+def _resnet(widths: list[int], blocks_per_stage: int, stem: int | None = None) -> Builder:
+    """A stem (``stem`` channels, default the first stage's) and stages of basic residual blocks
+    (conv-BN-ReLU-conv-BN, the sum followed by ReLU); stages after the first halve the size.
+    A block that changes the channels or the size has a 1×1 conv + BN shortcut: He et al.'s
+    CIFAR ResNets as the CRD/RepDistiller code builds them (``resnet20`` is ``[16, 32, 64]``
+    with 3 blocks per stage and a 16-channel stem)."""
 
     def build(shape: InputShape, n: int, width: float) -> list[LayerSpec]:
         size = _Size(shape)
-        layers: list[LayerSpec] = _stem(size, scale(widths[0], width))
+        layers: list[LayerSpec] = _stem(size, scale(stem or widths[0], width))
         for s, ch in enumerate(widths):
             c = scale(ch, width)
             for b in range(blocks_per_stage):
@@ -139,6 +143,41 @@ def _resnet(widths: list[int], blocks_per_stage: int) -> Builder:
                 ]
                 layers += [Residual(layers=body), ReLU()]
         return [*layers, GlobalAvgPool(), Linear(out_features=n)]
+
+    return build
+
+
+def _wrn(depth: int, widen: int) -> Builder:
+    """Zagoruyko & Komodakis' pre-activation wide ResNet WRN-depth-widen, as the CRD/RepDistiller
+    code builds it: a bare 3×3 conv of 16 channels, three stages of ``(depth - 4) / 6`` blocks of
+    16k, 32k, 64k channels (BN-ReLU-conv-BN-ReLU-conv), then BN-ReLU, global pool, classifier.
+    A block that changes the channels applies its BN-ReLU before the split, so its 1×1 shortcut
+    reads the activated input as the paper's does; kdgui's shortcut projection carries a
+    BatchNorm, 2 × (its channels) parameters more than the reference (448 for WRN-40-2)."""
+    blocks = (depth - 4) // 6
+
+    def build(shape: InputShape, n: int, width: float) -> list[LayerSpec]:
+        size = _Size(shape)
+        big = min(size.h, size.w) >= LARGE_INPUT
+        if big:
+            size.stride2()
+        c_in = scale(16, width)
+        layers: list[LayerSpec] = [Conv2d(out_channels=c_in, stride=2 if big else 1)]
+        for s, ch in enumerate((16 * widen, 32 * widen, 64 * widen)):
+            c = scale(ch, width)
+            for b in range(blocks):
+                stride = 2 if s > 0 and b == 0 and size.can_halve() else 1
+                if stride == 2:
+                    size.stride2()
+                conv1 = Conv2d(out_channels=c, stride=stride)
+                if c != c_in or stride != 1:  # pre-activation shared with the shortcut
+                    layers += [BatchNorm(), ReLU(),
+                               Residual(layers=[conv1, BatchNorm(), ReLU(), Conv2d(out_channels=c)])]
+                else:
+                    layers.append(Residual(layers=[BatchNorm(), ReLU(), conv1, BatchNorm(),
+                                                   ReLU(), Conv2d(out_channels=c)]))
+                c_in = c
+        return [*layers, BatchNorm(), ReLU(), GlobalAvgPool(), Linear(out_features=n)]
 
     return build
 
@@ -178,6 +217,22 @@ _ALL = [
     Preset("cnn-teacher", "The demo teacher: a wider, deeper CNN (32-32, 64-64, 128 channels, "
            "dropout); about 6× the parameters of cnn-small.", "cnn",
            _cnn([[32, 32], [64, 64], [128]], dropout=0.2, pool_last=False)),
+    # The CIFAR students and teachers of the distillation literature (CRD, DKD, DIST tables),
+    # built like the CRD/RepDistiller code; parameter counts below are for 100 classes.
+    Preset("resnet8x4", "CIFAR ResNet-8×4 (student): 32-channel stem, 3 stages of 1 basic "
+           "block (64, 128, 256 channels); 1.23 M parameters at 100 classes.", "resnet",
+           _resnet([64, 128, 256], 1, stem=32)),
+    Preset("resnet32x4", "CIFAR ResNet-32×4 (teacher): 32-channel stem, 3 stages of 5 basic "
+           "blocks (64, 128, 256 channels); 7.43 M parameters at 100 classes.", "resnet",
+           _resnet([64, 128, 256], 5, stem=32)),
+    Preset("resnet20", "CIFAR ResNet-20 (student): 3 stages of 3 basic blocks (16, 32, 64 "
+           "channels); 0.28 M parameters at 100 classes.", "resnet", _resnet([16, 32, 64], 3)),
+    Preset("resnet56", "CIFAR ResNet-56 (teacher): 3 stages of 9 basic blocks (16, 32, 64 "
+           "channels); 0.86 M parameters at 100 classes.", "resnet", _resnet([16, 32, 64], 9)),
+    Preset("wrn-16-2", "Wide ResNet 16-2 (student): pre-activation, 3 stages of 2 blocks (32, "
+           "64, 128 channels); 0.70 M parameters at 100 classes.", "wrn", _wrn(16, 2)),
+    Preset("wrn-40-2", "Wide ResNet 40-2 (teacher): pre-activation, 3 stages of 6 blocks (32, "
+           "64, 128 channels); 2.26 M parameters at 100 classes.", "wrn", _wrn(40, 2)),
 ]
 
 PRESETS: dict[str, Preset] = {p.name: p for p in _ALL}
