@@ -151,7 +151,7 @@ class ModelRef(Section):
         "adam", "Optimizer of that first training (other settings come from 'training')."
     )
     train_lr: float = param(1e-3, "Learning rate of that first training.", gt=0.0, le=1e4)
-    train_schedule: Literal["none", "cosine", "step"] = param(
+    train_schedule: Literal["none", "cosine", "step", "multistep"] = param(
         "none", "Learning-rate schedule of that first training."
     )
 
@@ -202,7 +202,15 @@ class TrainingConfig(Section):
     lr: float = param(3e-3, "Learning rate (values above 1 rarely train).", gt=0.0, le=1e4)
     momentum: float = param(0.9, "SGD momentum.", ge=0.0, lt=1.0, step=0.05)
     weight_decay: float = param(0.0, "Weight decay (L2).", ge=0.0, le=1.0)
-    schedule: Literal["none", "cosine", "step"] = param("cosine", "Learning-rate schedule.")
+    schedule: Literal["none", "cosine", "step", "multistep"] = param(
+        "cosine", "Learning-rate schedule ('multistep': times lr_decay at each lr_milestones).")
+    lr_milestones: list[float] = Field(
+        default_factory=lambda: [0.625, 0.75, 0.875],
+        description="Where schedule 'multistep' lowers the rate, as fractions of the training "
+        "(the default is epochs 150, 180 and 210 of 240: the CIFAR schedule of CRD, DKD, DIST).")
+    lr_decay: float = param(
+        0.1, "Factor applied to the rate at each milestone of schedule 'multistep'.", gt=0.0,
+        le=1.0, step=0.05)
     seed: int = param(0, "Random seed for initialisation and batch order.", ge=0, le=MAX_SEED)
     device: Literal["auto", "cpu", "cuda", "mps"] = param(
         "auto", "Where to train: 'auto' picks CUDA, then MPS, then CPU."
@@ -238,6 +246,14 @@ class TrainingConfig(Section):
     num_threads: int | None = param(
         None, "CPU threads for torch (default: torch's choice).", ge=1, le=4096
     )
+
+    @field_validator("lr_milestones")
+    @classmethod
+    def _milestones_inside_the_run(cls, value: list[float]) -> list[float]:
+        if any(not 0.0 < f < 1.0 for f in value):
+            raise ValueError(f"milestones are fractions of the training between 0 and 1 "
+                             f"(got {value}; epoch 150 of 240 is 0.625)")
+        return sorted(value)
 
 
 class CompressionStep(Section):

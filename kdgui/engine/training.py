@@ -115,6 +115,10 @@ def make_scheduler(
         return torch.optim.lr_scheduler.StepLR(
             optimizer, step_size=max(1, total_steps // 3), gamma=0.1
         )
+    if cfg.schedule == "multistep":  # the fractions of the training become step numbers
+        return torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=[round(f * total_steps) for f in cfg.lr_milestones],
+            gamma=cfg.lr_decay)
     return None
 
 
