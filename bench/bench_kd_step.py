@@ -113,12 +113,12 @@ def engine_auto(
 ) -> tuple[Distiller, bool, str]:
     """The engine's fast path on these models: (distiller, student channels_last, description)."""
     from kdgui.core.config import TrainingConfig
-    from kdgui.engine import fast_path
+    from kdgui.engine import fast_path, fast_student
 
     tcfg = TrainingConfig(batch_size=BATCH)
     device = torch.device("cpu")
     runner, t_choice = fast_path.choose_teacher(teacher, [x], tcfg, device)
-    s_choice = fast_path.choose_student(student, x, tcfg, device)
+    s_choice = fast_student.choose_student(student, x, tcfg, device)
     fast_path.set_channels_last(student, s_choice.variant.channels_last)
     text = f"teacher: {t_choice.sentence()}\n      student: {s_choice.sentence()}"
     return Distiller(runner, student, cfg, INPUT), s_choice.variant.channels_last, text

@@ -17,11 +17,14 @@ The student keeps fp32 weights. Under ``auto`` it also keeps fp32 arithmetic: bf
 the student's training step slower here (forward + backward of a small CNN: 3.3 s vs 1.8 s per
 batch of 256 under load), and whether its accuracy holds cannot be checked in a few batches; only
 its layout is chosen by measurement. ``student_precision: bf16`` opts into autocast.
+
+This module holds the variants, the timing and the teacher's choice;
+:mod:`kdgui.engine.fast_student` chooses the student's layout and
+:mod:`kdgui.engine.fast_compile` tries ``torch.compile``.
 """
 
 from __future__ import annotations
 
-import copy
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -183,7 +186,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(
+def time_passes(
     fn: Callable[[], Any], device: torch.device, best: float | None, warm: bool = False,
     deadline: float = float("inf"),
 ) -> float | None:
@@ -228,7 +231,7 @@ def teacher_candidates(cfg: TrainingConfig, device: torch.device, layouts: bool)
     return sorted(variants, key=lambda v: (v != Variant(), -v.channels_last, v.precision))
 
 
-def _restore_rng(device: torch.device) -> Any:
+def restore_rng(device: torch.device) -> Any:
     return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
@@ -248,7 +251,7 @@ def choose_teacher(
         only = candidates[0]
         return apply_variant(teacher, only, device), FastChoice("teacher", only, "set in the config")
     choice = FastChoice("teacher", candidates[0], "")
-    with torch.inference_mode(), _restore_rng(device):
+    with torch.inference_mode(), restore_rng(device):
         reference = None
         if len(candidates) > 1 and candidates[0] != Variant():  # e.g. bf16 set, layout auto
             reference = apply_variant(teacher, Variant(), device)(batches[0]).float()
@@ -268,7 +271,7 @@ def choose_teacher(
                 if kl > KL_BOUND:
                     choice.refused[variant.label] = f"KL {kl:.2g} > {KL_BOUND:g}"
                     continue
-            ms = _time(lambda r=runner: [r(b) for b in batches], device, best,
+            ms = time_passes(lambda r=runner: [r(b) for b in batches], device, best,
                        warm=len(batches) == 1, deadline=deadline)
             if ms is None:
                 choice.refused[variant.label] = "more than 3x slower than the best"
@@ -281,102 +284,6 @@ def choose_teacher(
         else "set in the config"
     )
     return apply_variant(teacher, choice.variant, device), choice
-
-
-def student_pass(model: nn.Module, x: Tensor, variant: Variant, device: torch.device) -> None:
-    from kdgui.engine.distill.distiller import as_logits
-
-    with autocast(device, variant.precision):
-        out = as_logits(model(layout_input(x, variant.channels_last)))
-    out.float().logsumexp(1).mean().backward()
-    model.zero_grad(set_to_none=True)
-
-
-def choose_student(
-    student: nn.Module, batch: Tensor, cfg: TrainingConfig, device: torch.device,
-    *, features: bool = False,
-) -> FastChoice:
-    """Pick the student's layout (and precision when set) by timing forward + backward on a copy,
-    so the real student's batch-norm statistics and the run's random stream are untouched."""
-    precision = "fp32" if cfg.student_precision == "auto" else cfg.student_precision
-    cl = {"auto": [False, True], "on": [True], "off": [False]}[cfg.channels_last]
-    why = opaque_reason(student)
-    if why is None and features:
-        why = "feature/attention losses pair its layers as they are"
-    if why is None and not (batch.dim() == 4 and has_4d_weights(student)):
-        cl = [False]
-    if why is not None:
-        return FastChoice("student", Variant(), why)
-    candidates = [Variant(precision, c) for c in cl]
-    settings = (cfg.student_precision, cfg.channels_last)
-    choice = FastChoice("student", candidates[0], "set in the config" if "auto" not in settings
-                        else "the only candidate (fp32 weights; no 2-D convolutions to lay out)")
-    if len(candidates) == 1:
-        return choice
-    probe = copy.deepcopy(student).train()
-    best: float | None = None
-    deadline = clock() + BUDGET_S
-    with _restore_rng(device):
-        for variant in candidates:
-            set_channels_last(probe, variant.channels_last)
-            ms = _time(lambda v=variant: student_pass(probe, batch, v, device), device, best,
-                       deadline=deadline)
-            if ms is None:
-                choice.refused[variant.label] = "more than 3x slower than the best"
-                continue
-            choice.timings_ms[variant.label] = ms
-            if best is None or ms < best:
-                best, choice.variant = ms, variant
-    choice.reason = f"fastest of {len(choice.timings_ms)} measured (auto; weights stay fp32)"
-    return choice
-
-
-def try_compile(
-    model: nn.Module, run_once: Callable[[nn.Module], Any], device: torch.device, *, auto: bool,
-    in_place: bool = False,
-) -> tuple[nn.Module, str]:
-    """``torch.compile`` ``model`` and keep it when it works (and, for ``auto``, is faster).
-
-    Returns the model to use and one sentence for the log. A failure (no compiler, an
-    unsupported operation) falls back to the eager model with that sentence saying why.
-    """
-    try:
-        if in_place:
-            model.compile()
-            compiled = model
-        else:
-            compiled = torch.compile(model)  # type: ignore[assignment]
-        run_once(compiled)  # compiles (the first call), outside the timing
-        if not auto:
-            return compiled, "torch.compile: on"
-        eager_ms = _time_eager(model, run_once, device, in_place)
-        ms = _time(lambda: run_once(compiled), device, None)
-    except Exception as exc:  # torch.compile raises many kinds (BackendCompilerFailed, ...)
-        if in_place:
-            model._compiled_call_impl = None  # back to eager
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        return model, (f"torch.compile failed ({type(exc).__name__}: {first}); running without "
-                       "it (set training.compile: off to skip the attempt)")
-    assert ms is not None
-    if ms < eager_ms:
-        return compiled, f"torch.compile kept: {ms:.1f} ms vs {eager_ms:.1f} ms eager"
-    if in_place:
-        model._compiled_call_impl = None
-    return model, f"torch.compile not kept: {ms:.1f} ms vs {eager_ms:.1f} ms eager"
-
-
-def _time_eager(model: nn.Module, run_once: Callable[[nn.Module], Any], device: torch.device,
-                in_place: bool) -> float:
-    saved = getattr(model, "_compiled_call_impl", None) if in_place else None
-    if in_place:
-        model._compiled_call_impl = None
-    try:
-        ms = _time(lambda: run_once(model), device, None)
-    finally:
-        if in_place:
-            model._compiled_call_impl = saved
-    assert ms is not None
-    return ms
 
 
 def first_batches(data: Any, batch_size: int, n: int, device: torch.device) -> list[Tensor]:
@@ -394,6 +301,6 @@ def first_batches(data: Any, batch_size: int, n: int, device: torch.device) -> l
 
 __all__ = [
     "DTYPES", "KL_BOUND", "KL_TEMPERATURE", "FastChoice", "FastForward", "Variant",
-    "apply_variant", "choose_student", "choose_teacher", "first_batches", "layout_input",
-    "opaque_reason", "set_channels_last", "soft_kl", "try_compile",
+    "apply_variant", "choose_teacher", "first_batches", "layout_input", "opaque_reason",
+    "restore_rng", "set_channels_last", "soft_kl", "time_passes",
 ]

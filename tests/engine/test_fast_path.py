@@ -12,7 +12,8 @@ from torch import nn
 from kdgui.core.config import TrainingConfig, demo_config
 from kdgui.core.events import LogEvent, RunFinished, RunStarted
 from kdgui.engine import fast_path
-from kdgui.engine.fast_path import KL_BOUND, Variant, choose_student, choose_teacher
+from kdgui.engine.fast_path import KL_BOUND, Variant, choose_teacher
+from kdgui.engine.fast_student import choose_student
 from kdgui.engine.session import run
 from kdgui.engine.training import BatchSource, TeacherCache, teacher_outputs
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from kdgui.core.events import LogEvent
-from kdgui.engine import fast_path
+from kdgui.engine import fast_compile, fast_path, fast_student
 from kdgui.engine.fast_path import FastChoice, Variant
 from kdgui.engine.session.context import RunContext
 
@@ -54,7 +54,7 @@ def choose(
     else:
         runner, t_choice = fast_path.choose_teacher(teacher, [batch], tcfg, device,
                                                     features=features)
-    s_choice = fast_path.choose_student(student, batch, tcfg, device, features=features)
+    s_choice = fast_student.choose_student(student, batch, tcfg, device, features=features)
     messages = []
     if tcfg.compile != "off":
         runner, s_choice, messages = _compile(ctx, runner, t_choice, student, s_choice, batch)
@@ -85,7 +85,7 @@ def _compile(
             with torch.inference_mode():
                 return m(batch)
 
-        compiled, message = fast_path.try_compile(runner, teacher_once, device, auto=auto)
+        compiled, message = fast_compile.try_compile(runner, teacher_once, device, auto=auto)
         messages.append(("warning" if "failed" in message else "info", f"teacher: {message}"))
         if compiled is not runner:
             runner = compiled
@@ -96,11 +96,11 @@ def _compile(
         state = {k: v.clone() for k, v in student.state_dict().items()}
 
         def student_once(m: nn.Module) -> None:
-            fast_path.student_pass(m, batch, variant, device)
+            fast_student.student_pass(m, batch, variant, device)
 
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             fast_path.set_channels_last(student, variant.channels_last)
-            _, message = fast_path.try_compile(student, student_once, device, auto=auto,
+            _, message = fast_compile.try_compile(student, student_once, device, auto=auto,
                                                in_place=True)
         student.load_state_dict(state)  # the probe passes moved batch-norm statistics
         messages.append(("warning" if "failed" in message else "info", f"student: {message}"))
