@@ -43,25 +43,44 @@ from kdgui.engine.bias_correction import (
 )
 from kdgui.engine.data.load import load_data
 from kdgui.engine.distill.losses import HardLoss, SoftTargetLoss
+from kdgui.engine.lessons_kd_results import (
+    PAPER_MISSING_DIGIT,
+    bar_chart,
+    missing_digit_compare,
+    missing_digit_lines,
+)
 
-#: Where the lessons look for MNIST (a root holding MNIST/raw): $KDGUI_MNIST_ROOT first.
-MNIST_ROOTS = ("/work/shared/data",)
-#: The paper's missing-digit numbers (§3), shown beside the measured ones.
-PAPER_MISSING_DIGIT = {"test_errors": 206, "errors_on_3": 133, "threes": 1010,
-                       "bias_shift": 3.5, "test_errors_after": 109, "errors_on_3_after": 14,
-                       "accuracy_on_3": 1 - 133 / 1010, "accuracy_on_3_after": 1 - 14 / 1010}
+#: Where the lessons look for MNIST (a root holding MNIST/raw), after ``--data`` and
+#: $KDGUI_MNIST_ROOT: a ``data`` folder beside where the lesson is run, and this project's
+#: shared data folder.
+MNIST_ROOTS = ("data", "/work/shared/data")
 #: Class the missing-digit lesson removes (the paper's).
 MISSING = 3
 
 
+def mnist_places() -> list[str]:
+    """The folders searched for MNIST, in order ($KDGUI_MNIST_ROOT first when set)."""
+    return [r for r in (os.environ.get("KDGUI_MNIST_ROOT", ""), *MNIST_ROOTS) if r]
+
+
 def lesson_data_spec() -> str:
     """``mnist:ROOT`` when the MNIST files are present, else the embedded ``digits``."""
-    roots = [os.environ.get("KDGUI_MNIST_ROOT", ""), *MNIST_ROOTS]
-    for root in filter(None, roots):
+    for root in mnist_places():
         raw = Path(root) / "MNIST" / "raw"
         if raw.is_dir() and any(raw.glob("*idx1*")):
             return f"mnist:{root}"
     return "digits"
+
+
+def _data_lines(spec: str, chosen: bool) -> list[str]:
+    """What data the lesson runs on, and — on the digits fallback — how to give it MNIST."""
+    if spec.startswith("mnist") or chosen:
+        return []
+    return [f"MNIST was not found (looked for MNIST/raw in: {', '.join(mnist_places())}), so "
+            "this runs on the embedded 8×8 digits (1,797 images): the lesson works, but its "
+            "effect is smaller and the paper's numbers are not reached there.",
+            "For MNIST: pass --data mnist:ROOT (ROOT holds MNIST/raw; the two t10k files of "
+            "the 10,000-image test set are enough) or set KDGUI_MNIST_ROOT=ROOT."]
 
 
 def _arrays(cfg: DataConfig) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
@@ -127,6 +146,10 @@ def _sizes(spec: str) -> dict[str, Any]:
             "student_epochs": 40, "labels": 50, "dropout": 0.1}
 
 
+class _Stopped(Exception):
+    """Raised by :meth:`_Lesson.step` when the user stopped the lesson."""
+
+
 class _Lesson:
     """Progress events and the shared teacher of both lessons."""
 
@@ -134,11 +157,24 @@ class _Lesson:
         self.name, self.out, self.control, self.total, self.done = name, out, control, total, 0
         self.start = time.perf_counter()
 
-    def step(self, message: str) -> list[Event]:
-        """A progress event (the window's bar) and the same words as a log line (the CLI)."""
+    def step(self, message: str) -> Generator[Event, None, None]:
+        """A progress event (the window's bar) and the same words as a log line (the CLI);
+        then, when a stop was asked for, :class:`_Stopped` (the half-trained models of a
+        stopped lesson prove nothing, so nothing more is measured or written)."""
         self.done += 1
-        return [JobProgress(job=f"lesson:{self.name}", done=self.done, total=self.total,
-                            message=message), LogEvent(level="info", message=message)]
+        yield JobProgress(job=f"lesson:{self.name}", done=self.done, total=self.total,
+                          message=message)
+        yield LogEvent(level="info", message=message)
+        if self.control.stop_requested:
+            raise _Stopped
+
+    def stopped(self) -> Generator[Event, None, dict[str, Any]]:
+        """The end of a stopped lesson: no result, no lesson.json."""
+        result = {"lesson": self.name, "stopped": True}
+        yield LogEvent(level="info", message=f"stopped after {self.done} of {self.total} steps")
+        yield JobFinished(job=f"lesson:{self.name}", out_dir=str(self.out), result=result,
+                          stopped=True)
+        return result
 
     def log(self, message: str) -> Event:
         return LogEvent(level="info", message=message)
@@ -163,11 +199,13 @@ def run_missing_digit(out_dir: str | Path, *, control: RunControl | None = None,
                       meta: dict[str, Any] | None = None,
                       spec: str | None = None) -> Generator[Event, None, dict[str, Any]]:
     """The missing-digit lesson; returns (and writes) its result."""
-    spec = spec or lesson_data_spec()
+    chosen, spec = spec is not None, spec or lesson_data_spec()
     size = _sizes(spec)
     lesson = _Lesson("missing-digit", Path(out_dir), control or RunControl(), 5)
     previous = _threads()
     try:
+        for line in _data_lines(spec, chosen):
+            yield lesson.log(line)
         base = DataConfig(spec=spec, val_fraction=0.2, split="ordered")
         x_tr, y_tr, x_va, y_va, k = _arrays(base)
         tx, ty, _, _, _ = _arrays(base.model_copy(update={"exclude_classes": [MISSING]}))
@@ -204,14 +242,20 @@ def run_missing_digit(out_dir: str | Path, *, control: RunControl | None = None,
                   "bias_rule": "class share of the student's predictions on the validation "
                                "images = the teacher's (no labels used)",
                   "models": rows, "paper": PAPER_MISSING_DIGIT,
+                  "held_out": {"class": MISSING,
+                               "before": rows["distilled"]["accuracy_on_3"],
+                               "after": rows["distilled + bias"]["accuracy_on_3"]},
                   "class_names": [str(c) for c in range(k)]}
+        result["compare"] = missing_digit_compare(result)
         for line in missing_digit_lines(result):
             yield lesson.log(line)
-        _bar_chart(lesson.out, rows, result["class_names"])
+        bar_chart(lesson.out, rows, result["class_names"])
         yield from lesson.step("results written")
         event = lesson.finish(result)
         yield event
         return result
+    except _Stopped:
+        return (yield from lesson.stopped())
     finally:
         torch.set_num_threads(previous)
 
@@ -226,56 +270,19 @@ def _summary(logits: np.ndarray, y: np.ndarray, k: int) -> dict[str, Any]:
             "accuracy_on_3": per_class[MISSING], "per_class": per_class}
 
 
-def missing_digit_lines(result: dict[str, Any]) -> list[str]:
-    """The summary a class reads: measured numbers beside the paper's."""
-    p, m = result["paper"], result["models"]
-    n, threes = result["n_val"], m["teacher"]["count_3"]
-    lines = [f"{'model':<18} {'errors':>12} {'errors on 3s':>14} {'accuracy on 3s':>15}"]
-    for name, row in m.items():
-        lines.append(f"{name:<18} {row['errors']:>5} / {n:<5} {row['errors_on_3']:>6} / "
-                     f"{threes:<6} {row['accuracy_on_3']:>14.1%}")
-    lines += [f"paper (MNIST test, 10,000 images): 206 errors, 133 of 1,010 threes wrong "
-              f"({p['accuracy_on_3']:.1%} right); after bias +3.5: 109 errors, 14 on threes "
-              f"({p['accuracy_on_3_after']:.1%})",
-              f"bias shift computed here: +{result['bias_shift']:.2f} ({result['bias_rule']})"]
-    return lines
-
-
-def _bar_chart(out: Path, rows: dict[str, dict[str, Any]], names: list[str]) -> None:
-    """Per-class accuracy of each model as grouped bars (skipped without matplotlib)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    fig, ax = plt.subplots(figsize=(8, 3.2), dpi=100)
-    width = 0.8 / len(rows)
-    for i, (name, row) in enumerate(rows.items()):
-        xs = np.arange(len(names)) + (i - (len(rows) - 1) / 2) * width
-        ax.bar(xs, [100 * v for v in row["per_class"]], width, label=name)
-    ax.set_xticks(np.arange(len(names)), names)
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 105)
-    ax.legend(fontsize=7, ncols=len(rows), loc="lower left")
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "per_class.png")
-    plt.close(fig)
-
-
 def run_unlabelled(out_dir: str | Path, *, control: RunControl | None = None,
                    meta: dict[str, Any] | None = None,
                    spec: str | None = None) -> Generator[Event, None, dict[str, Any]]:
     """The unlabelled-transfer lesson: few labels alone vs the same labels plus a teacher on
     the whole (unlabelled) training split. The teacher itself was trained with all labels —
     it stands for a model trained elsewhere."""
-    spec = spec or lesson_data_spec()
+    chosen, spec = spec is not None, spec or lesson_data_spec()
     size = _sizes(spec)
     lesson = _Lesson("unlabelled", Path(out_dir), control or RunControl(), 4)
     previous = _threads()
     try:
+        for line in _data_lines(spec, chosen):
+            yield lesson.log(line)
         base = DataConfig(spec=spec, val_fraction=0.2, split="ordered")
         x_tr, y_tr, x_va, y_va, k = _arrays(base)
         masked = base.model_copy(update={"ignore_labels": True,
@@ -315,13 +322,22 @@ def run_unlabelled(out_dir: str | Path, *, control: RunControl | None = None,
                   "gain_points": 100 * (rows["distilled, unlabelled"]["accuracy"]
                                         - rows[f"{int(labelled.sum())} labels"]["accuracy"]),
                   "class_names": [str(c) for c in range(k)]}
+        acc = [row["accuracy"] for row in rows.values()]
+        result["compare"] = [
+            ["few labels alone", "44.5% (hard labels of 3% of the data)",
+             f"{acc[1]:.1%} ({result['n_labelled']} labels)"],
+            ["distilled", "57.0% (soft targets on the same 3%)",
+             f"{acc[2]:.1%} ({len(ux):,} images, {result['n_labelled']} labelled)"],
+            ["all labels", "58.9% (all the data)", f"{acc[0]:.1%} (the teacher)"]]
         for name, row in rows.items():
             yield lesson.log(f"{name:<24} validation accuracy {row['accuracy']:.1%}")
         yield lesson.log(f"distillation on unlabelled images adds {result['gain_points']:.1f} "
                          "points")
-        _bar_chart(lesson.out, rows, result["class_names"])
+        bar_chart(lesson.out, rows, result["class_names"])
         event = lesson.finish(result)
         yield event
         return result
+    except _Stopped:
+        return (yield from lesson.stopped())
     finally:
         torch.set_num_threads(previous)

@@ -59,6 +59,12 @@ def make_sweeps(window: ViewHost) -> QWidget:
     return panel
 
 
+def make_classroom(window: ViewHost) -> QWidget:
+    from kdgui.gui.qt_classroom_view import QtClassroomView
+
+    return QtClassroomView(window, lessons_root=window.runs_root / "lessons")  # type: ignore
+
+
 def make_history(window: ViewHost) -> QWidget:
     from kdgui.gui.qt_history_panel import QtHistoryPanel
 
@@ -80,8 +86,10 @@ EXTRA_VIEWS: tuple[tuple[str, str, Factory], ...] = (
     ("explorer", "9 · Soft-target explorer", make_explorer),
     ("sensitivity", "Pruning sensitivity", make_sensitivity),
     ("sweeps", "Sweeps & lessons", make_sweeps),
+    ("classroom", "Classroom", make_classroom),
     ("history", "History", make_history),
 )
 
-__all__ = ["EXTRA_VIEWS", "Factory", "make_explorer", "make_history", "make_models",
+__all__ = ["EXTRA_VIEWS", "Factory", "make_classroom", "make_explorer", "make_history",
+           "make_models",
            "make_sensitivity", "make_sweeps"]

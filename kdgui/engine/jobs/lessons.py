@@ -3,6 +3,6 @@
 
 from __future__ import annotations
 
-from kdgui.engine.classroom import LESSONS, Lesson, get_lesson, run_lesson
+from kdgui.engine.classroom import LESSONS, Lesson, check_lesson_data, get_lesson, run_lesson
 
-__all__ = ["LESSONS", "Lesson", "get_lesson", "run_lesson"]
+__all__ = ["LESSONS", "Lesson", "check_lesson_data", "get_lesson", "run_lesson"]

@@ -1,0 +1,116 @@
+"""What the Classroom view shows after a lesson: a headline, published-vs-measured rows, a chart.
+
+Plain data, no Qt: it only reads what a lesson's job returned — the result dict of a lesson with
+its own experiment (``lesson.json``: ``models``, ``compare``, ``held_out``), the rows of a sweep
+lesson (``sweep.csv``'s), or the summary of a single-run lesson (its stages) — and chooses how
+to show it. No number is computed here that the engine did not measure.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Chart:
+    """Grouped bars: one group per category, one bar per series (values in percent)."""
+
+    title: str
+    categories: list[str]
+    series: dict[str, list[float]] = field(default_factory=dict)
+    #: Series drawn in grey (the teacher: a reference, not a result).
+    muted: tuple[str, ...] = ()
+
+
+@dataclass
+class Outcome:
+    """A finished lesson as the view shows it."""
+
+    headline: str
+    #: (what, published, measured here) rows.
+    compare: list[list[str]]
+    chart: Chart | None
+
+
+def _pct(value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return 100.0 * v
+
+
+def from_lesson_result(result: dict[str, Any], published: str) -> Outcome:
+    """A lesson with its own experiment (missing-digit, unlabelled)."""
+    models: dict[str, dict[str, Any]] = result.get("models") or {}
+    compare = [list(map(str, row)) for row in result.get("compare") or []]
+    if not compare and published:
+        compare = [["the paper", published, "see the chart"]]
+    held = result.get("held_out")
+    if held:  # missing-digit: per-class bars, before and after the bias correction
+        headline = (f"{held['class']}s right: {held['before']:.1%} before the bias correction → "
+                    f"{held['after']:.1%} after (shift +{result.get('bias_shift', 0):.2f}, "
+                    "computed from the data)")
+        names = [str(c) for c in result.get("class_names") or []]
+        series = {("distilled, before the correction" if name == "distilled" else
+                   "distilled, after the correction" if name == "distilled + bias" else name):
+                  [_pct(v) for v in row.get("per_class", [])] for name, row in models.items()}
+        chart = Chart(f"Accuracy per digit ({held['class']} never seen by the students)",
+                      names, series, muted=("teacher",))
+        return Outcome(headline, compare, chart)
+    acc = {name: _pct(row.get("accuracy")) for name, row in models.items()}
+    names = list(acc)
+    if len(names) >= 3:  # unlabelled: teacher, few labels, distilled
+        gain = result.get("gain_points", acc[names[2]] - acc[names[1]])
+        headline = (f"distilled on unlabelled images: {acc[names[2]]:.1f}% against "
+                    f"{acc[names[1]]:.1f}% from {names[1]} alone ({gain:+.1f} points)")
+    else:
+        headline = ", ".join(f"{n}: {v:.1f}%" for n, v in acc.items())
+    chart = Chart("Validation accuracy", names, {"validation accuracy": list(acc.values())},
+                  muted=("teacher",))
+    return Outcome(headline, compare, chart)
+
+
+def from_sweep_rows(rows: list[dict[str, Any]], published: str,
+                    value_names: dict[str, str], key: str) -> Outcome:
+    """A sweep lesson: the student's accuracy at each value, the teacher beside it."""
+    labels = [str(r.get("label", r.get("value"))) for r in rows]
+    cats = [f"{lab}\n{value_names[lab]}" if lab in value_names else lab for lab in labels]
+    student = [_pct(r.get("accuracy")) for r in rows]
+    teacher = [_pct(r.get("teacher_accuracy")) for r in rows]
+    measured = " · ".join(f"{lab}: {v:.1f}%" for lab, v in zip(labels, student, strict=True))
+    series = {"student": student}
+    if any(not math.isnan(t) for t in teacher):
+        series["teacher"] = teacher
+    best = max(range(len(rows)), key=lambda i: -math.inf if math.isnan(student[i]) else
+               student[i]) if rows else None
+    headline = (f"best: {key} = {labels[best]}, {student[best]:.1f}%" if best is not None
+                else "no run completed")
+    compare = [[f"accuracy by {key}", published or "—", measured or "—"]]
+    return Outcome(headline, compare, Chart(f"Accuracy against {key}", cats, series,
+                                            muted=("teacher",)))
+
+
+def from_run_summary(summary: dict[str, Any], published: str) -> Outcome:
+    """A single-run lesson: accuracy after each stage (teacher, student, each compression)."""
+    stages: dict[str, float] = {}
+    for key in ("teacher", "student"):
+        if isinstance(summary.get(key), dict):
+            stages[key] = _pct(summary[key].get("accuracy"))
+    items = summary.get("stages") or []
+    if isinstance(items, dict):
+        items = [{"name": k, **v} for k, v in items.items() if isinstance(v, dict)]
+    for item in items:
+        if isinstance(item, dict):
+            metrics = item.get("metrics", item)
+            stages[str(item.get("name", f"stage {len(stages)}"))] = _pct(metrics.get("accuracy"))
+    measured = " → ".join(f"{n} {v:.1f}%" for n, v in stages.items())
+    compare = [["accuracy per stage", published or "—", measured or "—"]]
+    return Outcome(measured or "the run finished", compare,
+                   Chart("Accuracy after each stage", list(stages),
+                         {"accuracy": list(stages.values())}))
+
+
+__all__ = ["Chart", "Outcome", "from_lesson_result", "from_run_summary", "from_sweep_rows"]
