@@ -73,7 +73,9 @@ def format_diff(result: dict[str, Any], only_changed: bool = False) -> str:
         for kind in kinds:
             a, b = (_cell(v, kind) for v in row[kind])
             cells.append(a if a == b else f"{a} → {b}")
-        table.append([row["name"], *cells, row["status"]])
+        kind = row.get("kind")
+        status = row["status"] if kind in (None, "same", "changed") else f"{row['status']} ({kind})"
+        table.append([row["name"], *cells, status])
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     lines = [f"A: {result['a']}", f"B: {result['b']}", ""]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()

@@ -32,6 +32,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-shape", metavar="C,H,W",
                    help="one sample's shape when the file does not say (e.g. 1,28,28)")
     p.add_argument("--trust", action="store_true", help="allow pickled modules (runs code)")
+    p.add_argument("--compare", metavar="B",
+                   help="a second model to draw beside MODEL (same forms, or RUN:MODEL as in "
+                        "kdgui diff); prints the layer-by-layer diff, and each graph's changed "
+                        "layers carry kdgui.change")
+    p.add_argument("--overlays", action="store_true",
+                   help="measure each layer's latency and quantization error and write them on "
+                        "the graph (kdgui.latency_ms, kdgui.quant_error)")
     p.set_defaults(handler=cmd_netron)
 
 
@@ -71,6 +78,8 @@ def cmd_netron(args: argparse.Namespace) -> int:
         raise info.error()
     if info.problem:
         print(f"warning: {info.message}", file=sys.stderr)
+    if args.compare or args.overlays:
+        return cmd_compare(args)
     source = model_source_for_path(args.model, arch=args.arch, num_classes=args.num_classes,
                              trust=args.trust, input_shape=parse_shape(args.input_shape))
     work = tempfile.mkdtemp(prefix="kdgui-netron-model-")
@@ -98,6 +107,76 @@ def cmd_netron(args: argparse.Namespace) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``--compare B`` (two graphs and their diff) and/or ``--overlays`` (measured layers)."""
+    import contextlib
+
+    from kdgui.cli.diff_cmd import format_diff
+    from kdgui.engine.jobs import compare_models, compare_source, measure_model, netron_server
+
+    kwargs = {"arch": args.arch, "num_classes": args.num_classes, "trust": args.trust,
+              "input_shape": parse_shape(args.input_shape)}
+    names = [args.model, *([args.compare] if args.compare else [])]
+    sources = [compare_source(name, **kwargs) for name in names]
+    work = tempfile.mkdtemp(prefix="kdgui-netron-model-")
+    previous = signal.signal(signal.SIGTERM, _interrupt) if threading_main() else None
+    try:
+        if sys.stderr.isatty():
+            print("preparing " + " and ".join(s.label for s in sources) + " …",
+                  file=sys.stderr)
+        if args.compare:
+            result = compare_models(*sources, work, overlays=args.overlays)
+            sides = [result.a, result.b]
+            print(format_diff({"a": sources[0].label, "b": sources[1].label,
+                               "rows": result.rows, "params": list(result.params),
+                               "changed": sum(r["status"] != "same" for r in result.rows)}))
+            for note in result.notes:
+                print(f"note: {note}", file=sys.stderr)
+        else:
+            sides = [measure_model(sources[0], work, overlays=True)]
+        for side in sides:
+            for note in side.prepared.notes:
+                print(f"note: {note}", file=sys.stderr)
+            if side.overlays is not None:
+                print(format_overlays(side.prepared.source.label, side.overlays))
+        with contextlib.ExitStack() as stack:
+            servers = [stack.enter_context(netron_server(side.prepared.onnx_path,
+                                                         args.port + i if args.port else None))
+                       for i, side in enumerate(sides)]
+            for label, server in zip(("A", "B"), servers, strict=False):
+                url = server.url.rstrip("/")
+                print(f"{label}: {url}" if len(servers) > 1 else url, flush=True)
+                if not args.no_browser:
+                    webbrowser.open(url)
+            print("serving on 127.0.0.1 only; Ctrl-C to stop", file=sys.stderr)
+            try:
+                while all(server.running for server in servers):
+                    _pause(0.2)
+            except KeyboardInterrupt:
+                print("\nstopped", file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def format_overlays(label: str, overlays: object) -> str:
+    """Each measured layer's latency and quantization error as an aligned table."""
+    values = getattr(overlays, "values", {})
+    lines = [f"{label}: per-layer measurements on {getattr(overlays, 'inputs', '')}"]
+    reference = getattr(overlays, "reference", None)
+    if reference:
+        lines[0] += f"; quantization error vs {reference}"
+    width = max([len(n) for n in values] + [5])
+    lines.append(f"{'layer':<{width}}  {'ms/batch':>9}  {'quant err':>9}")
+    for name, row in values.items():
+        ms, err = row.get("latency_ms"), row.get("quant_error")
+        lines.append(f"{name:<{width}}  {'' if ms is None else f'{ms:.3f}':>9}  "
+                     f"{'' if err is None else f'{err:.3g}':>9}")
+    return "\n".join(lines)
 
 
 def _interrupt(signum: int, frame: object) -> None:

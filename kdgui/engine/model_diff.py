@@ -55,7 +55,7 @@ def model_layers(source: str) -> tuple[str, list[dict[str, Any]]]:
 
 
 #: Output key and layer-table key of each column the diff shows.
-_SHOWN = (("type", "type"), ("shape", "out_shape"), ("params", "params"),
+_SHOWN = (("type", "type"), ("shape", "out_shape"), ("params", "params"), ("nonzero", "nonzero"),
           ("sparsity", "sparsity"), ("bits", "bits"), ("rank", "rank"))
 
 
@@ -63,12 +63,42 @@ def _get(row: dict[str, Any] | None, key: str) -> Any:
     return None if row is None else row.get(key)
 
 
+#: What happened to a layer, as the compare view colours it (``same`` is not highlighted).
+KINDS = ("removed", "added", "decomposed", "quantized", "shared", "pruned", "changed", "same")
+
+
+def change_kind(row: dict[str, Any]) -> str:
+    """What a :func:`diff_layers` row says happened to its layer, from A to B.
+
+    ``removed``/``added`` (one side only), ``decomposed`` (a rank appeared), ``quantized`` (bits
+    appeared and the layer type changed, e.g. ``Linear`` → ``DynamicQuantizedLinear``),
+    ``shared`` (bits appeared on the same float type: weight sharing to 2^bits values),
+    ``pruned`` (fewer non-zeros, removed channels or fewer parameters), ``changed`` (anything
+    else that differs, e.g. another width in a student), ``same``.
+    """
+    if row["status"] in ("only A", "only B"):
+        return "removed" if row["status"] == "only A" else "added"
+    changed = set(row["changed"])
+    if not changed:
+        return "same"
+    if "rank" in changed and row["rank"][1] is not None:
+        return "decomposed"
+    if "bits" in changed and row["bits"][1] is not None:
+        return "quantized" if "type" in changed else "shared"
+    (pa, pb), (na, nb) = row["params"], row.get("nonzero") or [None, None]
+    if "removed_channels" in changed or (na is not None and nb is not None and nb < na) or (
+            "type" not in changed and pa is not None and pb is not None and pb < pa):
+        return "pruned"
+    return "changed"
+
+
 def diff_layers(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One plain row per layer name, A's order first, then layers only B has.
 
     Keys: ``name``, ``status`` (``same``, ``changed``, ``only A``, ``only B``), ``changed``
-    (the compared keys that differ), and ``type``, ``shape``, ``params``, ``sparsity``,
-    ``bits``, ``rank`` as ``[A value, B value]`` pairs (None on the missing side).
+    (the compared keys that differ), ``kind`` (:func:`change_kind`), and ``type``, ``shape``,
+    ``params``, ``nonzero``, ``sparsity``, ``bits``, ``rank`` as ``[A value, B value]`` pairs
+    (None on the missing side).
     """
     by_b = {row["name"]: row for row in b}
     names = [row["name"] for row in a] + [n for n in by_b if n not in {r["name"] for r in a}]
@@ -81,8 +111,20 @@ def diff_layers(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[s
         else:
             changed = [k for k in COMPARED if ra.get(k) != rb.get(k)]
             status = "changed" if changed else "same"
-        rows.append({"name": name, "status": status, "changed": changed,
-                     **{out: [_get(ra, key), _get(rb, key)] for out, key in _SHOWN}})
+        row = {"name": name, "status": status, "changed": changed,
+               **{out: [_get(ra, key), _get(rb, key)] for out, key in _SHOWN}}
+        row["kind"] = change_kind(row)
+        rows.append(row)
+    # A factorised layer is replaced by its factors (``fc`` -> ``fc.0``, ``fc.1``, with a rank):
+    # both the layer that went and the factors that came are "decomposed".
+    factors = [r for r in rows if r["kind"] == "added" and r["rank"][1] is not None]
+    for row in rows:
+        if row["kind"] == "removed" and any(f["name"].startswith(row["name"] + ".")
+                                            for f in factors):
+            row["kind"] = "decomposed"
+            for factor in factors:
+                if factor["name"].startswith(row["name"] + "."):
+                    factor["kind"] = "decomposed"
     return rows
 
 
@@ -96,4 +138,4 @@ def diff_models(a: str, b: str) -> dict[str, Any]:
             "changed": sum(r["status"] != "same" for r in rows)}
 
 
-__all__ = ["COMPARED", "diff_layers", "diff_models", "measured_models", "model_layers"]
+__all__ = ["COMPARED", "KINDS", "change_kind", "diff_layers", "diff_models", "measured_models", "model_layers"]

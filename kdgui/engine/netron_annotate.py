@@ -216,6 +216,47 @@ def _write_model(proto: onnx.ModelProto, notes: list[str], title: str, prune_sta
         proto.metadata_props.add(key=key, value=value)
 
 
+#: Measured per-layer values (:mod:`kdgui.engine.netron_overlays`) and how a node describes them.
+MEASURED = {"latency_ms": "latency: {:.3f} ms per batch", "quant_error":
+            "quantization error: {:.4g} (relative L2 of the output vs the float layer)",
+            "change": "change: {} (vs the model it is compared with)"}
+
+
+def add_layer_values(path: str | Path, values: Mapping[str, Mapping[str, Any]], *,
+                     about: str = "") -> int:
+    """Add measured values (``{layer: {"latency_ms": ..}}``, keys of :data:`MEASURED`) to the
+    nodes already annotated with each layer, in place; all earlier ones are replaced. Returns
+    the number of nodes written."""
+    proto = onnx.load(str(path))
+    written = 0
+    for node in proto.graph.node:
+        meta = {p.key: p.value for p in node.metadata_props}
+        layer = meta.get(f"{KEY}.layer")
+        keys = {f"{KEY}.{k}" for k in MEASURED}
+        kept = [p for p in node.metadata_props if p.key not in keys]
+        lines = [line for line in node.doc_string.splitlines()
+                 if not any(line.startswith(t.split(":")[0] + ":") for t in MEASURED.values())]
+        found = dict(values.get(layer) or {}) if layer else {}
+        del node.metadata_props[:]  # after kdgui's own keys, before the exporter's
+        node.metadata_props.extend(p for p in kept if p.key.startswith(KEY + "."))
+        for key, template in MEASURED.items():
+            if key in found:
+                value = found[key]
+                text = f"{value:.6g}" if isinstance(value, float) else str(value)
+                node.metadata_props.add(key=f"{KEY}.{key}", value=text)
+                lines.append(template.format(found[key]))
+        node.metadata_props.extend(p for p in kept if not p.key.startswith(KEY + "."))
+        node.doc_string = "\n".join(lines)
+        written += bool(found)
+    meta = [p for p in proto.metadata_props if p.key != f"{KEY}.measured"]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(meta)
+    if about:
+        proto.metadata_props.add(key=f"{KEY}.measured", value=about)
+    onnx.save(proto, str(path))
+    return written
+
+
 def read_annotations(path: str | Path) -> dict[str, dict[str, str]]:
     """``{node name: {kdgui key: value}}`` of an annotated file (for tests and the CLI)."""
     proto = onnx.load(str(path))

@@ -88,6 +88,7 @@ def cluster_model(model: nn.Module, params: Any) -> dict[str, tuple[int, Cluster
                                      iterations=params.iterations, seed=params.seed)
         with torch.no_grad():
             module.weight.copy_(torch.from_numpy(clustering.weights()).to(module.weight))
+        module.kdgui_bits = bits  # the layer table and the graph show the shared layer's bits
         result[name] = (bits, clustering)
     return result
 
