@@ -186,8 +186,8 @@ class TrainLoop:
                     t_logits = cache.lookup(idx, lambda x=x: distiller.teacher_logits(x))
                 else:
                     t_logits = cache[idx.to(cache.device)]
-            with amp():
-                losses, logits = distiller(x, y, t_logits)
+            with amp():  # a term that keeps state per sample (CRD) reads the batch's indices
+                losses, logits = distiller(x, y, t_logits, idx)
             total = losses["total"]
             if not torch.isfinite(total):
                 self._diverged(phase, epoch, losses)

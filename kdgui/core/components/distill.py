@@ -35,14 +35,17 @@ Temperature = Annotated[
 
 LayerPairs = list[tuple[str, str]] | None
 
-Input = Literal["labels", "logits", "features"]
+#: What a loss reads: the true classes, the teacher's logits, paired feature maps, and/or each
+#: sample's index in the training set (``index``: a loss that keeps state per sample, like CRD's
+#: memory bank; the data pipeline then must give indices, and the loss is told the set's size).
+Input = Literal["labels", "logits", "features", "index"]
 
 
 class LossParams(Params):
     """Base of a loss's parameters; ``inputs`` says what the loss is called with, in order
     after the student's output: ``labels`` → the targets, ``logits`` → the teacher's logits,
     ``features`` → ``(student_feats, teacher_feats)`` lists of paired layer outputs instead
-    of logits."""
+    of logits, ``index`` → each sample's index in the training set."""
 
     inputs: ClassVar[tuple[Input, ...]] = ("logits",)
 
@@ -224,4 +227,68 @@ register(
     "student (the authors weight it about 3000).",
     "L_sp = ||G_t - G_s||_F^2 / N^2,  G = normalize_rows(E E^T)",
     "Tung, Mori. Similarity-Preserving Knowledge Distillation. ICCV 2019",
+)
+
+
+class CRDParams(LossParams):
+    """Contrastive representation distillation (Tian et al. 2020); defaults from the authors'
+    RepDistiller code (feat_dim 128, nce_k 16384, nce_t 0.07, nce_m 0.5, 'exact' negatives)."""
+
+    #: Labels: negatives of another class (``negatives``); index: the sample's bank entry.
+    inputs: ClassVar[tuple[Input, ...]] = ("features", "index", "labels")
+    feat_dim: int = param(128, "Size of the embedding space the student's and the teacher's "
+                          "linear heads project into (then L2-normalised).", ge=2, le=4096)
+    nce_k: int = param(16384, "Negatives per positive, drawn from the memory bank (capped at the "
+                       "training set's size minus one).", ge=1, le=1_000_000)
+    nce_t: float = param(0.07, "Temperature t of the contrast exp(<v, m> / t).", gt=0.0, le=10.0,
+                         step=0.01)
+    nce_m: float = param(0.5, "Momentum of the memory bank: m ← normalize(nce_m·m + (1 − nce_m)·v)",
+                         ge=0.0, lt=1.0, step=0.05)
+    negatives: Literal["other_class", "uniform"] = param(
+        "other_class", "Where negatives come from: samples of another class (the authors' "
+        "'exact' mode; a sample's class is known once it was seen) or any sample.")
+    pool: bool = pool_param(True)
+
+
+class ViTHintParams(LossParams):
+    """Hidden-state and attention-map hints between transformer blocks (TinyBERT's hidden and
+    attention losses with its uniform layer mapping; attention compared as distributions, as
+    MiniLM does)."""
+
+    inputs: ClassVar[tuple[Input, ...]] = ("features",)
+    which: Literal["hidden", "attention", "both"] = param(
+        "both", "What each block pair compares: its output tokens (hidden states, through a "
+        "linear adapter when the widths differ), its self-attention maps, or both.")
+    hidden_weight: float = param(1.0, "Weight of the hidden-state MSE.", ge=0.0, le=1000.0)
+    attention_weight: float = param(1.0, "Weight of the attention-map KL.", ge=0.0, le=1000.0)
+    mapping: Literal["uniform", "last"] = param(
+        "uniform", "Automatic block pairs (when none are given): 'uniform' pairs student block m "
+        "with teacher block m·N/M (TinyBERT); 'last' pairs the last blocks only.")
+
+
+_CRD = "kdgui.engine.distill.crd"
+_VIT = "kdgui.engine.distill.vit_hints"
+
+register(
+    "loss", "crd", CRDParams, f"{_CRD}:CRDLoss", "Contrastive (CRD)",
+    "Contrasts each sample's student embedding with the teacher's embedding of the same sample "
+    "(positive) and of nce_k other samples (negatives) kept in a memory bank over the whole "
+    "training set, and the teacher's with the student's bank: a lower bound on their mutual "
+    "information. Learned linear heads (128-d, L2-normalised) embed both; the authors weight "
+    "it 0.8 beside the hard loss. Reads each sample's index, so it needs indexable data.",
+    "L_crd = −Σ_side [log h(v, m_pos) + Σ_k log(1 − h(v, m_k))],  h = P/(P + K/N),  "
+    "P = exp(<v, m>/t)/Z,  m ← normalize(nce_m·m + (1 − nce_m)·v)",
+    "Tian, Krishnan, Isola. Contrastive Representation Distillation. ICLR 2020",
+)
+register(
+    "loss", "vit_hidden", ViTHintParams, f"{_VIT}:ViTHintLoss", "ViT hidden/attention hints",
+    "Between a ViT teacher and a ViT student (torchvision VisionTransformer, timm ViT/DeiT): "
+    "the MSE of paired blocks' output tokens after a linear adapter, and/or the KL of their "
+    "self-attention maps. Blocks pair uniformly by depth; different token grids (patch or image "
+    "sizes) are resampled, class tokens compared with class tokens (a DeiT distillation token "
+    "is dropped when the other has none), different head counts compared head-averaged.",
+    "L_vit = mean_pairs [w_h MSE(H_s W + b, H_t) + w_a mean_rows KL(A_t || A_s)],  "
+    "teacher block of student block m: m·N/M",
+    "Jiao et al. TinyBERT: Distilling BERT for Natural Language Understanding. Findings of "
+    "EMNLP 2020; Wang et al. MiniLM: Deep Self-Attention Distillation. NeurIPS 2020",
 )

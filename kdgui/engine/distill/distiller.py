@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from kdgui.core.config import DistillConfig
 from kdgui.core.errors import CompatibilityError, ConfigError
 from kdgui.core.registry import losses
-from kdgui.engine.distill.pairing import Pair, resolve_pairs
+from kdgui.engine.distill.pairing import Pair, TermSetup, resolve_pairs
 from kdgui.engine.distill.taps import FeatureTap, check_hookable
 
 #: Weights at or below this are treated as 0 (``1 - 0.7 - 0.2 - 0.1`` is not exactly 0).
@@ -93,12 +93,16 @@ class Distiller(nn.Module):
         cfg: DistillConfig,
         input_shape: tuple[int, int, int],
         device: torch.device | str = "cpu",
+        *,
+        num_samples: int | None = None,
     ) -> None:
         """Build the losses (weight-0 terms are not built), pair layers, add adapters and taps.
 
         ``teacher`` is changed in place: moved to ``device``, set to eval mode and given
         ``requires_grad=False``. ``input_shape`` is one sample's ``(C, H, W)``, used for one probe
         forward pass that finds the layers' output shapes when a term reads feature maps.
+        ``num_samples`` is the training set's size, which a loss that reads sample indices (CRD's
+        memory bank) is built for.
         """
         super().__init__()
         self.cfg = cfg
@@ -133,10 +137,15 @@ class Distiller(nn.Module):
             params = spec.validated_params()
             component = components[key]
             pairs: list[Pair] = []
-            if key in self.pairs:
-                impl = component.load()
-                field = (f"distill.{spec.name}.pairs" if cfg.terms is None
-                         else f"distill.terms[{i}].pairs")
+            impl = component.load()
+            field = (f"distill.{spec.name}.pairs" if cfg.terms is None
+                     else f"distill.terms[{i}].pairs")
+            if hasattr(impl, "build"):  # a loss that finds its layers and sizes itself (CRD, ViT)
+                loss = impl.build(params, TermSetup(teacher, self.student, input_shape, spec.pairs,
+                                                    self.device, field, num_samples))
+                pairs = list(getattr(loss, "pairs", []))
+                self.pairs[key] = pairs
+            elif key in self.pairs:
                 rule = getattr(impl, "pair_rule", "any")
                 pairs, t_shapes, s_shapes = resolve_pairs(
                     teacher, self.student, input_shape, rule, spec.pairs, self.device, field
@@ -150,10 +159,15 @@ class Distiller(nn.Module):
                 loss = _build(spec.name, params)
             loss = loss.to(self.device)
             self.add_module(module_name, loss)
-            self._active_terms.append(_Term(key, spec.weight, loss, inputs[key], pairs))
+            # What the taps collect for the term: its layer pairs, or other outputs of them (a
+            # ViT term also reads its blocks' attention maps, 'block@attention').
+            taps = list(getattr(loss, "tap_pairs", pairs))
+            self._active_terms.append(_Term(key, spec.weight, loss, inputs[key], taps))
         self.needs_labels = any("labels" in t.inputs for t in self._active_terms)
+        self.needs_index = [t.key for t in self._active_terms if "index" in t.inputs]
 
-        feature_pairs = [p for k in feature_keys for p in self.pairs[k]]
+        feature_pairs = [p for t in self._active_terms if "features" in t.inputs
+                         for p in t.pairs]
         t_layers = list(dict.fromkeys(t for t, _ in feature_pairs))
         s_layers = list(dict.fromkeys(s for _, s in feature_pairs))
         self._t_tap = FeatureTap(teacher, t_layers) if t_layers else None
@@ -196,9 +210,11 @@ class Distiller(nn.Module):
     # -- the step ----------------------------------------------------------------------------
 
     def forward(
-        self, x: Tensor, y: Tensor | None, teacher_logits: Tensor | None = None
+        self, x: Tensor, y: Tensor | None, teacher_logits: Tensor | None = None,
+        index: Tensor | None = None,
     ) -> tuple[dict[str, Tensor], Tensor]:
-        """Weighted loss terms and the student's logits for one batch."""
+        """Weighted loss terms and the student's logits for one batch; ``index`` holds each
+        sample's index in the training set (read by terms that declare the ``index`` input)."""
         if self.needs_teacher_features or (self.needs_teacher_logits and teacher_logits is None):
             # The teacher runs anyway: its fresh logits are used (cached ones would be equal).
             with torch.no_grad():
@@ -210,18 +226,26 @@ class Distiller(nn.Module):
                 "Provide labels, or remove the terms that read them (with the shorthand, set "
                 "alpha + beta + gamma to 1).",
             )
+        if self.needs_index and index is None:
+            raise ConfigError(
+                f"loss term '{self.needs_index[0]}' reads each sample's index in the training "
+                "set, but the batches carry none (a DataLoader given directly)",
+                "Give the training data as a Dataset (kdgui then indexes it), or remove the "
+                "term.",
+            )
         zero = self._zero
         terms = dict.fromkeys(self.keys, zero)
         feats = self._features() if self.needs_teacher_features else None
         total: Tensor | None = None
+        given = {"logits": teacher_logits, "labels": y, "index": index}
         for term in self._active_terms:
+            args = [given[i] for i in term.inputs if i != "features"]
             if "features" in term.inputs:
                 assert feats is not None
                 s_out, t_out = feats
                 value = term.loss([s_out[s] for _, s in term.pairs],
-                                  [t_out[t] for t, _ in term.pairs])
+                                  [t_out[t] for t, _ in term.pairs], *args)
             else:
-                args = [teacher_logits if i == "logits" else y for i in term.inputs]
                 value = term.loss(student_logits, *args)
             terms[term.key] = value
             part = value * term.weight

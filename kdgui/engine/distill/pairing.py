@@ -17,6 +17,7 @@ that lists the candidate layers with their shapes, not a ``KeyError`` deep insid
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -153,7 +154,35 @@ def auto_pairs(
     return pairs
 
 
+@dataclass
+class TermSetup:
+    """What the distiller tells a loss that builds itself (``impl.build(params, setup)``): both
+    networks, one sample's shape, the term's own ``pairs`` (None: automatic), the device, the
+    config field to name in errors, and ``num_samples``, the training set's size (given when the
+    loss reads sample indices; None when the caller did not say)."""
+
+    teacher: nn.Module
+    student: nn.Module
+    input_shape: tuple[int, ...]
+    pairs: Sequence[Sequence[str]] | None
+    device: torch.device | str | None
+    field: str
+    num_samples: int | None = None
+
+    def resolve(
+        self, kind: Kind, *, deepest_only: bool = False
+    ) -> tuple[list[Pair], dict[str, Shape], dict[str, Shape]]:
+        """:func:`resolve_pairs` for this term; ``deepest_only`` keeps only the deepest automatic
+        pair (a loss that, like CRD, distils the penultimate features)."""
+        pairs, t_shapes, s_shapes = resolve_pairs(self.teacher, self.student, self.input_shape,
+                                                  kind, self.pairs, self.device, self.field)
+        if deepest_only and not self.pairs:
+            pairs = pairs[-1:]
+        return pairs, t_shapes, s_shapes
+
+
 __all__ = [
+    "TermSetup",
     "auto_pairs",
     "candidate_layers",
     "match_stages",

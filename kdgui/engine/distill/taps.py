@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from kdgui.core.errors import CompatibilityError, ConfigError
+from kdgui.engine.distill.attention_probs import ATTENTION, attention_probs, find_attention
 from kdgui.engine.models.frozen import FEATURE_FORMATS, feature_maps_refusal
 
 Shape = tuple[int, ...]
@@ -62,7 +63,9 @@ class FeatureTap:
     Hooks stay registered until :meth:`remove` (or the end of a ``with`` block), so a training loop
     can register them once and read :attr:`outputs` after each forward pass. Outputs keep their
     autograd graph (the student's features must back-propagate); call :meth:`clear` once a loss
-    has used them so that the last batch's activations are not kept alive.
+    has used them so that the last batch's activations are not kept alive. A name
+    ``"<layer>@attention"`` stores the attention probabilities of that attention layer (or of
+    the first one inside that block) instead of an output (see :mod:`.attention_probs`).
     """
 
     def __init__(self, model: nn.Module, layer_names: Iterable[str]) -> None:
@@ -71,7 +74,8 @@ class FeatureTap:
         self._handles: list[Any] = []
         modules = dict(model.named_modules())
         names = list(dict.fromkeys(layer_names))
-        unknown = [n for n in names if n not in modules or n == ""]
+        unknown = [n for n in names if n.removesuffix(ATTENTION) not in modules
+                   or n.removesuffix(ATTENTION) == ""]
         if unknown:
             known = [n for n in modules if n]
             shown = ", ".join(known[:40]) + (" …" if len(known) > 40 else "")
@@ -80,7 +84,16 @@ class FeatureTap:
                 f"Use one of: {shown or 'none (the model has no submodules)'}.",
             )
         for name in names:
-            self._handles.append(_register(modules[name], name, self._hook(name)))
+            base = name.removesuffix(ATTENTION)
+            if base == name:
+                self._handles.append(_register(modules[name], name, self._hook(name)))
+                continue
+            attention = find_attention(modules[base])
+            if attention is None:
+                raise ConfigError(f"layer '{base}' of {type(model).__name__} has no attention "
+                                  "module, so it has no attention map",
+                                  "Name a transformer block or its attention layer.")
+            self._handles.append(_register(attention, name, self._attention_hook(name)))
         self.layer_names = names
 
     def _hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
@@ -90,6 +103,14 @@ class FeatureTap:
             tensor = _first_tensor(output)
             if tensor is not None:
                 outputs[name] = tensor
+
+        return hook
+
+    def _attention_hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
+        outputs = self.outputs
+
+        def hook(module: nn.Module, inputs: Any, _output: Any) -> None:
+            outputs[name] = attention_probs(module, tuple(inputs))
 
         return hook
 

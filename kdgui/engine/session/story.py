@@ -44,11 +44,12 @@ def tell(ctx: RunContext) -> Generator[Event, None, dict[str, Any]]:
     # The teacher as it runs (its measured precision/layout); ``teacher`` stays the plain module
     # for measurement and checkpoints.
     runner, fast_log = fast.choose(ctx, teacher, student)
+    source = ctx.batches()
     distiller = Distiller(
-        runner, student, ctx.config.distill, ctx.prepared.input_shape, device=device
+        runner, student, ctx.config.distill, ctx.prepared.input_shape, device=device,
+        num_samples=source.num_samples,
     ).to(device)
 
-    source = ctx.batches()
     use_cache = ctx.use_teacher_cache(distiller, source)
     epochs = tcfg.epochs
     optimizer = make_optimizer(distiller.trainable_parameters(), tcfg)
