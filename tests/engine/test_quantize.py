@@ -57,7 +57,37 @@ def test_dynamic_int8_quantizes_linear_layers_and_marks_bits() -> None:
     assert "quantized" in type(q[3]).__module__ and q[3].kdgui_bits == 8
     assert isinstance(q[0], nn.Conv2d)  # no dynamic conv kernels: left in float
     assert close(model, q, data().tensors[0], 0.05)
-    assert any("deprecated" in n.message for n in c.notes)  # the warning is surfaced
+    assert not any("deprecated" in n.message for n in c.notes)  # torch.ao's notice: not ours
+
+
+def test_torch_ao_notices_are_filtered_precisely() -> None:
+    """torch.ao's own notices are dropped; the same category with another text or from another
+    module still shows (the filters name category, message and module)."""
+    import warnings
+
+    from kdgui.engine.compress.quantize.ao_warnings import silence_torch_ao_deprecations
+
+    def shown(message: str, category: type[Warning], module: str) -> bool:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            silence_torch_ao_deprecations()
+            warnings.warn_explicit(message, category, f"{module}.py", 1, module=module)
+        return bool(caught)
+
+    notice = "torch.ao.quantization is deprecated and will be removed in 2.10."
+    assert not shown(notice, DeprecationWarning, "torch.ao.quantization.quantize")
+    assert not shown(notice, DeprecationWarning, "kdgui.engine.compress.quantize.dynamic")
+    assert shown(notice, DeprecationWarning, "user_code")  # a user's own torch.ao call
+    assert shown("something else is deprecated", DeprecationWarning, "torch.ao.quantization")
+    assert shown(notice, FutureWarning, "torch.ao.quantization")
+    assert not shown("TypedStorage is deprecated. It will be removed", UserWarning, "torch._utils")
+    assert shown("TypedStorage is deprecated. It will be removed", UserWarning, "user_code")
+    with warnings.catch_warnings(record=True) as caught:  # and the real thing, end to end
+        warnings.simplefilter("always")
+        silence_torch_ao_deprecations()
+        q = dynamic.apply(cnn(), DynamicInt8Params(), ctx())
+        q(data().tensors[0][:2])
+    assert not [w for w in caught if "deprecat" in str(w.message)], [str(w.message) for w in caught]
 
 
 def test_dynamic_int8_needs_linear_layers() -> None:

@@ -17,12 +17,15 @@ import torch
 from torch import nn
 
 from kdgui.core.errors import ExportError
+from kdgui.engine.compress.quantize.ao_warnings import silence_torch_ao_deprecations
 from kdgui.engine.export.base import (
     Exporter,
     LoadedModel,
     rebuild_from_metadata,
     rebuild_with_weights,
 )
+
+silence_torch_ao_deprecations()  # reloading an int8 state_dict rebuilds torch.ao tensors
 
 
 class StateDictExporter(Exporter):

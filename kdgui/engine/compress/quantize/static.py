@@ -12,7 +12,6 @@ calibration samples, so an empty calibration set is an error, not a silently use
 from __future__ import annotations
 
 import copy
-import warnings
 
 import torch
 from torch import nn
@@ -42,12 +41,11 @@ def prepare(model: nn.Module, ctx: CompressionContext, backend: str, *, qat: boo
     net = copy.deepcopy(model)
     example = (ctx.example(2),)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if qat:
-                return prepare_qat_fx(net.train(), get_default_qat_qconfig_mapping(backend),
-                                      example)
-            return prepare_fx(net.eval(), get_default_qconfig_mapping(backend), example)
+        # torch.ao's deprecation notices are filtered precisely by .ao_warnings (installed when
+        # this package is imported); any other warning of the tracer still reaches the log.
+        if qat:
+            return prepare_qat_fx(net.train(), get_default_qat_qconfig_mapping(backend), example)
+        return prepare_fx(net.eval(), get_default_qconfig_mapping(backend), example)
     except CompressionError:
         raise
     except Exception as exc:
@@ -62,9 +60,7 @@ def convert(prepared: nn.Module, source: nn.Module) -> nn.Module:
     """The int8 model of an observed FX model; marks and prune state carried over."""
     from torch.ao.quantization.quantize_fx import convert_fx
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantized = convert_fx(prepared.eval())
+    quantized = convert_fx(prepared.eval())
     mark_int8(quantized)
     if hasattr(source, "kdgui_prune_state"):
         quantized.kdgui_prune_state = source.kdgui_prune_state
