@@ -51,6 +51,8 @@ def register_all(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
                    help="continue a stopped or killed run from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--events", choices=("text", "jsonl"), default="text",
+                   help="jsonl: print each event as one JSON line (what a launcher reads)")
     add_config_flags(p)
     p.set_defaults(handler=cmd_run)
 
@@ -79,13 +81,21 @@ def register_all(sub: argparse._SubParsersAction) -> None:
         module.add_parser(sub)
 
 
-def _execute(config: ExperimentConfig, out: str | None, resume: bool, quiet: bool) -> int:
-    from kdgui.engine.jobs import run
+def _execute(config: ExperimentConfig, out: str | None, resume: bool, quiet: bool,
+             events: str = "text") -> int:
+    from kdgui.engine.jobs import process_rank, run
 
     control = RunControl()
-    printer = EventPrinter(quiet=quiet, teacher_epochs=config.teacher.train_epochs)
+    printer: Any = EventPrinter(quiet=quiet, teacher_epochs=config.teacher.train_epochs)
+    if events == "jsonl":
+        printer = _json_line
     summary = drive(run(config, out, control=control, resume=resume), printer, control)
-    return 0 if summary else 1
+    # Under torchrun, processes other than rank 0 train silently: no events is their success.
+    return 0 if summary or process_rank() > 0 else 1
+
+
+def _json_line(event: Any) -> None:
+    print(json.dumps(event.to_dict(), allow_nan=True), flush=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -106,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "Pass the folder of an earlier run: kdgui run --resume RUN_DIR.",
             )
         config = load_config(config_path(run_dir))
-        return _execute(config, str(run_dir), True, args.quiet)
+        return _execute(config, str(run_dir), True, args.quiet, args.events)
     if args.config:
         base = load_config(args.config)
     elif args.teacher or args.data or args.arch:
@@ -119,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           "CONFIG.yaml --out DIR (kdgui config --example prints one).")
     config = apply_config_flags(base, args)
     check_paths(config)  # what --check refuses, run refuses the same way, before any work
-    return _execute(config, args.out, False, args.quiet)
+    return _execute(config, args.out, False, args.quiet, args.events)
 
 
 def _name_for(teacher: str | None) -> str:

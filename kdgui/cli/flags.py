@@ -18,6 +18,10 @@ from kdgui.core.params import ParamSpec, describe
 GENERATED_SECTIONS: dict[str, type] = {"distill": DistillConfig, "training": TrainingConfig}
 
 
+#: Extra spellings of generated flags (torchrun's word for training.processes).
+FLAG_ALIASES: dict[str, tuple[str, ...]] = {"processes": ("--nproc",)}
+
+
 def _flag_name(spec: ParamSpec) -> str:
     return "--" + spec.name.replace("_", "-")
 
@@ -55,7 +59,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             else:
                 kwargs["type"] = float if spec.kind == "float" else int
                 kwargs["metavar"] = spec.name.upper()
-            grp.add_argument(_flag_name(spec), **kwargs)
+            grp.add_argument(_flag_name(spec), *FLAG_ALIASES.get(spec.name, ()), **kwargs)
     grp = parser.add_argument_group("distillation terms (replace the alpha/beta/gamma shorthand)")
     grp.add_argument("--term", action="append", default=None, metavar="LOSS[:KEY=VALUE,...]",
                      help="one weighted term of the loss, repeatable: a loss from 'kdgui methods' "

@@ -246,6 +246,11 @@ class TrainingConfig(Section):
     num_threads: int | None = param(
         None, "CPU threads for torch (default: torch's choice).", ge=1, le=4096
     )
+    processes: int = param(
+        1, "Training processes on this machine: 1 trains in this process; N > 1 runs N under "
+        "torchrun with DistributedDataParallel (gloo on CPU, NCCL with one GPU each). "
+        "batch_size stays the global batch (batch_size / N per process).", ge=1, le=256
+    )
 
     @field_validator("lr_milestones")
     @classmethod

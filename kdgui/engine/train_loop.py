@@ -117,10 +117,16 @@ class TrainLoop:
         self.amp = bool(amp and self.device.type == "cuda")
         self.augment = augment
         self.step = step
+        #: This process's place in a distributed run (:mod:`kdgui.engine.distributed`), or None.
+        #: Set, every batch agrees on stop/pause/divergence and metrics are summed over ranks.
+        self.world: Any = None
 
     def checkpoint(self) -> Iterator[Event]:
         """Between batches: honour pause (blocking) and stop (raises :class:`RunStopped`)."""
         control = self.control
+        if self.world is not None:  # the same decision on every rank, at the same batch
+            yield from self.world.checkpoint(control)
+            return
         if control.paused and not control.stop_requested:
             yield StateEvent(state="paused")
             control.wait_while_paused()
@@ -189,7 +195,8 @@ class TrainLoop:
             with amp():  # a term that keeps state per sample (CRD) reads the batch's indices
                 losses, logits = distiller(x, y, t_logits, idx)
             total = losses["total"]
-            if not torch.isfinite(total):
+            if (self.world.any_nonfinite(self.control, total) if self.world is not None
+                    else not torch.isfinite(total)):
                 self._diverged(phase, epoch, losses)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
@@ -213,6 +220,12 @@ class TrainLoop:
             loss_sum += total.detach().float() * n
             for k, v in losses.items():
                 sums[k] = sums[k] + v.detach().float() if k in sums else v.detach().float()
+            if self.step % self.log_every == 0 and self.world is not None:
+                sums, window_samples = self._gather(sums, window_samples)
+                if not self.world.is_main:  # other ranks only take part in the sums
+                    sums, window_steps, window_start = {}, 0, time.perf_counter()
+                    window_samples = 0
+                    continue
             if self.step % self.log_every == 0:
                 names, sparsity = self._sparsity(phase, layer_sparsity)
                 now = time.perf_counter()
@@ -244,6 +257,11 @@ class TrainLoop:
     ) -> LoopGenerator:
         from kdgui.engine.metrics import agreement, evaluate
 
+        if self.world is not None:
+            loss_sum, seen, correct, labelled = self.world.sum(loss_sum, seen, correct, labelled)
+            self.world.share_cache(phase.cache if isinstance(phase.cache, TeacherCache) else None)
+            if not self.world.is_main:  # rank 0 validates, saves and reports
+                return
         train_loss = float(loss_sum) / max(seen, 1)
         train_accuracy = int(correct) / max(labelled, 1)
         model = phase.distiller.student
@@ -277,6 +295,13 @@ class TrainLoop:
             duration_s=time.perf_counter() - started,
             stage=phase.stage,
         )
+
+    def _gather(self, sums: dict[str, Tensor], samples: int) -> tuple[dict[str, Any], int]:
+        """A step event's window over all ranks: mean losses, samples of every rank."""
+        keys = list(sums)
+        *values, total = self.world.sum(*(sums[k] for k in keys), samples)
+        size = self.world.size
+        return {k: v / size for k, v in zip(keys, values, strict=True)}, int(total)
 
     @staticmethod
     def _sparsity(phase: Phase, layer_sparsity: Callable[[nn.Module], Any]) -> tuple[list[str], Any]:

@@ -45,6 +45,10 @@ class BatchSource:
     batch_size: int
     shuffle: bool
     seed: int = 0
+    #: In a distributed run: this process's rank and the number of processes. Every rank draws
+    #: the same order (same seed) and keeps its shard of it (:func:`kdgui.engine.distributed.shard`).
+    rank: int = 0
+    world_size: int = 1
 
     def __post_init__(self) -> None:
         self._generator = torch.Generator().manual_seed(self.seed)
@@ -62,7 +66,7 @@ class BatchSource:
     def __len__(self) -> int:
         if isinstance(self.data, DataLoader):
             return len(self.data)
-        return math.ceil(self.num_samples / self.batch_size)
+        return math.ceil(math.ceil(self.num_samples / self.world_size) / self.batch_size)
 
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         if isinstance(self.data, DataLoader):
@@ -73,6 +77,11 @@ class BatchSource:
         order = (
             torch.randperm(n, generator=self._generator) if self.shuffle else torch.arange(n)
         )
+        if self.world_size > 1:
+            from kdgui.engine.distributed import shard
+
+            order = shard(order, self.rank, self.world_size)
+            n = len(order)
         tensors = getattr(self.data, "tensors", None)
         if tensors is not None:
             x_all, y_all = tensors[0], tensors[1]

@@ -200,6 +200,12 @@ class Distiller(nn.Module):
         for term in self._active_terms:
             yield from term.loss.parameters()
 
+    def route(self, wrapper: nn.Module | None) -> None:
+        """Run the student through ``wrapper`` (DistributedDataParallel over the student and
+        the adapters, see :mod:`kdgui.engine.distributed`); None: the student itself again.
+        The wrapper is not a submodule, so parameters and checkpoints are unchanged."""
+        object.__setattr__(self, "_route", wrapper)
+
     def set_epoch(self, epoch: int) -> None:
         """Tell the terms the epoch about to start (from 0): DKD's warm-up reads it."""
         for term in self._active_terms:
@@ -219,7 +225,8 @@ class Distiller(nn.Module):
             # The teacher runs anyway: its fresh logits are used (cached ones would be equal).
             with torch.no_grad():
                 teacher_logits = as_logits(self._teacher(x))
-        student_logits = as_logits(self.student(x))
+        runner = self.__dict__.get("_route")  # the student under DDP in a distributed run
+        student_logits = as_logits((runner if runner is not None else self.student)(x))
         if self.needs_labels and y is None:
             raise ConfigError(
                 "a loss term reads labels (hard, dkd, ...), but the batch has none",

@@ -29,8 +29,14 @@ def run(
     """Run the experiment ``config`` describes; yields events, returns the summary dict.
 
     Bad input (a missing dataset, a corrupt model file, mismatched shapes) is reported as one
-    ``RunFailed`` event before any run folder is created.
+    ``RunFailed`` event before any run folder is created. With ``training.processes`` > 1 (and
+    not already under torchrun) the run goes to that many processes under torchrun, and these
+    are rank 0's events (:mod:`kdgui.engine.distributed.launch`).
     """
+    from kdgui.engine.distributed.launch import run_launched, wants_launch
+
+    if wants_launch(config):
+        return run_launched(config, out_dir, control=control, resume=resume, runs_root=runs_root)
     from kdgui.engine.session import run as session_run
 
     events = session_run(config, out_dir, control=control, resume=resume, runs_root=runs_root)
@@ -74,6 +80,10 @@ def distill_modules(
     dcfg = distill if isinstance(distill, DistillConfig) else DistillConfig(**(distill or {}))
     tcfg = training if isinstance(training, TrainingConfig) else TrainingConfig(
         **(training or {}))
+    if tcfg.processes > 1 and not process_launched():
+        raise ConfigError("training.processes > 1 cannot start processes for modules held in "
+                          "this script", "Start the script itself under torchrun "
+                          "(torchrun --nproc_per_node N script.py), or use a config file.")
     sample = _first_input(train_data)
     shape = tuple(input_shape or tuple(sample.shape))
     if len(shape) != 3:
@@ -98,4 +108,18 @@ def distill_modules(
     return run_prepared(prepared, config, out_dir, control=control, runs_root=runs_root)
 
 
-__all__ = ["distill_modules", "run"]
+def process_rank() -> int:
+    """This process's rank in a distributed run (0 outside one): a front end running as rank
+    N > 0 receives no events (rank 0 reports) and treats that as success."""
+    from kdgui.engine.distributed.launch import env_rank
+
+    return env_rank()
+
+
+def process_launched() -> bool:
+    from kdgui.engine.distributed.launch import launched
+
+    return launched()
+
+
+__all__ = ["distill_modules", "process_rank", "run"]

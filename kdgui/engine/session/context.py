@@ -46,6 +46,9 @@ class RunContext:
     #: Puts the teacher's weight layout back as it came (set by the fast-path choice).
     restore_layout: Callable[[], None] | None = None
     _teacher_logits: TeacherCache | None = None
+    #: This process's place in a distributed run (torchrun), or None; see
+    #: :mod:`kdgui.engine.distributed`. Cleared once training is over (rank 0 finishes alone).
+    world: Any = None
 
     @classmethod
     def create(
@@ -77,6 +80,11 @@ class RunContext:
         """The training data in batches of ``training.batch_size``; each phase shuffles with its
         own seed (``training.seed + seed_offset``), so adding one does not shift another's order."""
         tcfg = self.config.training
+        world = self.world
+        if world is not None:  # training.batch_size is the global batch: a shard per rank
+            return BatchSource(self.prepared.train, world.per_rank_batch(tcfg.batch_size),
+                               shuffle=shuffle, seed=tcfg.seed + seed_offset, rank=world.rank,
+                               world_size=world.size)
         return BatchSource(
             self.prepared.train, tcfg.batch_size, shuffle=shuffle, seed=tcfg.seed + seed_offset
         )

@@ -19,7 +19,9 @@ from kdgui.core.errors import UserError
 from kdgui.core.events import Event, RunControl, RunFailed
 from kdgui.core.history import default_root
 from kdgui.core.run_folders import new_run_dir
+from kdgui.engine import distributed
 from kdgui.engine.device import seed_everything
+from kdgui.engine.distributed import session_hooks as hooks
 from kdgui.engine.rundir import RunDir
 from kdgui.engine.session.context import RunContext
 from kdgui.engine.session.prepare import Prepared, prepare
@@ -65,25 +67,40 @@ def run_prepared(
     resume: bool = False,
     runs_root: str | Path | None = None,
 ) -> RunGenerator:
-    """Run on already-loaded models and data (the Python API's entry point)."""
+    """Run on already-loaded models and data (the Python API's entry point).
+
+    Under torchrun every process calls this: rank 0 writes the run folder and sends the events,
+    the other ranks train silently (see :mod:`kdgui.engine.distributed`).
+    """
     control = control or RunControl()
-    try:
+
+    def make_run_dir() -> RunDir:
         if resume:
             if out_dir is None:
                 raise UserError("resuming needs the run folder", "Pass --resume RUN_DIR.")
-            run_dir = RunDir.resume(out_dir)  # checks the checkpoint, trims the log
-        else:
-            run_dir = RunDir.create(out_dir or new_run_dir(
-                runs_root if runs_root is not None else default_root(), config.name), config)
+            return RunDir.resume(out_dir)  # checks the checkpoint, trims the log
+        return RunDir.create(out_dir or new_run_dir(
+            runs_root if runs_root is not None else default_root(), config.name), config)
+
+    world = None
+    try:
+        world = distributed.setup(config.training.device)
+        run_dir = make_run_dir() if world is None else hooks.open_run_dir(world, make_run_dir)
     except UserError as exc:
+        distributed.teardown(world)
         yield RunFailed(run_dir=str(out_dir or ""), error=exc.to_dict())
         return None
 
+    if world is not None:
+        config = hooks.same_on_every_rank(config)
     ctx = RunContext.create(prepared, config, run_dir, control, resume)
+    ctx.world = ctx.loop.world = world
     try:
         # One place logs every event and applies commands sent into the generator; the
         # session's own code (and the compression pipeline's) only yields.
         events = tell(ctx)
+        if world is not None and not world.is_main:
+            return hooks.quietly(events)  # type: ignore[no-any-return]
         try:
             event = next(events)
             while True:
@@ -104,6 +121,7 @@ def run_prepared(
         yield failed
         return None
     finally:
+        distributed.teardown(world)
         run_dir.close()
         if ctx.restore_layout is not None:
             ctx.restore_layout()

@@ -14,7 +14,9 @@ from torch import nn
 
 from kdgui.core.errors import RunStopped
 from kdgui.core.events import Event, LogEvent, RunStarted, StateEvent
+from kdgui.engine import distributed
 from kdgui.engine.device import seed_everything
+from kdgui.engine.distributed import session_hooks as hooks
 from kdgui.engine.fast_path import set_channels_last
 from kdgui.engine.session import fast
 from kdgui.engine.session.context import RunContext
@@ -55,6 +57,11 @@ def tell(ctx: RunContext) -> Generator[Event, None, dict[str, Any]]:
     optimizer = make_optimizer(distiller.trainable_parameters(), tcfg)
     scheduler = make_scheduler(optimizer, tcfg, epochs * len(source))
     start_epoch = _restore(ctx, distiller, optimizer, scheduler, source) if ctx.resume else 0
+    world = ctx.world
+    if world is not None:  # DDP over the student and adapters; rank 0's weights everywhere
+        world.wrap(distiller)
+        if not world.is_main:  # dropout and augmentation differ per rank
+            torch.manual_seed(tcfg.seed + world.rank)
 
     # The teacher's validation accuracy is measured at the end of the first epoch (see
     # RunContext.evaluate_teacher) and its cache filled by the first epoch's batches: neither
@@ -75,6 +82,8 @@ def tell(ctx: RunContext) -> Generator[Event, None, dict[str, Any]]:
         fast_path=fast.plain_data(ctx),
     )
     yield from fast_log
+    if world is not None:
+        yield hooks.describe(world, tcfg.batch_size)
     if start_epoch >= epochs:
         yield LogEvent(level="info", message="all epochs already done")
 
@@ -90,6 +99,7 @@ def tell(ctx: RunContext) -> Generator[Event, None, dict[str, Any]]:
             "epoch": epoch,
             "step": ctx.step,
             **({"teacher": teacher.state_dict()} if ctx.trained_teacher else {}),
+            **({"world_size": world.size} if world is not None else {}),
         })
 
     phase = Phase(
@@ -108,6 +118,12 @@ def tell(ctx: RunContext) -> Generator[Event, None, dict[str, Any]]:
     finally:  # compression, saving and export see the usual contiguous, eager student
         set_channels_last(student, False)
         student._compiled_call_impl = None
+    if world is not None:  # training is over: rank 0 measures, compresses and exports alone
+        world.barrier()
+        distributed.teardown(world)
+        ctx.world = ctx.loop.world = None
+        if not world.is_main:
+            return {}
     return (yield from finish(ctx, teacher, student, ctx.evaluate_teacher(), distiller))
 
 
@@ -117,6 +133,7 @@ def _restore(
 ) -> int:
     """Load the last checkpoint into the run's objects; return the epoch to continue from."""
     state = ctx.run_dir.load_checkpoint()
+    distributed.check_resume(state, ctx.world)
     if state is None:
         return 0
     distiller.load_state_dict(state["distiller"])

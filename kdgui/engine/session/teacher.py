@@ -63,8 +63,14 @@ def train_teacher(ctx: RunContext, teacher: nn.Module) -> Generator[Event, None,
         lr_setting=f"teacher.train_lr = {ref.train_lr:g}", what="the teacher's loss",
         validation=ctx.prepared.val, report_sparsity=False,
     )
-    with contextlib.suppress(RunStopped):  # the distillation loop reports the stop
-        yield from ctx.loop.run(phase)
+    if ctx.world is not None:  # every rank trains the same teacher, under DDP
+        ctx.world.wrap(trainer)
+    try:
+        with contextlib.suppress(RunStopped):  # the distillation loop reports the stop
+            yield from ctx.loop.run(phase)
+    finally:
+        if ctx.world is not None:
+            ctx.world.unwrap_all()
 
 
 __all__ = ["TEACHER_SEED_OFFSET", "needs_training", "prepare_teacher", "train_teacher"]
