@@ -44,7 +44,8 @@ def fmt_count(n: float | None) -> str:
 
 
 def fmt_pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
+    """A fraction as a percentage; ``n/a`` when unmeasured (None, or NaN: no labels)."""
+    return "n/a" if x is None or x != x else f"{100 * x:.1f}%"
 
 
 def fmt_ms(x: float | None) -> str:

@@ -80,7 +80,8 @@ class QtSampleGrid(QWidget):
             cell = QLabel()
             cell.setPixmap(to_pixmap(image))
             cell.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            name = class_names[label] if 0 <= label < len(class_names) else str(label)
+            name = (class_names[label] if 0 <= label < len(class_names) else
+                    "unlabelled" if label < 0 else str(label))
             text = QLabel(name)
             text.setAlignment(Qt.AlignmentFlag.AlignCenter)
             self.grid.addWidget(cell, 2 * (i // cols), i % cols)
@@ -109,7 +110,9 @@ class QtDataPanel(QtPanel):
         self.spec_combo.lineEdit().editingFinished.connect(self._spec_edited)
         self.spec_combo.activated.connect(lambda _i: self._spec_edited())
         browse = QPushButton("Image folder…")
-        browse.setToolTip("Use a folder with one sub-folder of images per class.")
+        browse.setToolTip("A folder with one sub-folder of images per class (labelled), or "
+                          "with images directly in it (unlabelled: only the teacher teaches), "
+                          "or both (a few labelled classes beside many unlabelled images).")
         browse.clicked.connect(self.browse_folder)
         row.addWidget(self.spec_combo, 1)
         row.addWidget(browse)
@@ -151,7 +154,8 @@ class QtDataPanel(QtPanel):
         self.state.set(("data", "spec"), spec)
 
     def browse_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Image folder (one sub-folder per class)")
+        path = QFileDialog.getExistingDirectory(
+            self, "Image folder (one sub-folder per class, or unlabelled images)")
         if path:
             self.spec_combo.setEditText(f"folder:{path}")
             self._spec_edited()
@@ -173,10 +177,15 @@ class QtDataPanel(QtPanel):
 
     def _show(self, result: dict[str, Any]) -> None:
         info = result["info"]
+        unlabelled = int(info.get("n_unlabelled") or 0)
+        classes = (f"{info.get('num_classes')} classes" if info.get("num_classes") else
+                   "no labels: the classes come from the teacher")
         self.info.setText(
             f"<b>{info.get('name')}</b> · {info.get('n_train')} training / {info.get('n_val')} "
-            f"validation samples · input {info.get('input_shape')} · "
-            f"{info.get('num_classes')} classes"
+            f"validation samples · input {info.get('input_shape')} · {classes}"
+            + (f"<br><b>unlabelled: {unlabelled:,} images</b> (only the teacher teaches on "
+               f"them; the hard loss uses the {int(info.get('n_train') or 0) - unlabelled:,} "
+               "labelled ones)" if unlabelled else "")
         )
         self.samples.show_samples(result["images"], result["labels"],
                                   list(info.get("class_names", [])))

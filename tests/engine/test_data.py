@@ -431,7 +431,7 @@ def test_folder_lazy_when_too_large(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     [
         ("missing", "does not exist"),
         ("empty", "is empty"),
-        ("loose", "no class subfolders"),
+        ("no_images", "no images and no class subfolders"),  # loose images: unlabelled
         ("empty_class", "contains no images"),
         ("broken", "Cannot read image"),
     ],
@@ -441,8 +441,8 @@ def test_folder_errors(tmp_path: Path, layout: str, message: str) -> None:
     culprit = root
     if layout != "missing":
         root.mkdir()
-    if layout == "loose":
-        save_image(root / "a.png", "L", (4, 4), 0)
+    if layout == "no_images":
+        (root / "readme.txt").write_text("the images are elsewhere")
     if layout in ("empty_class", "broken"):
         save_image(root / "cats" / "a.png", "L", (4, 4), 0)
         culprit = root / "dogs"

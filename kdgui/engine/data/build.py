@@ -19,8 +19,12 @@ from kdgui.core.errors import DataError
 from kdgui.engine.data.augment import BatchAugment, default_padding
 from kdgui.engine.data.bundle import DataBundle
 from kdgui.engine.data.lazy import LazyArrayDataset
-from kdgui.engine.data.split import split_indices
-from kdgui.engine.data.transfer import transfer_indices, transfer_labels
+from kdgui.engine.data.transfer import (
+    UNLABELLED,
+    split_labelled,
+    transfer_indices,
+    transfer_labels,
+)
 
 #: Above this many bytes of float32 samples, splits stay lazy instead of becoming tensors.
 MAX_IN_MEMORY_BYTES = 2 * 1024**3
@@ -124,9 +128,10 @@ def make_augment(
 
 def check_labels(labels: Tensor, num_classes: int, name: str) -> None:
     """Labels must index ``class_names``; anything else is a damaged or mislabeled file."""
-    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+    known = labels[labels != UNLABELLED]  # images without a label at the source are allowed
+    if len(known) and (int(known.min()) < 0 or int(known.max()) >= num_classes):
         raise DataError(
-            f"{name}: labels range from {int(labels.min())} to {int(labels.max())}, "
+            f"{name}: labels range from {int(known.min())} to {int(known.max())}, "
             f"but there are {num_classes} classes",
             "The label file is damaged or belongs to another dataset; replace it.",
             source="data",
@@ -139,7 +144,7 @@ def build_bundle(raw: RawData, cfg: DataConfig) -> DataBundle:
     if cfg.limit is not None:
         images, labels = images[: cfg.limit], labels[: cfg.limit]
     check_labels(labels, len(raw.class_names), raw.name)
-    train_idx, val_idx = split_indices(len(labels), cfg)
+    train_idx, val_idx = split_labelled(labels, cfg)
     # The transfer set (data.exclude_classes, unlabelled samples); validation is untouched.
     train_idx = transfer_indices(train_idx, labels, cfg, len(raw.class_names), raw.name)
     train_labels = labels.clone()

@@ -46,6 +46,18 @@ class DataBundle:
             "class_names": list(self.class_names),
             "n_train": len(self.train),  # type: ignore[arg-type]
             "n_val": len(self.val),  # type: ignore[arg-type]
+            "n_unlabelled": _unlabelled(self.train),
             "mean": [float(m) for m in self.mean],
             "std": [float(s) for s in self.std],
         }
+
+
+def _unlabelled(ds: Dataset) -> int:
+    """Training samples without a label (-1): hidden by the config or unlabelled at the source."""
+    tensors = getattr(ds, "tensors", None)
+    if tensors is not None and len(tensors) > 1:
+        return int((tensors[1] < 0).sum())
+    labels = getattr(ds, "labels", None)
+    if labels is not None:
+        return sum(1 for y in labels if int(y) < 0)
+    return 0

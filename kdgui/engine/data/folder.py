@@ -1,5 +1,10 @@
 """Image folders: ``ROOT/<class name>/<image files>``, the torchvision ``ImageFolder`` layout.
 
+Images lying directly in ``ROOT`` have no class: they are an unlabelled transfer set (label -1:
+the teacher's outputs teach, the hard loss skips them), and the class subfolders, when there
+are any, are the small labelled set for the hard loss and for validation. A folder of images
+only is all unlabelled; the number of classes then comes from the teacher.
+
 Class names are the subfolder names (sorted); file order is class by class, then by path, and
 is the order ``split: ordered`` and ``limit`` refer to (so ``limit`` may keep only the first
 classes: it is meant for quick trials). Images are converted to one mode: grayscale (1
@@ -25,7 +30,7 @@ from kdgui.engine.data import build
 from kdgui.engine.data.build import RawData, build_bundle, make_augment
 from kdgui.engine.data.bundle import DataBundle
 from kdgui.engine.data.lazy import LazyImageFolderDataset, read_image
-from kdgui.engine.data.split import split_indices
+from kdgui.engine.data.transfer import UNLABELLED, split_labelled
 
 IMAGE_EXTENSIONS = (
     ".jpg",
@@ -55,7 +60,9 @@ def _is_image(path: Path) -> bool:
 
 
 def scan(root: Path) -> tuple[list[str], list[Path], list[int]]:
-    """Class names, image paths and labels in file order; layout problems raise DataError."""
+    """Class names, image paths and labels in file order; layout problems raise DataError.
+
+    Images lying directly in ``root`` come last, with label -1 (unlabelled)."""
     if not root.exists():
         raise _fail(
             f"The image folder {root} does not exist",
@@ -67,10 +74,11 @@ def scan(root: Path) -> tuple[list[str], list[Path], list[int]]:
     if not entries:
         raise _fail(f"The image folder {root} is empty")
     class_dirs = sorted((p for p in entries if p.is_dir()), key=lambda p: p.name)
-    if not class_dirs:
-        loose = sum(1 for p in entries if _is_image(p))
-        detail = f" ({loose} images lie directly in it)" if loose else ""
-        raise _fail(f"The image folder {root} has no class subfolders{detail}")
+    loose = sorted(p for p in entries if _is_image(p))
+    if not class_dirs and not loose:
+        raise _fail(f"The image folder {root} has no images and no class subfolders",
+                    "Put images in it: directly (unlabelled: only the teacher teaches) or in "
+                    "one subfolder per class (labelled).")
 
     class_names, paths, labels = [], [], []
     for label, class_dir in enumerate(class_dirs):
@@ -88,6 +96,10 @@ def scan(root: Path) -> tuple[list[str], list[Path], list[int]]:
         class_names.append(class_dir.name)
         paths += files
         labels += [label] * len(files)
+    # Images directly in the folder have no class: an unlabelled transfer set (label -1), with
+    # the class subfolders, if any, as the small labelled set (hard loss and validation).
+    paths += loose
+    labels += [UNLABELLED] * len(loose)
     return class_names, paths, labels
 
 
@@ -145,10 +157,12 @@ def load_folder(path: str | None, cfg: DataConfig) -> DataBundle:
     width, height = size_wh
     natural = channels == 3
     resized = "" if len(sizes) == 1 and size_wh in sizes else f", resized to {width}×{height}"
-    source = (
-        f"image folder {root} ({len(paths):,} images, {len(class_names)} classes, "
-        f"{'grayscale' if channels == 1 else 'RGB'}{resized})"
-    )
+    unlabelled = labels.count(UNLABELLED)
+    what = (f"{len(paths):,} images, {len(class_names)} classes" if not unlabelled else
+            f"unlabelled: {unlabelled:,} images" + (
+                f", labelled: {len(paths) - unlabelled:,} in {len(class_names)} classes"
+                if class_names else ""))
+    source = f"image folder {root} ({what}, {'grayscale' if channels == 1 else 'RGB'}{resized})"
 
     if len(paths) * channels * width * height * 4 <= build.MAX_IN_MEMORY_BYTES:
         images = np.stack([read_image(p, mode, size_wh) for p in paths])
@@ -163,7 +177,7 @@ def load_folder(path: str | None, cfg: DataConfig) -> DataBundle:
         )
         return build_bundle(raw, cfg)
 
-    train_idx, val_idx = split_indices(len(paths), cfg)
+    train_idx, val_idx = split_labelled(torch.as_tensor(labels, dtype=torch.int64), cfg)
     train_paths = [paths[i] for i in train_idx.tolist()]
     train = LazyImageFolderDataset(
         train_paths, [labels[i] for i in train_idx.tolist()], mode, size_wh

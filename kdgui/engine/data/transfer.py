@@ -85,4 +85,28 @@ def transfer_labels(train_labels: Tensor, cfg: DataConfig) -> Tensor:
     return out
 
 
-__all__ = ["UNLABELLED", "check_excluded", "masks_labels", "transfer_indices", "transfer_labels"]
+def split_labelled(labels: Tensor, cfg: DataConfig) -> tuple[Tensor, Tensor]:
+    """Train/validation indices of a dataset whose samples may be unlabelled at the source
+    (images lying directly in a ``folder:PATH``, label :data:`UNLABELLED`).
+
+    Unlabelled images only teach, so they all go to training; validation is drawn from the
+    labelled samples, by ``cfg``'s split, when there are at least two of them. With no labels
+    at all, validation is a held-out part of the unlabelled images: there the student can only
+    be compared with the teacher (agreement), and accuracy is not measured.
+    """
+    from kdgui.engine.data.split import split_indices
+
+    unlabelled = labels == UNLABELLED
+    if not bool(unlabelled.any()):
+        return split_indices(len(labels), cfg)
+    known = (~unlabelled).nonzero().flatten()
+    loose = unlabelled.nonzero().flatten()
+    if len(known) < 2:
+        train, val = split_indices(len(loose), cfg)
+        return torch.cat([known, loose[train]]), loose[val]
+    train, val = split_indices(len(known), cfg)
+    return torch.cat([known[train], loose]), known[val]
+
+
+__all__ = ["UNLABELLED", "check_excluded", "masks_labels", "split_labelled", "transfer_indices",
+           "transfer_labels"]

@@ -78,7 +78,7 @@ def evaluate(
     target = torch.device(device)
     net = on_device(model, target)
     preds: list[torch.Tensor] = []
-    correct = correct5 = total = 0
+    correct = correct5 = total = labelled = 0
     num_classes = 0
     with eval_mode(net), torch.inference_mode():
         for batch in _batches(dataset_or_loader, batch_size):
@@ -88,11 +88,12 @@ def evaluate(
             logits = _logits(net(x))
             num_classes = logits.shape[-1]
             top1 = logits.argmax(dim=-1)
-            correct += int((top1 == y).sum())
+            correct += int((top1 == y).sum())  # label -1 (unlabelled) never matches
             if num_classes > 5:
                 top = logits.topk(5, dim=-1).indices
                 correct5 += int((top == y.unsqueeze(-1)).any(dim=-1).sum())
             total += int(y.numel())
+            labelled += int((y >= 0).sum())
             preds.append(top1.cpu())
     if total == 0:
         raise DataError(
@@ -100,9 +101,11 @@ def evaluate(
             "Check the dataset path and the 'limit' and 'val_fraction' settings.",
         )
     predictions = torch.cat(preds).numpy().astype(np.int64)
+    # Accuracy over the labelled samples only; NaN when none has a label (a folder of
+    # unlabelled images): there only the agreement with the teacher says anything.
     return {
-        "accuracy": correct / total,
-        "top5": correct5 / total if num_classes > 5 else None,
+        "accuracy": correct / labelled if labelled else float("nan"),
+        "top5": (correct5 / labelled if labelled else float("nan")) if num_classes > 5 else None,
         "predictions": predictions,
         "n": total,
         "agreement": agreement(predictions, teacher_preds) if teacher_preds is not None else None,

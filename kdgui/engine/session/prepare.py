@@ -46,6 +46,8 @@ def prepare(config: ExperimentConfig) -> Prepared:
         teacher_ref, input_shape=bundle.input_shape, num_classes=bundle.num_classes
     )
     teacher = loaded.module
+    if bundle.num_classes == 0:  # a folder of unlabelled images only: the teacher says
+        bundle = _classes_from_teacher(bundle, teacher, config.teacher.path)
     student, student_info = make_student(
         config.student, teacher, bundle.input_shape, bundle.num_classes
     )
@@ -69,6 +71,22 @@ def prepare(config: ExperimentConfig) -> Prepared:
         student_info=student_info,
         augment=bundle.augment,
     )
+
+
+def _classes_from_teacher(bundle: Any, teacher: nn.Module, path: str | None) -> Any:
+    """The number of classes of an all-unlabelled dataset: the teacher's output size."""
+    import dataclasses
+
+    from kdgui.core.errors import DataError
+
+    if not path:
+        raise DataError(f"{bundle.name} has no labelled images, so the number of classes is "
+                        "unknown", "Use a teacher file (its outputs give the classes) or add "
+                        "one subfolder per class with a few images.", source="data.spec")
+    with torch.no_grad():
+        out = teacher(torch.zeros(2, *bundle.input_shape))
+    k = int(out.shape[-1])
+    return dataclasses.replace(bundle, num_classes=k, class_names=[str(c) for c in range(k)])
 
 
 __all__ = ["Prepared", "prepare"]

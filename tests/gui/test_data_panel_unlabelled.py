@@ -1,0 +1,20 @@
+"""The Data panel selects a folder of unlabelled images and says so (issue 17.2)."""
+
+from __future__ import annotations
+
+from kdgui.gui.qt_config_state import QtConfigState
+from kdgui.gui.qt_data_panel import QtDataPanel
+from tests.engine.test_unlabelled_folder import write_digits
+
+
+def test_data_panel_previews_an_unlabelled_folder(qtbot, tmp_path) -> None:
+    write_digits(tmp_path / "scans", 40, labelled=20)
+    state = QtConfigState()
+    panel = QtDataPanel(state)
+    qtbot.addWidget(panel)
+    panel.spec_combo.setEditText(f"folder:{tmp_path / 'scans'}")
+    panel._spec_edited()
+    assert state.get(("data", "spec")) == f"folder:{tmp_path / 'scans'}"
+    panel.preview()
+    qtbot.waitUntil(lambda: "unlabelled" in panel.info.text(), timeout=60000)
+    assert "unlabelled: 40 images" in panel.info.text() and "16 labelled" in panel.info.text()
