@@ -11,6 +11,10 @@ Checks (from the compression issue), each printed with PASS/FAIL:
 4. Deep Compression: MLP 784-300-100-10 pruned gradually to ≥ 90% sparsity with fine-tuning,
    then int8 (dynamic): zip-compressed file ≥ 20× smaller than the float model's, accuracy
    within 1.0 point.
+5. int8 paths (``bench/bench_int8_paths.py``): per method (dynamic-int8, static-int8, qat-int8)
+   the latency of today's torch.ao path beside torchao ``quantize_`` and the pt2e flow with the
+   x86 inductor quantizer (compiled), printed with the faster path (no PASS/FAIL: it is what the
+   choice in the methods page rests on). Skip with ``--skip-int8-paths``.
 Latency is the median of timed runs after warm-up (``kdgui.engine.metrics.measure_latency``),
 the float and compressed models timed alternately in rounds, the quietest round of each kept.
 Exit code 1 if any check fails.
@@ -113,7 +117,7 @@ def accuracy(model: nn.Module, data) -> float:
     return 100.0 * evaluate(model, data)["accuracy"]
 
 
-def bench_mlp(bundle) -> None:
+def bench_mlp(bundle) -> nn.Module:
     print("\n== MLP 784-1024-1024-10 on MNIST (8,000 train / 2,000 test) ==")
     torch.manual_seed(0)
     model = mlp(784, 1024, 1024, 10)
@@ -132,7 +136,11 @@ def bench_mlp(bundle) -> None:
     check(f"dynamic int8 size ratio {s1 / s0:.3f} ≤ 0.3", s1 / s0 <= 0.3)
     check(f"dynamic int8 accuracy change {acc1 - acc0:+.2f} points within 0.5",
           abs(acc1 - acc0) <= 0.5)
+    bench_svd(model, ctx, bundle, acc0)
+    return model
 
+
+def bench_svd(model: nn.Module, ctx: CompressionContext, bundle, acc0: float) -> None:
     low = svd.apply(copy.deepcopy(model), LowRankParams(rank_fraction=0.25), ctx)
     for note in ctx.drain_notes():
         print(f"  {note.message}")
@@ -182,6 +190,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", default="/work/shared/data", help="folder holding MNIST/raw")
     parser.add_argument("--skip-deep", action="store_true")
+    parser.add_argument("--skip-int8-paths", action="store_true",
+                        help="skip torch.ao vs torchao/pt2e (about 2-3 min with compiling)")
     parser.add_argument("--deep-epochs", type=int, default=8, help="float MLP training epochs")
     parser.add_argument("--prune-epochs", type=int, default=8, help="gradual pruning epochs")
     parser.add_argument("--threads", type=int, default=None,
@@ -194,7 +204,11 @@ def main() -> int:
     bench_structured()
     bundle = load_data(DataConfig(spec=f"mnist:{args.mnist}", split="ordered",
                                   val_fraction=0.2))
-    bench_mlp(bundle)
+    model = bench_mlp(bundle)
+    if not args.skip_int8_paths:
+        from bench_int8_paths import bench_int8_paths  # this folder (run as a script)
+
+        bench_int8_paths(model, bundle)
     if not args.skip_deep:
         bench_deep_compression(bundle, args.deep_epochs, args.prune_epochs)
     failed = [label for label, ok in RESULTS if not ok]
