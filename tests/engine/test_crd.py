@@ -14,7 +14,7 @@ from kdgui.core.config import DistillConfig, demo_config
 from kdgui.core.errors import ConfigError
 from kdgui.core.events import RunFinished, RunStarted, StepEvent
 from kdgui.engine.distill import Distiller
-from kdgui.engine.distill.crd import CRDLoss
+from kdgui.engine.distill.crd import ContrastBank, CRDLoss
 
 N_DATA, K, T, MOMENTUM = 10, 6, 0.07, 0.5
 
@@ -86,6 +86,20 @@ def test_crd_matches_the_papers_nce_and_memory_update_on_fixed_tensors() -> None
     state = loss.state_dict()
     assert {"banks.0.memory_student", "banks.0.memory_teacher", "banks.0.log_z"} <= set(state)
     assert sum(p.numel() for p in loss.parameters()) == (3 + 1) * 4 + (5 + 1) * 4
+
+
+def test_both_ways_of_scoring_the_bank_agree_with_their_gradients() -> None:
+    torch.manual_seed(0)
+    memory = torch.randn(40, 8)
+    v = torch.randn(3, 8, requires_grad=True)
+    few, many = torch.randint(0, 40, (3, 5)), torch.randint(0, 40, (3, 30))
+    by_hand = [torch.stack([memory[r] @ v[i] for i, r in enumerate(rows)]) for rows in (few, many)]
+    for rows, expected in zip((few, many), by_hand, strict=True):  # gathered, then one product
+        got = ContrastBank.scores(memory, rows, v)
+        torch.testing.assert_close(got, expected)
+        g1, = torch.autograd.grad(got.sum(), v)
+        g2, = torch.autograd.grad(expected.sum(), v)
+        torch.testing.assert_close(g1, g2)
 
 
 def test_negatives_are_capped_at_the_data_and_avoid_the_anchors_class_once_seen() -> None:

@@ -20,11 +20,12 @@ authors' code (RepDistiller), with their defaults:
   another class; after four redraws a rare same-class pick is kept), or uniformly. With
   ``P = exp(<v, m>/t) / Z`` (``Z = N · mean exp(<v, m>/t)`` of the first batch, then fixed) and
   noise ``K/N``, each side's loss is ``−Σ_batch [log h(pos) + Σ_k log(1 − h(neg_k))] / B`` with
-  ``h = P / (P + K/N)``; the student's embedding is contrasted with the teacher's bank and the
-  teacher's embedding with the student's bank, and the two are added.
+  ``h = P / (P + K/N)`` (a logistic loss on ``log P − log(K/N)``); the student's embedding is
+  contrasted with the teacher's bank and the teacher's embedding with the student's bank, and
+  the two are added.
 
-Computed in float32 in log space (``log h = log P − logaddexp(log P, log(K/N))``), so no
-temperature overflows ``exp``; the authors' ``eps = 1e-7`` guard is then unnecessary (their value
+Computed in float32 in log space (``log h = log σ(log P − log(K/N))``), so no temperature
+overflows ``exp``; the authors' ``eps = 1e-7`` guard is then unnecessary (their value
 differs from this one by less than 1e-6 relative). Autocast is off inside this loss: a head under
 fp16 overflows on large features before it normalises them.
 """
@@ -89,42 +90,48 @@ class ContrastBank(nn.Module):
         b, n = index.shape[0], self.num_samples
         neg = torch.randint(0, n, (b, self.k), device=index.device)
         if self.other_class and labels is not None:
-            anchor = labels.view(-1, 1)
-            for _ in range(REDRAWS):
-                same = (self.labels[neg] == anchor) & (anchor >= 0)
-                if not bool(same.any()):
+            anchor = labels.view(-1)
+            rows, cols = ((self.labels[neg] == anchor.view(-1, 1))
+                          & (anchor >= 0).view(-1, 1)).nonzero(as_tuple=True)
+            for _ in range(REDRAWS):  # only the picks that fell in their anchor's class
+                if rows.numel() == 0:
                     break
-                neg[same] = torch.randint(0, n, (int(same.sum()),), device=index.device)
+                fresh = torch.randint(0, n, (rows.numel(),), device=index.device)
+                neg[rows, cols] = fresh
+                again = self.labels[fresh] == anchor[rows]
+                rows, cols = rows[again], cols[again]
         return torch.cat([index.view(-1, 1), neg], dim=1)
 
     @staticmethod
-    def _scores(memory: Tensor, rows: Tensor, v: Tensor) -> Tensor:
-        """``<v_i, memory[rows[i, j]]>``: one matmul when most of the bank is drawn anyway.
-        Both read a copy of the bank (the gather is one; the matmul's is cloned), which the
-        backward pass needs after the bank was updated in place."""
-        if rows.shape[1] * 2 >= memory.shape[0]:
+    def scores(memory: Tensor, rows: Tensor, v: Tensor) -> Tensor:
+        """``<v_i, memory[rows[i, j]]>``. Gathering the rows copies B·(K + 1) embeddings (with
+        the authors' K = 16384 and batch 64, 0.5 GB per side and step); when that is more than
+        the whole bank, one product with the bank is cheaper. The bank is read through a copy
+        (the gather is one; the product's operand is cloned): the backward pass needs it after
+        the bank was updated in place."""
+        if rows.numel() >= memory.shape[0]:
             return (v @ memory.t().clone()).gather(1, rows)
         return torch.bmm(memory[rows], v.unsqueeze(2)).squeeze(2)
 
     def _nce(self, scores: Tensor, slot: int) -> Tensor:
-        """The NCE loss of one side from its ``<v, m>`` scores (column 0 is the positive)."""
+        """The NCE loss of one side from its ``<v, m>`` scores (column 0 is the positive).
+
+        With ``d = log P − log(K/N)``: ``log h = log σ(d)`` and ``log(1 − h) = log σ(−d)``, the
+        paper's eq. (18) as one logistic loss, stable for any temperature."""
         logits = scores / self.t
         if torch.isnan(self.log_z[slot]):  # the first batch fixes Z = N · mean exp(<v, m>/t)
             with torch.no_grad():
                 self.log_z[slot] = (torch.logsumexp(logits.flatten(), 0)
                                     - math.log(logits.numel()) + math.log(self.num_samples))
-        log_p = logits - self.log_z[slot]
-        log_noise = torch.full_like(log_p, math.log(self.k / self.num_samples))
-        log_sum = torch.logaddexp(log_p, log_noise)
-        positive = (log_p[:, 0] - log_sum[:, 0]).sum()
-        negative = (log_noise[:, 1:] - log_sum[:, 1:]).sum()
-        return -(positive + negative) / scores.shape[0]
+        d = logits - (self.log_z[slot] + math.log(self.k / self.num_samples))
+        signed = torch.cat([d[:, :1], -d[:, 1:]], dim=1)
+        return -F.logsigmoid(signed).sum() / scores.shape[0]
 
     def forward(self, v_s: Tensor, v_t: Tensor, index: Tensor, labels: Tensor | None) -> Tensor:
         with torch.no_grad():
             rows = self.draw(index, labels)
-        loss = (self._nce(self._scores(self.memory_teacher, rows, v_s), 0)
-                + self._nce(self._scores(self.memory_student, rows, v_t), 1))
+        loss = (self._nce(self.scores(self.memory_teacher, rows, v_s), 0)
+                + self._nce(self.scores(self.memory_student, rows, v_t), 1))
         with torch.no_grad():  # after the contrast, as in the authors' code
             for memory, v in ((self.memory_student, v_s), (self.memory_teacher, v_t)):
                 memory[index] = F.normalize(memory[index] * self.momentum
