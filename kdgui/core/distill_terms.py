@@ -148,6 +148,24 @@ def formula(terms: Iterable[TermConfig], *, html: bool = False) -> str:
     return "L = " + " + ".join(shown)
 
 
+def pairs_text(pairs: Iterable[Iterable[str]] | None) -> str:
+    """Layer pairs as typed in the window: ``layer2>features.4 + layer3>features.7``."""
+    return " + ".join(">".join(pair) for pair in pairs or ())
+
+
+def pairs_from_text(text: str) -> list[list[str]] | None:
+    """The pairs of :func:`pairs_text` (``TEACHER>STUDENT`` joined by ``+``); empty text is
+    ``None`` (automatic pairing). A malformed pair is a ValueError saying how to write it."""
+    pairs = []
+    for item in (p.strip() for p in text.split("+") if p.strip()):
+        teacher, sep, student = (part.strip() for part in item.partition(">"))
+        if not sep or not teacher or not student:
+            raise ValueError(f"'{item}' is not a pair: write TEACHER>STUDENT, pairs joined by "
+                             "'+' (e.g. layer2>features.4 + layer3>features.7)")
+        pairs.append([teacher, student])
+    return pairs or None
+
+
 def describe_terms(terms: Iterable[TermConfig]) -> str:
     """One line per the terms that are on, with their parameters, for ``config --check``."""
     parts = []
@@ -267,4 +285,5 @@ SHORTHAND = frozenset({"alpha", "beta", "gamma", "temperature", "label_smoothing
 
 
 __all__ = ["EPS", "SHORTHAND", "DistillConfig", "TermConfig", "check_term_list", "describe_terms",
-           "formula", "hard_weight", "migration_note", "param_error", "shorthand_terms"]
+           "formula", "hard_weight", "migration_note", "pairs_from_text", "pairs_text",
+           "param_error", "shorthand_terms"]

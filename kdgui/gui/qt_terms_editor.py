@@ -20,12 +20,14 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
-from kdgui.core.distill_terms import EPS, DistillConfig, TermConfig
+from kdgui.core.components.distill import reads
+from kdgui.core.distill_terms import EPS, DistillConfig, TermConfig, pairs_from_text, pairs_text
 from kdgui.core.params import describe
 from kdgui.core.registry import losses
 from kdgui.gui.qt_config_state import QtConfigState
@@ -71,6 +73,7 @@ class QtTermCard(QGroupBox):
         layout.addLayout(top)
         self.weight_form: QtParamForm | None = None
         self.params_form: QtParamForm | None = None
+        self.pairs_edit: QLineEdit | None = None
         if editable:
             path = ("distill", "terms", index)
             self.weight_form = QtParamForm([WEIGHT_SPEC], editor.state, path)
@@ -79,10 +82,55 @@ class QtTermCard(QGroupBox):
                 specs = [s for s in describe(component.params) if s.name != "pairs"]
                 self.params_form = QtParamForm(specs, editor.state, (*path, "params"))
                 layout.addWidget(self.params_form)
+                if reads(component.params, "features"):
+                    self._add_pairs_row(layout, editor.state, index, term)
         else:
             values = ", ".join(f"{k} = {v}" for k, v in (term.get("params") or {}).items())
             layout.addWidget(QLabel(f"weight {float(term.get('weight', 0)):.2f}"
                                     + (f" · {values}" if values else "")))
+
+
+    def _add_pairs_row(self, layout: QVBoxLayout, state: QtConfigState, index: int,
+                       term: dict[str, Any]) -> None:
+        """The term's (teacher layer, student layer) pairs as ``T>S + T>S`` text; empty is
+        automatic pairing. The student editor's pairing tool writes the same field."""
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Layer pairs"))
+        self.pairs_edit = QLineEdit(pairs_text(term.get("pairs")))
+        self.pairs_edit.setObjectName(f"pairs:{index}")
+        self.pairs_edit.setPlaceholderText("automatic (stage ends) — or teacher>student + …")
+        self.pairs_edit.setToolTip(
+            "Which teacher layer teaches which student layer, as TEACHER>STUDENT joined by '+' "
+            "(e.g. layers.4>layers.8 + layers.6>layers.14). Empty: pairs chosen automatically "
+            "by stage. The student editor's pairing tool fills this in too.")
+        self.pairs_error = QLabel("")
+        self.pairs_error.setStyleSheet("color: #c0392b;")
+        self.pairs_error.setWordWrap(True)
+        self.pairs_error.hide()
+
+        def commit() -> None:
+            try:
+                pairs = pairs_from_text(self.pairs_edit.text())
+            except ValueError as exc:
+                self.pairs_error.setText(str(exc))
+                self.pairs_error.show()
+                return
+            self.pairs_error.hide()
+            path = ("distill", "terms", index, "pairs")
+            if pairs != state.get(path):
+                state.set(path, pairs)
+
+        self.pairs_edit.editingFinished.connect(commit)
+        row.addWidget(self.pairs_edit, 1)
+        layout.addLayout(row)
+        layout.addWidget(self.pairs_error)
+
+    def show_pairs(self, pairs: list[list[str]] | None) -> None:
+        """Follow pairs written elsewhere (the pairing tool, a loaded config)."""
+        if self.pairs_edit is not None and not self.pairs_edit.hasFocus():
+            text = pairs_text(pairs)
+            if text != self.pairs_edit.text():
+                self.pairs_edit.setText(text)
 
 
 class QtTermsEditor(QWidget):
@@ -155,6 +203,9 @@ class QtTermsEditor(QWidget):
         terms, written = current_terms(self.state)
         if not written or self._shown != _identity(terms):
             self.rebuild()
+            return
+        for card, term in zip(self.cards, terms, strict=False):
+            card.show_pairs(term.get("pairs"))
 
     def rebuild(self) -> None:
         terms, written = current_terms(self.state)
