@@ -48,6 +48,9 @@ class Shot:
     panel: str
     autorun: bool = False
     extra: list[str] = field(default_factory=list)
+    #: ``kdgui`` arguments run first (``{runs}`` is the runs root), e.g. a lesson whose result
+    #: the view then shows.
+    before: list[str] = field(default_factory=list)
 
     @property
     def path(self) -> Path:
@@ -76,6 +79,11 @@ SHOTS: tuple[Shot, ...] = (
     Shot("panel-results", "results"),
     Shot("view-explorer", "explorer"),
     Shot("view-sweeps", "sweeps"),
+    # The missing-digit lesson is run first (MNIST when found, else the digits); the Classroom
+    # view reopens on the lesson run last and shows its result.
+    Shot("view-classroom", "classroom", before=[
+        "classroom", "run", "missing-digit", "--out",
+        "{runs}/lessons/20260101-000000-missing-digit"]),
     Shot("view-history", "history"),
     Shot("view-models", "models", extra=["--screenshot-delay", "8000"]),
 )
@@ -88,6 +96,10 @@ def take(shot: Shot, runs_root: Path, timeout: float) -> bool:
     env.setdefault("QTWEBENGINE_CHROMIUM_FLAGS", "--no-sandbox --disable-gpu")
     before = shot.path.stat().st_mtime if shot.path.exists() else 0.0
     start = time.perf_counter()
+    if shot.before:
+        args = [a.replace("{runs}", str(runs_root)) for a in shot.before]
+        subprocess.run([*KDGUI, *args], cwd=ROOT, env=env, timeout=timeout, check=False,
+                       capture_output=True)
     try:
         proc = subprocess.run(shot.command(runs_root), cwd=ROOT, env=env, timeout=timeout,
                               capture_output=True, text=True, check=False)

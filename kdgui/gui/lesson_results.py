@@ -1,16 +1,22 @@
-"""What the Classroom view shows after a lesson: a headline, published-vs-measured rows, a chart.
+"""What the Classroom view shows of a lesson: its text, and after it ran a headline,
+published-vs-measured rows and a chart.
 
-Plain data, no Qt: it only reads what a lesson's job returned — the result dict of a lesson with
-its own experiment (``lesson.json``: ``models``, ``compare``, ``held_out``), the rows of a sweep
-lesson (``sweep.csv``'s), or the summary of a single-run lesson (its stages) — and chooses how
-to show it. No number is computed here that the engine did not measure.
+Plain data, no Qt: it only reads what a lesson's job returned — the result dict of a lesson
+with its own experiment (``lesson.json``: ``models``, ``compare``, ``held_out``), the rows of a
+sweep lesson (``sweep.csv``'s), or the summary of a single-run lesson (its stages), from its
+events or from the folder it wrote earlier — and chooses how to show it. No number is computed
+here that the engine did not measure.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from kdgui.core.run_folders import LESSON_FILE, SWEEP_FILE, read_json, read_summary
 
 
 @dataclass
@@ -57,7 +63,7 @@ def from_lesson_result(result: dict[str, Any], published: str) -> Outcome:
         series = {("distilled, before the correction" if name == "distilled" else
                    "distilled, after the correction" if name == "distilled + bias" else name):
                   [_pct(v) for v in row.get("per_class", [])] for name, row in models.items()}
-        chart = Chart(f"Accuracy per digit ({held['class']} never seen by the students)",
+        chart = Chart(f"Accuracy per digit ({held['class']} held out)",
                       names, series, muted=("teacher",))
         return Outcome(headline, compare, chart)
     acc = {name: _pct(row.get("accuracy")) for name, row in models.items()}
@@ -113,4 +119,33 @@ def from_run_summary(summary: dict[str, Any], published: str) -> Outcome:
                          {"accuracy": list(stages.values())}))
 
 
-__all__ = ["Chart", "Outcome", "from_lesson_result", "from_run_summary", "from_sweep_rows"]
+def lesson_html(lesson: Any) -> str:
+    """The lesson as a teacher reads it (the text ``kdgui classroom show`` prints)."""
+    e = html.escape
+    paras = "".join(f"<p>{e(p)}</p>" for p in lesson.explanation.split("\n\n"))
+    look = "".join(f"<li>{e(x)}</li>" for x in lesson.look_at)
+    published = (f"<p><b>Published:</b> {e(lesson.published)}</p>" if lesson.published else "")
+    return (f"<h2>{e(lesson.title)}</h2>{paras}<pre>{e(lesson.formula)}</pre>{published}"
+            f"<p><b>What to look at</b></p><ul>{look}</ul>")
+
+
+def outcome_from_folder(lesson: Any, folder: Path) -> Outcome | None:
+    """The outcome of a lesson folder written earlier (None when it holds no finished result)."""
+    if lesson.runner:
+        result = read_json(folder / LESSON_FILE)
+        if result and result.get("models") and not result.get("stopped"):
+            return from_lesson_result(result, lesson.published)
+    elif lesson.vary:
+        sweep = read_json(folder / SWEEP_FILE) or {}
+        rows = [r["row"] for r in sweep.get("runs", []) if r.get("row")]
+        if rows:
+            return from_sweep_rows(rows, lesson.published, lesson.value_names, lesson.vary)
+    else:
+        summary = read_summary(folder)
+        if summary:
+            return from_run_summary(summary, lesson.published)
+    return None
+
+
+__all__ = ["Chart", "Outcome", "from_lesson_result", "from_run_summary", "from_sweep_rows",
+           "lesson_html", "outcome_from_folder"]

@@ -14,12 +14,11 @@ Torch is never imported here: the lessons' list and text come from the facade wi
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -65,16 +65,6 @@ def _default_lesson_fn() -> LessonFn:
     return jobs.run_lesson
 
 
-def lesson_html(lesson: Any) -> str:
-    """The lesson as a teacher reads it (the text ``kdgui classroom show`` prints)."""
-    e = html.escape
-    paras = "".join(f"<p>{e(p)}</p>" for p in lesson.explanation.split("\n\n"))
-    look = "".join(f"<li>{e(x)}</li>" for x in lesson.look_at)
-    published = (f"<p><b>Published:</b> {e(lesson.published)}</p>" if lesson.published else "")
-    return (f"<h2>{e(lesson.title)}</h2>{paras}<pre>{e(lesson.formula)}</pre>{published}"
-            f"<p><b>What to look at</b></p><ul>{look}</ul>")
-
-
 class QtClassroomView(QWidget):
     """The lessons, one at a time: text, run/stop, progress, published vs measured, chart."""
 
@@ -100,7 +90,7 @@ class QtClassroomView(QWidget):
         for lesson in LESSONS:
             item = QListWidgetItem(lesson.title)
             item.setData(Qt.ItemDataRole.UserRole, lesson.name)
-            item.setToolTip(lesson.name)
+            item.setToolTip(f"{lesson.title} ({lesson.name})")
             self.list.addItem(item)
         self.list.currentItemChanged.connect(lambda *_: self._show_lesson())
         self.text = QTextBrowser()
@@ -114,6 +104,8 @@ class QtClassroomView(QWidget):
         self.run_button = QPushButton("Run lesson")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
+        for button in (self.run_button, self.stop_button):
+            button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.run_button.clicked.connect(lambda: self.start())
         self.stop_button.clicked.connect(self.stop)
         self.progress = QProgressBar()
@@ -129,7 +121,9 @@ class QtClassroomView(QWidget):
         self.compare.verticalHeader().setVisible(False)
         self.compare.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.compare.setWordWrap(True)
+        self.compare.setTextElideMode(Qt.TextElideMode.ElideNone)
         header = self.compare.horizontalHeader()
+        header.sectionResized.connect(lambda *_: self.compare.resizeRowsToContents())
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         for col in (1, 2):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
@@ -145,6 +139,7 @@ class QtClassroomView(QWidget):
         controls.addWidget(self.data, 1)
         controls.addWidget(self.run_button)
         controls.addWidget(self.stop_button)
+        controls.addStretch(0)
         top = QWidget()
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
@@ -160,9 +155,10 @@ class QtClassroomView(QWidget):
         left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(self.compare)
         left.addWidget(self.log)
+        left.setSizes([300, 120])
         row.addWidget(left)
         row.addWidget(self.chart)
-        row.setSizes([470, 530])
+        row.setSizes([540, 460])
         res_layout.addWidget(row, 1)
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(top)
@@ -171,10 +167,13 @@ class QtClassroomView(QWidget):
         outer = QSplitter(Qt.Orientation.Horizontal)
         outer.addWidget(self.list)
         outer.addWidget(right)
-        outer.setSizes([210, 900])
+        outer.setSizes([190, 900])
         layout = QVBoxLayout(self)
         layout.addWidget(outer)
-        self.list.setCurrentRow(0)
+        # Reopen on the lesson run last (its result shows), else on the first one.
+        last = next((f.name.split("-", 2)[-1] for f in self._folders()
+                     if f.name.split("-", 2)[-1] in self.lessons), None)
+        self.list.setCurrentRow(list(self.lessons).index(last) if last else 0)
 
     # -- choosing -------------------------------------------------------------------------------
     @property
@@ -193,13 +192,33 @@ class QtClassroomView(QWidget):
         lesson = self.lesson
         if lesson is None:
             return
-        self.text.setHtml(lesson_html(lesson))
+        self.text.setHtml(lesson_results.lesson_html(lesson))
         takes_data = bool(lesson.runner)
         self.data.setVisible(takes_data)
         self.data_label.setVisible(takes_data)
         if not self.running:
             self._clear_result()
             self.status.setText(self._what_runs(lesson))
+            self.show_last_result()
+
+    def _folders(self, name: str | None = None) -> list[Path]:
+        """This view's lesson folders (of one lesson), newest first (names start with a time)."""
+        if not self.lessons_root.is_dir():
+            return []
+        pattern = f"*-{name}" if name else "*"
+        return sorted((p for p in self.lessons_root.glob(pattern) if p.is_dir()), reverse=True)
+
+    def show_last_result(self) -> bool:
+        """Show the newest finished result of the selected lesson, if one is on disk (lessons
+        run before the class stay on screen without being run again)."""
+        lesson = self.lesson
+        for folder in self._folders(lesson.name) if lesson is not None else []:
+            outcome = lesson_results.outcome_from_folder(lesson, folder)
+            if outcome is not None:
+                self.show_outcome(outcome)
+                self.status.setText(f"Last result, from {folder}. Run lesson measures again.")
+                return True
+        return False
 
     @staticmethod
     def _what_runs(lesson: Any) -> str:
@@ -342,6 +361,8 @@ class QtClassroomView(QWidget):
 
     def show_outcome(self, outcome: lesson_results.Outcome) -> None:
         self.outcome = outcome
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
         self.headline.setText(outcome.headline)
         self._set_rows(outcome.compare)
         if outcome.chart is not None:
@@ -355,6 +376,7 @@ class QtClassroomView(QWidget):
                 item.setToolTip(text)
                 self.compare.setItem(r, c, item)
         self.compare.resizeRowsToContents()
+        QTimer.singleShot(0, self.compare.resizeRowsToContents)  # once the columns are laid out
 
 
-__all__ = ["QtClassroomView", "lesson_html"]
+__all__ = ["QtClassroomView"]

@@ -36,6 +36,7 @@ class QtLessonChart(QWidget):
         self.plot.setLabel("left", "accuracy (%)")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setMinimumWidth(240)
+        self.plot.getPlotItem().titleLabel.setMinimumWidth(0)  # a long title must not widen it
         self.legend = QLabel(wordWrap=True)
         self.legend.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder = QLabel("The lesson's chart appears here when it has run.")

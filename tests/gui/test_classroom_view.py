@@ -115,3 +115,18 @@ def test_a_sweep_lesson_draws_accuracy_per_value(qtbot, tmp_path) -> None:
     assert view.compare.item(0, 1).text().startswith("Hinton et al. 2015")
     assert "16: 130.0%" in view.compare.item(0, 2).text()
     assert (tmp_path / "t" / "sweep.csv").is_file()
+
+
+def test_the_view_reopens_on_the_last_lesson_with_its_result(qtbot, tmp_path) -> None:
+    import json
+
+    folder = tmp_path / "20260101-120000-missing-digit"
+    folder.mkdir()
+    (folder / "lesson.json").write_text(json.dumps(_missing_digit_result()))
+    view = QtClassroomView(lessons_root=tmp_path)
+    qtbot.addWidget(view)
+    assert view.lesson.name == "missing-digit"
+    assert view.status.text().startswith("Last result, from")
+    assert "94.0% after" in view.headline.text() and view.compare.rowCount() == 2
+    view.select("unlabelled")  # never run here: nothing to show
+    assert view.outcome is None and view.chart.chart is None
