@@ -100,8 +100,18 @@ def _initial_config(args: argparse.Namespace) -> object:
     return config
 
 
-#: Keeps the UI-thread garbage collector (and its timer) alive for the process.
-_GC_HOLDER: list[object] = []
+def configure_application(app: object) -> None:
+    """What every window process sets up after its theme (the bench calls it too, so that it
+    measures the window as users run it): garbage collection on the UI thread only, the start-up
+    heap frozen once torch is in (:mod:`kdgui.gui.ui_gc`), plots that follow the palette."""
+    import pyqtgraph as pg
+
+    from kdgui.gui import ui_gc
+    from kdgui.gui.qt_plot_base import background, foreground
+
+    ui_gc.install()
+    # Every plot, including those made by views created later, follows the palette.
+    pg.setConfigOptions(antialias=True, background=background(), foreground=foreground())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,24 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     app.setDesktopFileName("org.kdgui.KDStudio")
     _set_icon(app)
     apply_theme(app, args.theme)
-    # Python's cyclic GC runs in whichever thread happens to allocate: a Qt object collected on a
-    # worker thread (while torch runs there) deadlocks against the UI thread deleting widgets.
-    # Collect on the UI thread only, from a timer (pyqtgraph's GarbageCollector).
-    from pyqtgraph.util.garbage_collector import GarbageCollector
-
-    _GC_HOLDER.append(GarbageCollector(interval=1.0))
+    configure_application(app)
     try:
         config = _initial_config(args)
     except UserError as exc:
         print(f"kdgui: {exc.one_line()}", file=sys.stderr)
         return 2
 
-    import pyqtgraph as pg
-
-    from kdgui.gui.qt_plot_base import background, foreground
-
-    # Every plot, including those made by views created later, follows the palette.
-    pg.setConfigOptions(antialias=True, background=background(), foreground=foreground())
     from kdgui.gui.main_window import PANEL_KEYS, QtMainWindow
 
     if args.panel and args.panel not in PANEL_KEYS:

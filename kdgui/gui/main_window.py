@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from kdgui.core.config import ExperimentConfig, demo_config
 from kdgui.core.errors import UserError
-from kdgui.core.events import Event, RunFailed, RunFinished, StateEvent
+from kdgui.core.events import Event, RunFailed, RunFinished, RunStarted, StateEvent
 from kdgui.core.history import default_root
 from kdgui.core.run_folders import new_run_dir
 from kdgui.gui.qt_compress_panel import QtCompressPanel
@@ -72,8 +72,11 @@ def show_what_to_try(window: QtMainWindow) -> None:
 
 def _start_engine_warm_up() -> QtWorker:
     from kdgui.engine import jobs
+    from kdgui.gui import ui_gc
 
-    return QtWorker(jobs.warm_up, needs_engine=False, name="kdgui-engine-warm-up").start()
+    worker = QtWorker(jobs.warm_up, needs_engine=False, name="kdgui-engine-warm-up")
+    worker.returned.connect(lambda _r: ui_gc.freeze_start_up())  # no full GC pause in a run
+    return worker.start()
 
 
 class QtMainWindow(WindowFilesMixin, WindowResultsMixin, QMainWindow):
@@ -112,6 +115,7 @@ class QtMainWindow(WindowFilesMixin, WindowResultsMixin, QMainWindow):
         #: first show, so that its first check (which loads torch) never delays the first paint.
         self.setup_check: Any = None
         self._wants_setup_check = run_fn is None
+        self._run_config: ExperimentConfig | None = None  # what the current run was started with
         self.runner.event.connect(self._on_event)
         self.runner.errored.connect(self._on_worker_error)
         self.runner.finished.connect(self._on_run_finished)
@@ -279,6 +283,9 @@ class QtMainWindow(WindowFilesMixin, WindowResultsMixin, QMainWindow):
         self._failed = False
         self.last_run_ok = None
         self.settings.setValue("last_config", json.dumps(self.state.data))
+        if self.setup_check is not None:  # the run loads the same data and models itself
+            self.setup_check.hold(True)
+        self._run_config = self.state.config
         self.runner.start(self.state.config, out_dir)
         self.show_panel("run")
         self.statusBar().showMessage(f"Running… ({out_dir})")
@@ -304,7 +311,9 @@ class QtMainWindow(WindowFilesMixin, WindowResultsMixin, QMainWindow):
 
     def _on_event(self, ev: Event) -> None:
         self.run_panel.handle(ev)
-        if isinstance(ev, RunFailed):
+        if isinstance(ev, RunStarted) and self.setup_check is not None:
+            self.setup_check.passed(self._run_config)
+        elif isinstance(ev, RunFailed):
             self._failed = True  # its error comes as the worker's ``errored`` (one message)
         elif isinstance(ev, RunFinished):
             self.last_run_ok = not ev.stopped
@@ -325,6 +334,8 @@ class QtMainWindow(WindowFilesMixin, WindowResultsMixin, QMainWindow):
 
     def _on_run_finished(self) -> None:
         self.run_panel.flush()
+        if self.setup_check is not None:
+            self.setup_check.hold(False)
         if self.last_run_ok is None:
             self.last_run_ok = False
         self._config_changed()

@@ -1,30 +1,42 @@
-"""What every live plot shares: growing buffers and redraws coalesced to at most 30 Hz.
+"""What every live plot shares: growing buffers, and redraws paced by one frame clock.
 
 Events can arrive hundreds of times a second from a fast run; replotting on each would starve the
-event loop. A plot only *marks itself dirty* when data arrives; a single-shot timer then redraws
-once per frame (33 ms), so the cost of drawing is bounded whatever the event rate (pyqtgraph's
-``scrollingPlots`` habit: one curve object per line, ``setData`` on a timer).
+event loop. A plot only *marks itself dirty* when data arrives (pyqtgraph's ``scrollingPlots``
+habit: one curve object per line, ``setData`` on a timer). One :class:`FrameClock` for all plots
+then redraws **one** dirty plot per frame (33 ms), the one that has waited longest, and after a
+redraw that cost *c* (its ``setData`` and the paint Qt does for it) lets no plot redraw for
+*c* / :data:`UI_BUDGET`. Why one clock and a budget:
+
+* Drawing runs on the UI thread and mostly in Python (pyqtgraph's axes), holding the GIL that the
+  training thread needs between its torch ops: every millisecond of drawing is a millisecond of
+  training lost (measured: plots redrawing at 30 Hz halved the demo's throughput in the window;
+  plots paced each on its own still cost the run 10–20 %). With one budget the plots together
+  take at most :data:`UI_BUDGET` of the time, whatever their number or the machine's speed.
+* Plots with their own timers redrew in the same pass of the event loop: four 9 ms redraws froze
+  the window 36 ms at a time. One plot per frame keeps each freeze to one plot's cost.
+* A plot that has drawn nothing since it was cleared draws at the next frame, budget or not:
+  the first live point of a run shows at once.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, QTimer
+import shiboken6
+from PySide6.QtCore import QObject, QPointF, Qt, QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
-#: Minimum milliseconds between two redraws of one plot (≤ 30 Hz).
+#: The frame clock's period: at most one plot redraws per frame (≤ 30 redraws a second).
 FRAME_MS = 33
-#: A plot waits this many times its own drawing cost before it draws again, so the plots together
-#: take a bounded share of the UI thread — and of the GIL the training thread needs too.
-#: Measured on 2 cores: four plots redrawing at 30 Hz cost ~7 ms each per frame and halved the
-#: engine's throughput in the window; paced this way they update several times a second.
-COST_FACTOR = 50
-MAX_FRAME_MS = 500
+#: The share of the UI thread's time (and of the GIL) that redrawing plots may take.
+UI_BUDGET = 0.02
+#: Longest pause the budget imposes after one redraw, so a slow machine still updates.
+MAX_PAUSE_S = 1.0
 
 #: Colours for series, readable on light and dark backgrounds.
 SERIES_COLORS = [
@@ -121,12 +133,103 @@ class HoverReadout:
         self.label.hide()
 
 
+class FrameClock(QObject):
+    """Redraws the live plots: one per frame, oldest request first, within :data:`UI_BUDGET`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue: list[QtLivePlot] = []
+        self._quiet_until = 0.0
+        self._timer = QTimer(self)
+        self._timer.setInterval(FRAME_MS)
+        self._timer.timeout.connect(self.tick)
+        #: Redraws done by :meth:`tick` (tests count them).
+        self.ticks_drawn = 0
+
+    def request(self, plot: QtLivePlot) -> None:
+        if plot not in self._queue:
+            self._queue.append(plot)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def forget(self, plot: QtLivePlot) -> None:
+        if plot in self._queue:
+            self._queue.remove(plot)
+
+    def spend(self, seconds: float) -> None:
+        """Charge ``seconds`` of drawing to the budget: no redraw for ``seconds / UI_BUDGET``."""
+        pause = min(MAX_PAUSE_S, seconds / UI_BUDGET)
+        self._quiet_until = max(self._quiet_until, time.perf_counter() + pause)
+
+    def pending(self) -> list[QtLivePlot]:
+        return list(self._queue)
+
+    def tick(self) -> QtLivePlot | None:
+        """Redraw the plot that has waited longest, if the budget allows; returns it."""
+        queue = self._queue
+        if not queue:
+            self._timer.stop()
+            return None
+        fresh = next((p for p in queue if not p.drawn_since_clear), None)
+        plot = fresh or (queue[0] if time.perf_counter() >= self._quiet_until else None)
+        if plot is None:
+            return None
+        queue.remove(plot)
+        if not shiboken6.isValid(plot):  # its widget was deleted while it waited
+            return None
+        self.ticks_drawn += 1
+        plot._redraw_now()
+        return plot
+
+
+_CLOCK: list[FrameClock] = []
+
+
+def frame_clock() -> FrameClock:
+    """The one frame clock of this process (made on first use, on the UI thread)."""
+    if not _CLOCK:
+        _CLOCK.append(FrameClock())
+    return _CLOCK[0]
+
+
+class _TimedPlotWidget(pg.PlotWidget):
+    """A PlotWidget that reports what each paint cost (Qt paints after ``setData``, later)."""
+
+    def __init__(self, owner: QtLivePlot, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._owner = owner
+
+    def paintEvent(self, event: object) -> None:
+        started = time.perf_counter()
+        super().paintEvent(event)
+        self._owner._painted(time.perf_counter() - started)
+
+
 class QtLivePlot(QWidget):
-    """Base of the live plots: a titled PlotWidget plus the coalescing redraw timer."""
+    """Base of the live plots: a titled PlotWidget whose redraws the frame clock paces."""
+
+    _paint_pending = False
+    paint_count = 0
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """A plot's ``clear`` makes it fresh again: its next data draws at the next frame."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("clear")
+        if own is None or getattr(own, "_marks_fresh", False):
+            return
+
+        @functools.wraps(own)
+        def clear(self: QtLivePlot, *args: object, **kw: object) -> object:
+            result = own(self, *args, **kw)
+            self.drawn_since_clear = False
+            return result
+
+        clear._marks_fresh = True  # type: ignore[attr-defined]
+        cls.clear = clear  # type: ignore[method-assign]
 
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot_widget = pg.PlotWidget(background=background())
+        self.plot_widget = _TimedPlotWidget(self, background=background())
         self.plot = self.plot_widget.getPlotItem()
         fg = foreground()
         self.plot.setTitle(title, color=fg, size="10pt")
@@ -145,13 +248,14 @@ class QtLivePlot(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot_widget)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(FRAME_MS)
-        self._timer.timeout.connect(self._redraw_now)
+        self._clock = frame_clock()
         self._dirty = False
-        self._cost_s: float | None = None
+        #: False from :meth:`clear` until the next redraw (the frame clock draws it first).
+        self.drawn_since_clear = False
+        #: Whether the next paint follows a redraw (its cost is charged to the budget).
+        self._paint_pending = False
         self.redraw_count = 0
+        self.paint_count = 0
 
     def fit_title(self) -> str:
         """Elide the title to the plot's width ("…"), so a narrow plot or presentation mode's
@@ -180,15 +284,14 @@ class QtLivePlot(QWidget):
         return legend
 
     def mark_dirty(self) -> None:
-        """Ask for a redraw at the next frame; any number of calls per frame cost one redraw."""
+        """Ask the frame clock for a redraw; any number of calls before it costs one redraw."""
         self._dirty = True
-        if not self._timer.isActive():
-            self._timer.start()
+        self._clock.request(self)
 
     def flush(self) -> None:
         """Redraw now if anything is pending (before a screenshot or an export)."""
         if self._dirty:
-            self._timer.stop()
+            self._clock.forget(self)
             self._redraw_now()
 
     def _redraw_now(self) -> None:
@@ -198,12 +301,17 @@ class QtLivePlot(QWidget):
         self.redraw_count += 1
         started = time.perf_counter()
         self.redraw()
-        if self.isVisible():
-            self.plot_widget.viewport().repaint()  # paint now, so the cost is measured
-        cost = time.perf_counter() - started
-        self._cost_s = cost if self._cost_s is None else 0.7 * self._cost_s + 0.3 * cost
-        self._timer.setInterval(
-            int(min(MAX_FRAME_MS, max(FRAME_MS, 1000 * self._cost_s * COST_FACTOR))))
+        self.drawn_since_clear = True
+        self._paint_pending = self.isVisible()
+        self._clock.spend(time.perf_counter() - started)
+
+    def _painted(self, seconds: float) -> None:
+        """A paint of the plot: the one after a redraw is charged to the frame clock's budget
+        (hover and resize paints are the user's, not the run's)."""
+        self.paint_count += 1
+        if self._paint_pending:
+            self._paint_pending = False
+            self._clock.spend(seconds)
 
     def _export_svg(self, path: str) -> None:
         """Vector SVG through Qt's SVG painter: pyqtgraph's own SVG exporter fails on any plot

@@ -4,7 +4,10 @@ Whenever the data, teacher or student section changes (and the config is otherwi
 engine's ``check_setup`` job loads them as a run would, off the UI thread, a moment after the
 last edit. What it finds becomes an issue of the config state: shown in red where it was chosen
 (1 · Teacher, 2 · Data, 3 · Student) and in 6 · Run, and Run stays disabled until it is fixed.
-The engine's messages are written for the CLI ("--num-classes", "pass --arch"); the two common
+While a run is in progress no check starts (:meth:`QtSetupCheck.hold`): the run loads the same
+data and models itself, and a check loading them beside it slowed the run's start and its
+measurements (Run pressed at once after launch); a run that starts is the check's answer for
+its config (:meth:`QtSetupCheck.passed`). The engine's messages are written for the CLI ("--num-classes", "pass --arch"); the two common
 mismatches are worded here from the job's numbers, and other messages have their flags replaced
 by the place in the window where the same setting lives.
 """
@@ -85,6 +88,7 @@ class QtSetupCheck(QObject):
         self._checked_key: str | None = None
         self._worker: Any = None
         self.result: dict[str, Any] | None = None
+        self._held = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
@@ -108,10 +112,25 @@ class QtSetupCheck(QObject):
         if key is not None and key != self._checked_key:
             self._timer.start()
 
+    def hold(self, held: bool) -> None:
+        """No check starts while held (a run is in progress); released, a pending one does."""
+        self._held = held
+        if not held:
+            self._changed()
+
+    def passed(self, config: Any) -> None:
+        """A run of ``config`` got past its set-up: its data, teacher and student fit."""
+        data = config.model_dump(mode="json")
+        key = json.dumps({k: data.get(k) for k in SECTIONS}, sort_keys=True, default=str)
+        if key == self._key() and not self.checking:
+            self._checked_key = key
+            self._timer.stop()
+            self.state.set_external_issues("setup", [])
+
     def check(self) -> None:
-        """Check the current setup now (later, if a check is still running)."""
-        if self.checking:
-            return  # _done looks again when this one ends
+        """Check the current setup now (later, if a check is still running or a run holds it)."""
+        if self.checking or self._held:
+            return  # _done (or hold(False)) looks again
         key, config = self._key(), self.state.config
         if key is None or config is None or key == self._checked_key:
             return

@@ -44,8 +44,9 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal
 from kdgui.core.errors import UserError
 from kdgui.core.events import RunControl, RunFailed
 
-#: How often the UI thread takes the values a worker has queued (ms).
-DRAIN_MS = 100
+#: How often the UI thread takes the values a worker has queued (ms): one frame, so a run's
+#: first live point waits at most a frame; an empty queue costs one GIL hand-over per frame.
+DRAIN_MS = 33
 
 #: Workers whose thread is still running. Held here (not by a Qt parent) so that closing the
 #: widget that started one never destroys a running QThread, which aborts the process.
