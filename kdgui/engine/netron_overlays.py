@@ -63,7 +63,7 @@ Runnable = tuple[nn.Module | None, tuple[int, ...] | None, str]
 def runnable(source: ModelSource) -> Runnable:
     """``(module, input shape, "")`` that runs ``source`` layer by layer, or ``(None, _, why)``."""
     from kdgui.engine.models.frozen import opaque_title
-    from kdgui.engine.netron_sources import _load_module, _program_input_shape
+    from kdgui.engine.netron_sources import _load_module, _load_program, _program_input_shape
 
     path, shape = source.path, source.input_shape
     if source.kind == "stage":
@@ -72,7 +72,7 @@ def runnable(source: ModelSource) -> Runnable:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if path.suffix == ".pt2":
-                program = torch.export.load(str(path))
+                program = _load_program(path)
                 shape = shape or _program_input_shape(program)
                 return torch.export.unflatten(program), shape, ""
             if path.suffix == ".ts":

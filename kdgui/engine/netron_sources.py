@@ -16,6 +16,7 @@ int8 stage's numbers (bits included) and a note saying so.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,6 +176,11 @@ def onnx_file_for(model: FrozenTeacher, input_shape: tuple[int, ...], path: Path
 
 def prepare(source: ModelSource, out_dir: str | Path) -> PreparedModel:
     """Write ``out_dir/<name>.onnx`` annotated for Netron; return it with the layer table."""
+    with _LOAD_LOCK:
+        return _prepare(source, out_dir)
+
+
+def _prepare(source: ModelSource, out_dir: str | Path) -> PreparedModel:
     from kdgui.engine.models.frozen import opaque_title
     from kdgui.engine.netron_graph import annotate_file, export_annotated
 
@@ -250,13 +256,20 @@ def _earlier_program(source: ModelSource) -> Path | None:
     return None
 
 
+#: ``torch.export.load`` keeps its deserializer in a global, and the ONNX exporter is not
+#: thread-safe either: two threads preparing at once (the Models view preparing one model while
+#: the compare view prepares two) fail ("_CURRENT_DESERIALIZER is already set", "Failed to
+#: decompose the FX graph"). Preparing and loading programs therefore take turns.
+_LOAD_LOCK = threading.RLock()
+
+
 def _load_program(path: Path) -> Any:
     import warnings
 
     import torch
 
     try:
-        with warnings.catch_warnings():
+        with _LOAD_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return torch.export.load(str(path))
     except Exception as exc:

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from kdgui.core.errors import UserError
 from kdgui.core.run_folders import find_runs
+from kdgui.gui.qt_graph_paint import QtColourLegend, overlay_fills, overlay_title, paint_script
 from kdgui.gui.qt_model_tables import COLUMNS, QtLayerTable, QtModelSummaries
 from kdgui.gui.qt_worker import QtWorker
 
@@ -83,11 +84,18 @@ class ModelsView(QWidget):
         self.file_button = QPushButton("Open file…")
         self.browser_button = QPushButton("Open in browser")
         self.browser_button.setEnabled(False)
+        self.overlay_combo = QComboBox()  # measured overlays, painted on the graph
+        self.overlay_combo.addItems(["no overlay", "latency", "quantization error"])
+        self.overlay_combo.setToolTip("Measure each layer (on the worker) and colour the graph")
+        self.compare_button = QPushButton("Compare…")
+        self.compare_button.setCheckable(True)
+        self.compare_button.setToolTip("Two models of this run side by side, with their diff")
         bar = QHBoxLayout()
         for label, widget in (("Run", self.run_combo), ("Model", self.model_combo)):
             bar.addWidget(QLabel(label))
             bar.addWidget(widget, 1)
-        for button in (self.open_button, self.file_button, self.browser_button):
+        for button in (self.open_button, self.file_button, self.browser_button,
+                       self.overlay_combo, self.compare_button):
             bar.addWidget(button)
         self.notice = QLabel("")
         self.notice.setWordWrap(True)
@@ -118,16 +126,23 @@ class ModelsView(QWidget):
         split.addWidget(side)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        self.legend = QtColourLegend()
+        self.legend.hide()
+        self.compare_view: Any = None  # made on first use of Compare…
 
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addWidget(self.notice)
+        layout.addWidget(self.legend)
         layout.addWidget(split, 1)
+        self._split, self._layout = split, layout
 
         self.run_combo.currentIndexChanged.connect(self._on_run)
         self.open_button.clicked.connect(self.show_selected)
         self.file_button.clicked.connect(self._pick_file)
         self.browser_button.clicked.connect(self.open_in_browser)
+        self.overlay_combo.currentIndexChanged.connect(self._on_overlay)
+        self.compare_button.toggled.connect(self.set_compare)
 
     # -- choosing --------------------------------------------------------------------------------
     def refresh_runs(self) -> None:
@@ -159,6 +174,8 @@ class ModelsView(QWidget):
             self.model_combo.setCurrentIndex(len(self._sources) - 1)  # the final model
         self._show_summaries()
         self.open_button.setEnabled(bool(self._sources))
+        if self.compare_view is not None:
+            self.compare_view.set_sources(self._sources)
 
     def showEvent(self, event: Any) -> None:
         """The first time the view is shown with a model to pick, draw it: nothing to click."""
@@ -190,13 +207,17 @@ class ModelsView(QWidget):
         self.show_source(source)
 
     def show_source(self, source: Any) -> None:
-        """Prepare ``source`` on the worker (load it, write its ONNX), then show it."""
+        """Prepare ``source`` on the worker (load it, write its ONNX; with an overlay chosen,
+        measure its layers too), then show it."""
         if self._task is not None and self._task.running:
             return
         self.open_button.setEnabled(False)
-        self._set_notice(f"Preparing {source.label} …")
-        out = self._work / f"m{id(source)}"
-        task = QtWorker(lambda: _jobs().prepare_model(source, out), name="kdgui-netron-prepare",
+        measure = self.overlay_combo.currentIndex() > 0
+        self._set_notice(f"Preparing {source.label}" + (" and measuring its layers" if measure
+                                                         else "") + " …")
+        out = self._work / f"m{id(source)}_{int(measure)}"
+        task = QtWorker(lambda: _jobs().measure_model(source, out, overlays=True) if measure
+                        else _jobs().prepare_model(source, out), name="kdgui-netron-prepare",
                         owner=self)
         task.returned.connect(self._on_prepared)
         task.errored.connect(self._on_prepare_failed)
@@ -213,11 +234,14 @@ class ModelsView(QWidget):
         self._set_notice(f"Cannot show this model: {error.get('what', 'unknown error')}.{fix}")
 
     def _on_prepared(self, prepared: Any) -> None:
+        self._measured = prepared if hasattr(prepared, "overlays") else None
+        prepared = getattr(prepared, "prepared", prepared)
         self._current = prepared
         self.fill_layers(prepared.layers)
         notes = list(prepared.notes)
         notes.extend(self._serve(prepared.onnx_path))
         self._set_notice("\n".join(notes))
+        self.paint_overlay()
         self.prepared.emit(prepared)
 
     def fill_layers(self, layers: list[dict[str, Any]]) -> None:
@@ -263,6 +287,43 @@ class ModelsView(QWidget):
         web.load(url)
         return notes
 
+    # -- overlays and compare mode -----------------------------------------------------------------
+    def _on_overlay(self, *_: Any) -> None:
+        measured = getattr(self, "_measured", None)
+        if self.overlay_combo.currentIndex() > 0 and measured is None and self._current:
+            self.show_source(self._current.source)  # measure it now
+        self.paint_overlay()
+
+    def paint_overlay(self) -> None:
+        """Fill the graph's nodes by the chosen overlay, with its colour scale above."""
+        measured = getattr(self, "_measured", None)
+        key = ("", "latency_ms", "quant_error")[self.overlay_combo.currentIndex()]
+        (fills,), scale, log = overlay_fills([measured], key)
+        if self._web is not None and self._web.view is not None and self._web.drawn:
+            self._web.view.page().runJavaScript(paint_script(fills, {}), 0)  # else once drawn
+        self.legend.setVisible(bool(key))
+        if scale:
+            self.legend.set_scale(overlay_title(key, log), f"{scale[0]:.3g}", f"{scale[1]:.3g}")
+        elif key:
+            why = measured.prepared.notes[-1:] if measured else ["measuring …"]
+            self.legend.set_swatches(f"no {self.overlay_combo.currentText()}: {why[0] if why else ''}", [])
+
+    def set_compare(self, on: bool) -> None:
+        """Switch between one model and two side by side (the Compare… button)."""
+        if on and self.compare_view is None:
+            from kdgui.gui.qt_compare_view import CompareView
+
+            self.compare_view = CompareView(self, embed=self.embed, open_url=self._open_url)
+            self.compare_view.layerSelected.connect(self.layerSelected)
+            self._layout.addWidget(self.compare_view, 1)
+            self.compare_view.set_sources(self._sources)
+        self._split.setVisible(not on)
+        self.notice.setVisible(not on and bool(self.notice.text()))
+        self.legend.setVisible(not on and self.overlay_combo.currentIndex() > 0)
+        if self.compare_view is not None:
+            self.compare_view.setVisible(on)
+        self.compare_button.setChecked(on)
+
     def _web_view(self) -> Any:
         from kdgui.gui.qt_netron_web import NetronWebView, webengine_status
 
@@ -275,6 +336,7 @@ class ModelsView(QWidget):
         except Exception:
             return None
         self._web.loadFailed.connect(lambda text: self._set_notice(text))
+        self._web.graphShown.connect(self.paint_overlay)
         self.placeholder.hide()
         self._graph_layout.addWidget(self._web)
         return self._web
@@ -295,7 +357,7 @@ class ModelsView(QWidget):
         # Netron's and torch's messages carry terminal colour codes (raw, or escaped "\x1b[").
         text = re.sub(r"(\x1b|\\x1b|\\033)\[[0-9;?]*[ -/]*[@-~]", "", text)
         self.notice.setText(text)
-        self.notice.setVisible(bool(text))
+        self.notice.setVisible(bool(text) and not self.compare_button.isChecked())
         self.noticeChanged.emit(text)
 
     @property
@@ -318,6 +380,8 @@ class ModelsView(QWidget):
         if self._web is not None:
             self._web.shutdown()
             self._web = None
+        if self.compare_view is not None:
+            self.compare_view.shutdown()
         shutil.rmtree(self._work, ignore_errors=True)
 
     def closeEvent(self, event: Any) -> None:

@@ -54,3 +54,14 @@ def make_run(root: Path) -> Path:
         pass
     (run / "student").mkdir(exist_ok=True)
     return run
+
+
+_SHARED: dict[str, Path] = {}
+
+
+def shared_run(factory: object) -> Path:
+    """One such run per test session, for tests that only read it (``factory`` is pytest's
+    ``tmp_path_factory``): building it takes seconds."""
+    if "run" not in _SHARED:
+        _SHARED["run"] = make_run(factory.mktemp("shared-netron-run"))  # type: ignore[attr-defined]
+    return _SHARED["run"]

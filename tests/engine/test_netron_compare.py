@@ -21,7 +21,7 @@ from kdgui.engine.metrics.per_layer import (
 )
 from kdgui.engine.model_diff import diff_layers
 from kdgui.engine.netron_annotate import read_annotations
-from tests.engine.netron_run import make_run
+from tests.engine.netron_run import shared_run
 
 
 def _mlp() -> nn.Sequential:
@@ -114,7 +114,7 @@ def test_change_kinds_of_real_pruned_quantized_shared_and_factorised_pairs() -> 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_run(tmp_path_factory.mktemp("runs"))
+    return shared_run(tmp_path_factory)  # read only: shared with the window's compare tests
 
 
 def test_compare_before_and_after_int8_marks_and_measures_the_quantized_layers(

@@ -1,0 +1,281 @@
+"""Two models of a run side by side: two Netron graphs, the changed layers coloured on both, and
+the layer-by-layer diff table beside them (the Models view's *Compare…* mode).
+
+Pick A and B (teacher, student or any stage), press **Compare**: the engine prepares both graphs
+and diffs their layer tables on the worker (:func:`kdgui.engine.jobs.compare_models`; with
+*measure* ticked it also times every layer and takes each quantized layer's error). Each graph's
+changed layers get an outline in the colour of what happened to them (pruned, quantized, shared,
+decomposed, removed, added); the *colour by* picker fills the nodes on a latency or
+quantization-error scale shared by both sides, with its legend under the table.
+
+What is synchronised: clicking a node in either graph selects its layer's row in the table and
+outlines (and scrolls to) the same-named layer in the other graph; clicking a row does that in
+both graphs. Scrolling and zooming are *not* synchronised: the two graphs have different layouts,
+so one scroll position has no counterpart in the other.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kdgui.gui.qt_graph_paint import (
+    CHANGE_COLOURS,
+    QtColourLegend,
+    overlay_fills,
+    overlay_title,
+)
+from kdgui.gui.qt_graph_pane import QtGraphPane
+from kdgui.gui.qt_model_tables import fmt_value
+from kdgui.gui.qt_worker import QtWorker
+
+DIFF_COLUMNS = ("layer", "change", "output shape", "params", "sparsity", "bits", "rank",
+                "latency ms A → B", "quant. error B", "type")
+#: The *colour by* choices: label -> overlay key (None: only the change outlines).
+COLOUR_BY = {"changes only": None, "latency": "latency_ms", "quantization error": "quant_error"}
+
+
+def _jobs() -> Any:
+    from kdgui.engine import jobs
+
+    return jobs
+
+
+def _cell(kind: str, value: Any) -> str:
+    if value is None:
+        return "—"
+    if kind == "shape" and isinstance(value, list):
+        return "×".join(str(v) for v in value[1:])
+    if kind == "sparsity":
+        return f"{100 * value:.0f}%"
+    return fmt_value(value)
+
+
+class CompareView(QWidget):
+    """A and B pickers, two graph panes, the diff table and the legends."""
+
+    compared = Signal(object)  # the engine's Comparison now shown
+    noticeChanged = Signal(str)
+    layerSelected = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None, *, embed: bool = True,
+                 open_url: Callable[[str], Any] | None = None) -> None:
+        super().__init__(parent)
+        self._work = Path(tempfile.mkdtemp(prefix="kdgui-compare-"))
+        self._sources: list[Any] = []
+        self._task: QtWorker | None = None
+        self.result: Any = None
+        self.a_combo, self.b_combo = QComboBox(), QComboBox()
+        self.measure_box = QCheckBox("measure latency && quantization error")
+        self.measure_box.setToolTip("Time every layer and compare each quantized layer's output "
+                                    "with its float counterpart (takes a few seconds more)")
+        self.compare_button = QPushButton("Compare")
+        self.colour_combo = QComboBox()
+        self.colour_combo.addItems(list(COLOUR_BY))
+        bar = QHBoxLayout()
+        for label, widget in (("A", self.a_combo), ("B", self.b_combo)):
+            bar.addWidget(QLabel(label))
+            bar.addWidget(widget, 1)
+        bar.addWidget(self.measure_box)
+        bar.addWidget(self.compare_button)
+        bar.addWidget(QLabel("colour by"))
+        bar.addWidget(self.colour_combo)
+        self.notice = QLabel("")
+        self.notice.setWordWrap(True)
+        self.notice.hide()
+        self.panes = (QtGraphPane("A", self, embed=embed, open_url=open_url),
+                      QtGraphPane("B", self, embed=embed, open_url=open_url))
+        self.table = QTableWidget(0, len(DIFF_COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(DIFF_COLUMNS))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents)
+        self.summary = QLabel("")
+        self.changes_legend, self.scale_legend = QtColourLegend(), QtColourLegend()
+        self.changes_legend.set_swatches("outline: what happened to the layer (A → B)",
+                                         list(CHANGE_COLOURS.items()))
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.table, self.summary, self.changes_legend, self.scale_legend):
+            side_layout.addWidget(widget, 1 if widget is self.table else 0)
+        graphs = QSplitter(Qt.Orientation.Horizontal)
+        for pane in self.panes:
+            graphs.addWidget(pane)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(graphs)
+        split.addWidget(side)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.notice)
+        layout.addWidget(split, 1)
+        self.compare_button.clicked.connect(self.compare)
+        self.colour_combo.currentIndexChanged.connect(self.repaint_graphs)
+        self.table.itemSelectionChanged.connect(self._on_row)
+        for index, pane in enumerate(self.panes):
+            pane.nodeClicked.connect(lambda node, i=index: self._on_node(i, node))
+        self._poll = QTimer(self)
+        self._poll.setInterval(400)
+        self._poll.timeout.connect(lambda: [p.poll() for p in self.panes])
+
+    # -- choosing --------------------------------------------------------------------------------
+    def set_sources(self, sources: list[Any]) -> None:
+        """A run's models; A defaults to the one before the last, B to the last."""
+        self._sources = list(sources)
+        for combo in (self.a_combo, self.b_combo):
+            combo.clear()
+            combo.addItems([s.label for s in self._sources])
+        if self._sources:
+            self.a_combo.setCurrentIndex(max(0, len(self._sources) - 2))
+            self.b_combo.setCurrentIndex(len(self._sources) - 1)
+        self.compare_button.setEnabled(len(self._sources) > 1)
+
+    def compare(self) -> None:
+        """Prepare, diff (and measure) A and B on the worker, then show them."""
+        a, b = self.a_combo.currentIndex(), self.b_combo.currentIndex()
+        if (self._task is not None and self._task.running) or min(a, b) < 0:
+            return
+        source_a, source_b, measure = self._sources[a], self._sources[b], self.measure_box.isChecked()
+        out = self._work / f"c{a}_{b}_{int(measure)}"
+        self.compare_button.setEnabled(False)
+        self._set_notice(f"Preparing {source_a.label} and {source_b.label}"
+                         + (" and measuring their layers" if measure else "") + " …")
+        task = QtWorker(lambda: _jobs().compare_models(source_a, source_b, out, overlays=measure),
+                        name="kdgui-compare", owner=self)
+        task.returned.connect(self._on_compared)
+        task.errored.connect(lambda e: self._set_notice(
+            f"Cannot compare: {e.get('what', 'unknown error')}. {e.get('fix', '')}".strip()))
+        task.finished.connect(lambda: self.compare_button.setEnabled(len(self._sources) > 1))
+        self._task = task
+        task.start()
+
+    # -- showing ---------------------------------------------------------------------------------
+    def _on_compared(self, result: Any) -> None:
+        self.result = result
+        self._fill(result)
+        notes = list(result.notes)
+        for pane, side, name in zip(self.panes, (result.a, result.b), "AB", strict=True):
+            notes += side.prepared.notes
+            notes += pane.show_file(side.prepared.onnx_path,
+                                    f"{name}: {side.prepared.source.label}")
+        self.repaint_graphs()
+        self._set_notice("\n".join(dict.fromkeys(n for n in notes if n)))
+        self._poll.start()
+        self.compared.emit(result)
+
+    def _fill(self, result: Any) -> None:
+        self.table.setRowCount(0)
+        lat = [s.overlays.column("latency_ms") if s.overlays else {} for s in (result.a, result.b)]
+        err = result.b.overlays.column("quant_error") if result.b.overlays else {}
+        for row in result.rows:
+            cells = [row["name"], "" if row["kind"] == "same" else row["kind"]]
+            for key, kind in (("shape", "shape"), ("params", ""), ("sparsity", "sparsity"),
+                              ("bits", ""), ("rank", "")):
+                a, b = (_cell(kind, v) for v in row[key])
+                cells.append(a if a == b else f"{a} → {b}")
+            la, lb = (f"{m[row['name']]:.3f}" if row["name"] in m else "—" for m in lat)
+            cells.append(f"{la} → {lb}" if lat[0] or lat[1] else "")
+            cells.append(f"{err[row['name']]:.3g}" if row["name"] in err else "")
+            a, b = (_cell("", v) for v in row["type"])
+            cells.append(a if a == b else f"{a} → {b}")
+            index = self.table.rowCount()
+            self.table.insertRow(index)
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                colour = CHANGE_COLOURS.get(row["kind"])
+                if colour and col == 1:
+                    item.setBackground(QColor(colour).lighter(150))
+                self.table.setItem(index, col, item)
+        pa, pb = result.params
+        changed = sum(r["kind"] != "same" for r in result.rows)
+        self.summary.setText(f"params {pa:,} → {pb:,}; {changed} of {len(result.rows)} layers "
+                             "differ")
+
+    def repaint_graphs(self, *_: Any) -> None:
+        """Outline changed layers on both graphs and fill them by the chosen overlay."""
+        if self.result is None:
+            return
+        key = COLOUR_BY[self.colour_combo.currentText()]
+        fills, scale, log = overlay_fills([self.result.a, self.result.b], key)
+        for index, pane in enumerate(self.panes):
+            borders = {n: CHANGE_COLOURS[k] for n, k in self.result.highlights(index).items()
+                       if k in CHANGE_COLOURS}
+            pane.paint(fills[index], borders)
+        if key and scale:
+            self.scale_legend.set_scale(f"fill: {overlay_title(key, log)}", f"{scale[0]:.3g}",
+                                        f"{scale[1]:.3g}")
+        elif key:
+            self.scale_legend.set_swatches(f"fill: no {self.colour_combo.currentText()} "
+                                           "measured (tick measure and compare again)", [])
+        else:
+            self.scale_legend.clear()
+
+    # -- synchronised selection ------------------------------------------------------------------
+    def _on_node(self, index: int, node: str) -> None:
+        if self.result is None:
+            return
+        layer = self.result.side(index).node_layer.get(node)
+        if layer:
+            self.select_layer(layer, from_side=index)
+
+    def _on_row(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows and self.result is not None:
+            self.select_layer(self.table.item(rows[0].row(), 0).text(), from_table=True)
+
+    def select_layer(self, layer: str, *, from_side: int | None = None,
+                     from_table: bool = False) -> None:
+        """Show ``layer`` everywhere: its table row, and outlined in the graph(s) it was not
+        clicked in."""
+        if not from_table:
+            for row in range(self.table.rowCount()):
+                if self.table.item(row, 0).text() == layer:
+                    self.table.blockSignals(True)
+                    self.table.selectRow(row)
+                    self.table.blockSignals(False)
+                    break
+        for index, pane in enumerate(self.panes):
+            if index != from_side:
+                pane.focus(self.result.side(index).nodes.get(layer, []))
+        self.layerSelected.emit(layer)
+
+    def _set_notice(self, text: str) -> None:
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+        self.noticeChanged.emit(text)
+
+    def shutdown(self) -> None:
+        self._poll.stop()
+        for pane in self.panes:
+            pane.shutdown()
+        import shutil
+
+        shutil.rmtree(self._work, ignore_errors=True)
+
+
+__all__ = ["COLOUR_BY", "DIFF_COLUMNS", "CompareView"]
