@@ -105,7 +105,29 @@ def staged_table(table: dict[str, Any] | None) -> str:
                  fmt_bytes(x["huffman_bytes"]), fmt_bytes(x["zlib_bytes"]),
                  fmt_bytes(x["lzma_bytes"])] for x in layers]
         lines += ["", _grid([head, *body])]
+    if table.get("bit_plan"):
+        lines += ["", bit_plan_table(table["bit_plan"])]
     return "\n".join(lines)
+
+
+def bit_plan_table(plan: dict[str, Any]) -> str:
+    """The mixed-precision plan (a stage's ``bit_plan``): per layer the bits chosen and the
+    measured accuracy drop at each width, in points (the window draws it as a heatmap)."""
+    bits = plan["bits"]
+    head = ["layer", "non-zero", "bits", *[f"{b} bits" for b in bits]]
+    body = []
+    for name, nonzero, drops in zip(plan["layers"], plan["nonzero"], plan["accuracy_drop"],
+                                    strict=False):
+        chosen = plan["plan"].get(name)
+        body.append([str(name), fmt_count(nonzero), str(chosen),
+                     *[("*" if b == chosen else "") + f"{100 * d:+.2f}"
+                       for b, d in zip(bits, drops, strict=False)]])
+    title = (f"Mixed precision by sensitivity: average {plan['average_bits']:.2f} bits per "
+             f"non-zero weight (budget {plan['budget_bits']:g}), predicted accuracy drop "
+             f"{100 * plan['predicted_drop']:.2f} points; accuracy drop in points when only "
+             f"that layer is shared at each width, on {plan['samples']} training samples "
+             "(* = chosen)")
+    return "\n".join([title, _grid([head, *body])])
 
 
 def _grid(rows: list[list[str]]) -> str:

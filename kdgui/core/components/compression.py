@@ -19,6 +19,7 @@ is one :func:`declare_method` call (plus its engine module and its test), with n
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -267,6 +268,17 @@ class KmeansShareParams(Params):
     exclude: list[str] = Field(
         default_factory=list, description="Names of layers whose weights are not shared."
     )
+    bits_budget: float | None = param(
+        None, "Mixed precision: average bits per non-zero weight over the shared layers. When "
+        "set, each layer's bits (2–8) are chosen from a per-layer sensitivity measurement to "
+        "meet this budget with the least predicted accuracy loss (replaces conv_bits, fc_bits "
+        "and bits).", ge=2.0, le=8.0, step=0.25,
+        formula="min Σ_i drop_i(b_i)  s.t.  Σ_i nnz_i·b_i ≤ budget·Σ_i nnz_i",
+    )
+    plan_samples: int = param(
+        512, "Mixed precision: training samples on which each layer is evaluated at each "
+        "width (not the validation split the run reports).", ge=16, le=1_000_000,
+    )
 
     @field_validator("bits", mode="before")
     @classmethod
@@ -303,7 +315,9 @@ declare_method(
     "Quantization and Huffman Coding. ICLR 2016",
     # A config has no model to tell conv from fc layers: the sweep's size axis uses fc_bits
     # (the deepc report gives the true bits per layer).
-    traits=MethodTraits(weight_bits=lambda p: p.fc_bits),
+    # With a bits_budget the plan's average (rounded up) is what the sweep counts.
+    traits=MethodTraits(weight_bits=lambda p: p.fc_bits if p.bits_budget is None
+                        else math.ceil(p.bits_budget)),
 )
 
 # ----------------------------------------------------------------------------------- decomposers

@@ -56,6 +56,9 @@ class CompressionContext:
     trained: bool = False
     work_dir: Path | None = None
     notes: list[LogEvent] = field(default_factory=list)
+    #: What a step measured that belongs in its stage's metrics (plain data; e.g. the weight
+    #: sharing step's mixed-precision ``bit_plan``); the pipeline moves it into the stage.
+    report: dict[str, Any] = field(default_factory=dict)
 
     def example(self, batch: int = 1) -> torch.Tensor:
         """An input of the model's shape: the given example (repeated) or random normal data."""

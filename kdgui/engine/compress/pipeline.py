@@ -164,6 +164,8 @@ def run_pipeline(
                                        "Set finetune_epochs to 0.")
             yield from _finetune(model, step.finetune_epochs, ctx)
         metrics, layers = measure(model, name, ctx)
+        metrics.update(ctx.report)  # what the step measured itself (e.g. a bit plan)
+        ctx.report = {}
         metrics["notes"] = _gain_notes(previous, metrics, step)
         stages.append(metrics)
         for text in metrics["notes"]:

@@ -68,8 +68,10 @@ def shareable_layers(model: nn.Module, exclude: list[str]) -> dict[str, nn.Modul
     return {n: m for n, m in model.named_modules() if isinstance(m, PRUNABLE) and n not in skip}
 
 
-def cluster_model(model: nn.Module, params: Any) -> dict[str, tuple[int, Clustering]]:
-    """Cluster every shared layer in place; returns ``name -> (bits, clustering)``."""
+def cluster_model(model: nn.Module, params: Any, plan: dict[str, int] | None = None
+                  ) -> dict[str, tuple[int, Clustering]]:
+    """Cluster every shared layer in place (bits from ``plan`` when given, a mixed-precision
+    plan); returns ``name -> (bits, clustering)``."""
     check_layers_exist(model, list(params.exclude), "weight sharing")
     for pattern in params.bits:
         if not any(fnmatch.fnmatchcase(n, pattern) for n in shareable_layers(model, [])):
@@ -82,7 +84,7 @@ def cluster_model(model: nn.Module, params: Any) -> dict[str, tuple[int, Cluster
                                "Check the model and the 'exclude' list.")
     result = {}
     for name, module in layers.items():
-        bits = layer_bits(name, module, params)
+        bits = plan[name] if plan and name in plan else layer_bits(name, module, params)
         weight = module.weight.detach().cpu().float().numpy()
         clustering = cluster_weights(weight, bits, init=params.init,
                                      iterations=params.iterations, seed=params.seed)
@@ -127,7 +129,10 @@ def apply(model: nn.Module, params: Any, ctx: CompressionContext
           ) -> nn.Module | Generator[Event, None, nn.Module]:
     """The registered unit: cluster now; fine-tune the codebooks for the step's epochs."""
     was_masked = getattr(model, "kdgui_prune_state", None) == "masked"
-    clusters = cluster_model(model, params)
+    plan = None
+    if getattr(params, "bits_budget", None) is not None:
+        plan = _mixed_plan(model, params, ctx)
+    clusters = cluster_model(model, params, plan)
     summary = ", ".join(f"{n} {b} bits ({c.clusters} values)" for n, (b, c) in clusters.items())
     ctx.log(f"weight sharing: {summary}")
     if was_masked:
@@ -135,6 +140,42 @@ def apply(model: nn.Module, params: Any, ctx: CompressionContext
     if ctx.epochs < 1:
         return model
     return _finetune(model, clusters, ctx)
+
+
+def _mixed_plan(model: nn.Module, params: Any, ctx: CompressionContext) -> dict[str, int]:
+    """Bits per layer from the per-layer sensitivity (:mod:`.mixed`); the measurement and the
+    plan go into the stage's metrics as ``bit_plan`` (summary.json, the window, the CLI)."""
+    from kdgui.engine.compress.share.mixed import mixed_precision_plan
+
+    batches = list(ctx.calibration_batches(params.plan_samples, 256,
+                                           what="the mixed-precision bit plan"))
+
+    @torch.no_grad()
+    def accuracy(net: nn.Module) -> float:
+        was_training = net.training
+        net.eval()
+        right = seen = 0
+        for x, y in batches:
+            labelled = y >= 0  # unlabelled transfer samples are marked -1
+            right += int((net(x).argmax(1)[labelled] == y[labelled]).sum())
+            seen += int(labelled.sum())
+        net.train(was_training)
+        return right / max(seen, 1)
+
+    if not any(bool((y >= 0).any()) for _, y in batches):
+        raise CompressionError(
+            "the mixed-precision bit plan needs labelled training samples, and these have none",
+            "Remove bits_budget and give the bits by hand (fc_bits, conv_bits, bits), or "
+            "compress with labelled data.")
+    layers = shareable_layers(model, list(params.exclude))
+    report = mixed_precision_plan(model, layers, params, accuracy)
+    ctx.report["bit_plan"] = report
+    ctx.log("mixed precision: " + ", ".join(f"{n} {b} bits" for n, b in report["plan"].items())
+            + f" (average {report['average_bits']:.2f} bits per non-zero weight, budget "
+            f"{report['budget_bits']:g}; predicted accuracy drop "
+            f"{100 * report['predicted_drop']:.2f} points on {len(batches)} batch(es) of "
+            "training data)")
+    return report["plan"]
 
 
 def _finetune(model: nn.Module, clusters: dict[str, tuple[int, Clustering]],

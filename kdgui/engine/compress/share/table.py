@@ -5,7 +5,8 @@ Each row measures what the paper's Fig. 1 counts at that stage, from the run its
 * **float**: the model before compression, 32 bits per parameter;
 * **pruning**: 32 bits per *non-zero* parameter (the paper's "9×-13×" is this parameter ratio);
 * **sharing**: the coded layers at fixed width (index bits + codebook-index bits per entry,
-  codebook in float32) plus the uncoded tensors raw (from the ``.kdc`` file's report);
+  codebook in float32) plus the uncoded tensors raw (from the ``.kdc`` file's report); only
+  when a weight-sharing step ran (``bit_plan``, its mixed-precision plan, rides along);
 * **coding**: the ``.kdc`` file's size on disk (Huffman-coded streams, header included).
 
 Accuracy is measured on the run's validation split after each step (the coded file decodes to the
@@ -62,7 +63,9 @@ def staged_table(steps: list[Any], stages: list[dict[str, Any]],
     last = stages[-1]
     general: dict[str, int] = {}
     if report is not None:
-        if report["layers"]:  # no coded layer (nothing shared): there is no sharing size
+        # A sharing row only when a sharing step ran and the file codes layers (a deepc export
+        # of a model that was only pruned, or rounded by fake-quant, did no weight sharing).
+        if report["layers"] and shared is not None:
             fixed = sum(r["fixed_bytes"] for r in report["layers"]) + report["raw_bytes"]
             rows.append(_row("sharing", fixed, float_bytes, (shared or last).get("accuracy"),
                              "fixed-width index + codebook bits, other tensors raw"))
@@ -78,9 +81,12 @@ def staged_table(steps: list[Any], stages: list[dict[str, Any]],
     for row in rows:
         row["paper_ratio"] = PAPER_LENET300.get(row["stage"], 1.0 if row["stage"] == "float"
                                                 else None)
-    return {"rows": rows, "layers": report["layers"] if report else [],
-            "general_purpose_bytes": general, "paper": "Han et al. 2016, LeNet-300-100",
-            "paper_figures": dict(PAPER_LENET300)}
+    table = {"rows": rows, "layers": report["layers"] if report else [],
+             "general_purpose_bytes": general, "paper": "Han et al. 2016, LeNet-300-100",
+             "paper_figures": dict(PAPER_LENET300)}
+    if shared is not None and shared.get("bit_plan"):  # mixed precision by sensitivity
+        table["bit_plan"] = shared["bit_plan"]
+    return table
 
 
 def _row(stage: str, size: int | None, float_bytes: int, accuracy: float | None, counts: str
