@@ -95,7 +95,12 @@ def _execute(config: ExperimentConfig, out: str | None, resume: bool, quiet: boo
 
 
 def _json_line(event: Any) -> None:
-    print(json.dumps(event.to_dict(), allow_nan=True), flush=True)
+    """One event as one JSON line on stdout, which a launcher reads as rank 0's stream; another
+    rank only ever sends its own failure, and that goes to stderr (the launcher's log)."""
+    from kdgui.engine.jobs import process_rank
+
+    out = sys.stdout if process_rank() == 0 else sys.stderr
+    print(json.dumps(event.to_dict(), allow_nan=True), file=out, flush=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

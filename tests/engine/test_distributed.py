@@ -14,6 +14,7 @@ within 1e-5 absolute.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,17 @@ def test_two_processes_train_like_one_and_resume_after_a_stop(
     acc = json.loads((out / "summary.json").read_text())["student"]["accuracy"]
     ref_acc = json.loads((one_process / "summary.json").read_text())["student"]["accuracy"]
     assert acc == pytest.approx(ref_acc, abs=1 / 359 + 1e-9)  # at most one validation sample
+
+
+def test_an_error_on_rank_0_ends_every_process_with_its_one_line(one_process: Path) -> None:
+    # The folder already holds a run: rank 0 refuses to write into it, tells rank 1, and both
+    # end (no process is left waiting in a collective); the front end gets rank 0's error.
+    started = time.monotonic()
+    events = list(jobs.run(_config(2), one_process))
+    assert [e.kind for e in events] == ["failed"], events
+    assert "already holds a run" in events[0].error["what"]
+    assert not events[0].internal
+    assert time.monotonic() - started < 300
 
 
 def test_modules_in_a_script_cannot_start_processes() -> None:
