@@ -190,6 +190,8 @@ def test_hard_plus_crd_runs_through_the_jobs_facade_with_the_cache_asked_for(tmp
     assert isinstance(events[-1], RunFinished), events[-1]
     started = next(e for e in events if isinstance(e, RunStarted))
     assert started.pairs["crd"] and not started.teacher_cached  # the teacher's features run
+    assert any("cache_teacher is 'on', but the teacher runs every step: the terms crd" in
+               getattr(e, "message", "") for e in events)
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert steps and set(steps[0].losses) == {"hard", "crd", "total"}
     for s in steps:

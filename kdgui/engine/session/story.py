@@ -82,6 +82,11 @@ def tell(ctx: RunContext) -> Generator[Event, None, dict[str, Any]]:
         fast_path=fast.plain_data(ctx),
     )
     yield from fast_log
+    if tcfg.cache_teacher == "on" and cache is None and distiller.needs_teacher_features:
+        readers = ", ".join(k for k, v in distiller.pairs.items() if v)
+        yield LogEvent(level="info", message="training.cache_teacher is 'on', but the teacher "
+                       f"runs every step: the terms {readers} read its feature maps, which "
+                       "the cache (logits only) does not hold")
     if world is not None:
         yield hooks.describe(world, tcfg.batch_size)
     if start_epoch >= epochs:
