@@ -157,6 +157,10 @@ class QtResultsPanel(QtPanel):
         self.plot_tabs.addTab(self.curves, "Accuracy curves")
         self.plot_tabs.addTab(self.loss_curves, "Loss curves")
         self.plot_tabs.addTab(self.histogram, "Weight histogram")
+        from kdgui.gui.qt_deep_compression import QtDeepCompressionView
+
+        self.deep_compression = QtDeepCompressionView()  # summary['deep_compression'] of a run
+        self.plot_tabs.addTab(self.deep_compression, "Deep Compression")
         plots.addWidget(self.plot_tabs)
         plots.setSizes([500, 400])
         r_layout.addWidget(plots, 1)
@@ -280,6 +284,8 @@ class QtResultsPanel(QtPanel):
             for ev in records[0].events:
                 if isinstance(ev, StageEvent):
                     self.histogram.set_stage(ev.name, ev.layers)
+        self.deep_compression.set_table(
+            records[0].summary.get("deep_compression") if len(records) == 1 else None)
         self.bars.flush()
         self.curves.flush()
         self.loss_curves.flush()
