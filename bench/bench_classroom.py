@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kdgui.core.events import RunFailed, RunFinished
+from kdgui.core.events import JobFinished, RunFailed, RunFinished
 from kdgui.engine.classroom import LESSONS, run_lesson
 from kdgui.engine.sweep import SweepFinished, SweepRunEvent
 
@@ -41,6 +41,17 @@ def run_one(name: str, out: Path) -> tuple[float, str, bool]:
             parts = [f"{r['label']}→{100 * r['accuracy']:.1f}%" for r in event.rows]
             result = " ".join(parts)
             ok = ok and len(event.rows) > 0
+        elif isinstance(event, JobFinished):  # a lesson with its own experiment
+            r = event.result
+            if r.get("held_out"):
+                h = r["held_out"]
+                result = (f"{r['data']}: {h['class']}s {100 * h['before']:.1f}% → "
+                          f"{100 * h['after']:.1f}% after the bias correction")
+            elif "gain_points" in r:
+                acc = [100 * m["accuracy"] for m in r["models"].values()]
+                result = (f"{r['data']}: {r['n_labelled']} labels {acc[1]:.1f}% → distilled "
+                          f"{acc[2]:.1f}% (+{r['gain_points']:.1f} points)")
+            ok = ok and not event.stopped
         elif isinstance(event, RunFinished) and not isinstance(event, SweepRunEvent):
             stages = event.summary.get("stages") or []
             parts = [f"student {100 * event.summary['student']['accuracy']:.1f}%"]
@@ -51,7 +62,7 @@ def run_one(name: str, out: Path) -> tuple[float, str, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", nargs="*", help="lesson names (default: all six)")
+    parser.add_argument("--only", nargs="*", help="lesson names (default: all)")
     parser.add_argument("--out", help="keep the lesson folders here (default: a temp folder)")
     parser.add_argument("--limit", type=float, default=60.0, help="seconds allowed per lesson")
     parser.add_argument("--check", action="store_true", help="exit 1 if a lesson is too slow")
@@ -59,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or [lesson.name for lesson in LESSONS]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"classroom presets on {os.cpu_count()} CPU cores, load average {load:.2f}")
-    print(f"{'lesson':<18} {'runs':>4} {'time':>8}  result")
+    print(f"{'lesson':<22} {'runs':>4} {'time':>8}  result")
     worst = 0.0
     failed = False
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             worst = max(worst, seconds)
             mark = "" if seconds <= args.limit else "  ← over the limit"
             failed = failed or not ok
-            print(f"{name:<18} {lesson.runs:>4} {seconds:>7.1f}s  {result}{mark}", flush=True)
+            print(f"{name:<22} {lesson.runs:>4} {seconds:>7.1f}s  {result}{mark}", flush=True)
     print(f"slowest: {worst:.1f} s (limit {args.limit:.0f} s)")
     if args.check and (worst > args.limit or failed):
         return 1

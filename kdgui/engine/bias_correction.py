@@ -104,8 +104,9 @@ def per_class_accuracy(logits: np.ndarray, labels: np.ndarray, num_classes: int)
     return out
 
 
-__all__ = ["MAX_SHIFT", "apply_shifts", "correct_run", "frequency_matching_shifts",
-           "output_layer", "per_class_accuracy", "predicted_share", "teacher_shares"]
+__all__ = ["MAX_SHIFT", "apply_shifts", "correct_models", "correct_run",
+           "frequency_matching_shifts", "held_out_line", "output_layer", "per_class_accuracy",
+           "predicted_share", "teacher_shares"]
 
 
 def correct_run(run_dir: str | Path) -> dict[str, Any]:
@@ -132,21 +133,30 @@ def correct_run(run_dir: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{run_dir} has no saved student", "Use a run that finished.")
     bundle = load_data(config.data)
     shape, k = bundle.input_shape, bundle.num_classes
-    x, y = _stack(bundle.val)
     student = load_model(ModelRef(path=str(student_path(run_dir))), input_shape=shape,
                          num_classes=k).module.eval()
-    s_logits = _logits(student, x)
-    if config.teacher.path:
-        teacher = load_model(config.teacher, input_shape=shape, num_classes=k).module.eval()
-        target, rule = teacher_shares(_logits(teacher, x), k), "teacher's predicted share"
+    teacher = (load_model(config.teacher, input_shape=shape, num_classes=k).module.eval()
+               if config.teacher.path else None)
+    return correct_models(student, teacher, bundle.val, classes, k)
+
+
+def correct_models(student: nn.Module, teacher: nn.Module | None, val: Any,
+                   classes: Sequence[int], k: int, device: Any = "cpu") -> dict[str, Any]:
+    """:func:`correct_run` on models in memory (a run's end does this by itself when its
+    config excludes classes): shifts, and per-class validation accuracy without and with."""
+    x, y = _stack(val)
+    s_logits = _logits(student, x, device)
+    if teacher is not None:
+        target = teacher_shares(_logits(teacher, x, device), k)
+        rule = "teacher's predicted share"
     else:
         target, rule = {c: 1.0 / k for c in range(k)}, "uniform 1/K"
-    shifts = frequency_matching_shifts(s_logits, classes, target)
+    shifts = frequency_matching_shifts(s_logits, list(classes), target)
     shifted = s_logits.copy()
     for c, b in shifts.items():
         shifted[:, c] += b
     labels = y.numpy()
-    return {"classes": classes, "shifts": {str(c): b for c, b in shifts.items()},
+    return {"classes": list(classes), "shifts": {str(c): b for c, b in shifts.items()},
             "rule": f"class share of the student's validation predictions = {rule}",
             "accuracy": [float((s_logits.argmax(1) == labels).mean()),
                          float((shifted.argmax(1) == labels).mean())],
@@ -161,5 +171,18 @@ def _stack(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def _logits(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    return torch.cat([model(x[i:i + 512]).float() for i in range(0, len(x), 512)]).numpy()
+def _logits(model: nn.Module, x: torch.Tensor, device: Any = "cpu") -> np.ndarray:
+    from kdgui.engine.metrics._modules import eval_mode
+
+    with eval_mode(model):
+        return torch.cat([model(x[i:i + 512].to(device)).float().cpu()
+                          for i in range(0, len(x), 512)]).numpy()
+
+
+def held_out_line(result: dict[str, Any]) -> str:
+    """One line: each excluded class's accuracy before and after its computed shift."""
+    before, after = result["per_class"]
+    parts = [f"class {c}: {before[c]:.1%} → {after[c]:.1%} (bias +{result['shifts'][str(c)]:.2f})"
+             for c in result["classes"]]
+    return ("held-out classes, accuracy before → after the bias correction: " + "; ".join(parts)
+            + f"; overall {result['accuracy'][0]:.1%} → {result['accuracy'][1]:.1%}")

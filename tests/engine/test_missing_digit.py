@@ -91,7 +91,49 @@ def test_missing_digit_lesson_on_digits(tmp_path: Path) -> None:
     assert distilled > 0.1 and distilled > models["labels only"]["accuracy_on_3"]
     assert models["distilled + bias"]["accuracy_on_3"] >= distilled
     assert result["bias_shift"] > 0
+    held = result["held_out"]
+    assert held == {"class": 3, "before": distilled,
+                    "after": models["distilled + bias"]["accuracy_on_3"]}
+    assert any("before the bias correction" in e.message for e in events if e.kind == "log")
+    assert [row[0] for row in result["compare"]][:2] == ["errors, distilled without 3s",
+                                                         "accuracy on 3s, distilled"]
     assert result["paper"]["test_errors"] == 206
+
+
+def test_without_mnist_the_lesson_says_where_it_looked_and_what_to_pass(tmp_path, monkeypatch):
+    from kdgui.engine import lessons_kd
+
+    monkeypatch.delenv("KDGUI_MNIST_ROOT", raising=False)
+    monkeypatch.setattr(lessons_kd, "MNIST_ROOTS", (str(tmp_path / "nowhere"),))
+    assert lessons_kd.lesson_data_spec() == "digits"
+    lines = lessons_kd._data_lines("digits", chosen=False)
+    assert "MNIST was not found" in lines[0] and str(tmp_path / "nowhere") in lines[0]
+    assert "--data mnist:ROOT" in lines[1] and "KDGUI_MNIST_ROOT" in lines[1]
+    assert lessons_kd._data_lines("digits", chosen=True) == []  # asked for: no warning
+
+
+def test_lesson_data_is_checked_before_anything_runs(tmp_path: Path) -> None:
+    from kdgui.core.errors import ConfigError
+    from kdgui.engine.classroom import run_lesson
+
+    for name, data, message in (("pruning", "digits", "takes no data"),
+                                ("unlabelled", "cifar10:/x", "needs MNIST or the digits"),
+                                ("missing-digit", "nonsense", "Unknown dataset kind")):
+        with pytest.raises(ConfigError, match=message):
+            next(run_lesson(name, tmp_path / name, data=data))
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_stopped_lesson_ends_without_a_result(tmp_path: Path) -> None:
+    from kdgui.core.events import RunControl
+    from kdgui.engine.lessons_kd import run_missing_digit
+
+    control = RunControl()
+    control.stop()
+    events = list(run_missing_digit(tmp_path, spec="digits", control=control))
+    assert events[-1].kind == "job_finished" and events[-1].stopped
+    assert events[-1].result == {"lesson": "missing-digit", "stopped": True}
+    assert not (tmp_path / "lesson.json").exists()
 
 
 @pytest.mark.skipif(not MNIST_RAW.is_dir(), reason="MNIST files not present")
@@ -111,9 +153,16 @@ def test_bias_correct_a_run_without_threes(tmp_path: Path, capsys) -> None:
     assert main(["run", "--teacher", "demo", "--data", "digits", "--out", str(run), "--quiet",
                  "--set", "training.epochs=6", "--set", "training.num_threads=1",
                  "--set", "data.exclude_classes=[3]", "--set", "distill.alpha=0.9"]) == 0
+    # The run applied and reported the correction itself (no separate command needed) ...
+    summary = json.loads((run / "summary.json").read_text())
+    auto = summary["bias_correction"]
+    assert auto["classes"] == [3] and auto["shifts"]["3"] > 0
+    assert auto["per_class"][1][3] > auto["per_class"][0][3] + 0.3
     from kdgui.engine.jobs import bias_correction
 
+    # ... and the command computes the same correction from the saved run.
     result = bias_correction(run)
+    assert result["shifts"]["3"] == pytest.approx(auto["shifts"]["3"], rel=1e-3)
     before, after = (per_class[3] for per_class in result["per_class"])
     assert result["shifts"]["3"] > 0 and after > before + 0.3 and after > 0.5
     capsys.readouterr()

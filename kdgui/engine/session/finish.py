@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from kdgui.core.events import ArtifactEvent, Event, RunFinished, StageEvent
+from kdgui.core.events import ArtifactEvent, Event, LogEvent, RunFinished, StageEvent
 from kdgui.engine.fast_path import Variant
 from kdgui.engine.session import fast
 from kdgui.engine.session.compression import compress
@@ -100,6 +100,15 @@ def finish(
         "stages": stages,
         "exports": exports,
     }
+    if cfg.data.exclude_classes and not ctx.stopped:
+        # The student never saw these classes: raise their bias as the data say (Hinton et al.
+        # 2015, §3) and report both, so no separate command is needed (kdgui bias-correct).
+        from kdgui.engine.bias_correction import correct_models, held_out_line
+
+        summary["bias_correction"] = correct_models(
+            student, teacher, ctx.prepared.val, cfg.data.exclude_classes,
+            ctx.prepared.num_classes, device=ctx.device)
+        yield LogEvent(level="info", message=held_out_line(summary["bias_correction"]))
     if stages:
         from kdgui.engine.compress.share.table import staged_table
 
