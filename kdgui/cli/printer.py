@@ -111,22 +111,25 @@ def staged_table(table: dict[str, Any] | None) -> str:
 
 
 def bit_plan_table(plan: dict[str, Any]) -> str:
-    """The mixed-precision plan (a stage's ``bit_plan``): per layer the bits chosen and the
-    measured accuracy drop at each width, in points (the window draws it as a heatmap)."""
+    """The mixed-precision plan (a stage's ``bit_plan``): per layer the bits chosen and its
+    sensitivity at each width, the output change in millinats (the window draws it as a
+    heatmap), and the accuracy drop at the chosen width."""
     bits = plan["bits"]
-    head = ["layer", "non-zero", "bits", *[f"{b} bits" for b in bits]]
+    head = ["layer", "non-zero", "bits", "acc. drop", *[f"{b} bits" for b in bits]]
     body = []
-    for name, nonzero, drops in zip(plan["layers"], plan["nonzero"], plan["accuracy_drop"],
-                                    strict=False):
+    for i, (name, nonzero) in enumerate(zip(plan["layers"], plan["nonzero"], strict=False)):
         chosen = plan["plan"].get(name)
+        drop = plan["accuracy_drop"][i][bits.index(chosen)] if chosen in bits else None
         body.append([str(name), fmt_count(nonzero), str(chosen),
-                     *[("*" if b == chosen else "") + f"{100 * d:+.2f}"
-                       for b, d in zip(bits, drops, strict=False)]])
+                     "n/a" if drop is None else f"{100 * drop:+.2f}",
+                     *[("*" if b == chosen else "") + f"{1000 * k:.2f}"
+                       for b, k in zip(bits, plan["kl"][i], strict=False)]])
+    drop = plan.get("predicted_drop")
     title = (f"Mixed precision by sensitivity: average {plan['average_bits']:.2f} bits per "
-             f"non-zero weight (budget {plan['budget_bits']:g}), predicted accuracy drop "
-             f"{100 * plan['predicted_drop']:.2f} points; accuracy drop in points when only "
-             f"that layer is shared at each width, on {plan['samples']} training samples "
-             "(* = chosen)")
+             f"non-zero weight (budget {plan['budget_bits']:g}); per width, how far the output "
+             "moves (KL divergence, millinats) when only that layer is shared, on "
+             f"{plan['samples']} training samples (* = chosen; acc. drop in points at the "
+             "chosen width" + ("" if drop is None else f", {100 * drop:.2f} in all") + ")")
     return "\n".join([title, _grid([head, *body])])
 
 

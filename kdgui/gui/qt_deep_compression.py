@@ -153,8 +153,9 @@ class StageBars(QWidget):
 
 
 class BitPlanHeatmap(QWidget):
-    """Layers × bits: the accuracy drop (points) when only that layer is shared at that width;
-    darker red is a larger drop, the chosen width is outlined."""
+    """Layers × bits: how far the output moves (KL divergence, millinats) when only that layer
+    is shared at that width — the sensitivity the plan minimises; darker red is a larger change,
+    the chosen width is outlined."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -167,8 +168,12 @@ class BitPlanHeatmap(QWidget):
         self.setFixedHeight((rows + 2) * (self.fontMetrics().height() + 12) + 8 if plan else 0)
         self.update()
 
-    def cell_color(self, drop_points: float, peak: float) -> QColor:
-        t = max(0.0, min(1.0, drop_points / peak)) if peak > 0 else 0.0
+    def cell_color(self, value: float, peak: float) -> QColor:
+        """White to red on a log scale (sensitivities span orders of magnitude)."""
+        import math
+
+        t = math.log1p(max(value, 0.0)) / math.log1p(peak) if peak > 0 else 0.0
+        t = max(0.0, min(1.0, t))
         return QColor(int(255 - 40 * t), int(245 - 200 * t), int(235 - 200 * t))
 
     def paintEvent(self, _event: Any) -> None:
@@ -183,8 +188,8 @@ class BitPlanHeatmap(QWidget):
         label_w = max(fm.horizontalAdvance(n) for n in [*names, "layer"]) + 16
         bits = plan["bits"]
         cell_w = max(54.0, (self.width() - label_w - 10) / max(len(bits), 1))
-        drops = [[100 * d for d in row] for row in plan["accuracy_drop"]]
-        peak = max([max(row) for row in drops] + [0.5])
+        drops = [[1000 * k for k in row] for row in plan["kl"]]  # millinats
+        peak = max([max(row) for row in drops] + [1.0])
         p.setPen(text)
         p.drawText(QRectF(0, 0, label_w, cell_h), Qt.AlignmentFlag.AlignVCenter, "layer")
         for j, b in enumerate(bits):
@@ -199,14 +204,15 @@ class BitPlanHeatmap(QWidget):
                 rect = QRectF(label_w + j * cell_w + 1, y + 1, cell_w - 2, cell_h - 2)
                 p.fillRect(rect, self.cell_color(drops[i][j], peak))
                 p.setPen(QColor("#202020"))
-                p.drawText(rect, Qt.AlignmentFlag.AlignCenter, f"{drops[i][j]:+.2f}")
+                p.drawText(rect, Qt.AlignmentFlag.AlignCenter, f"{drops[i][j]:.2f}")
                 if b == chosen:
                     p.setPen(QPen(QColor(SERIES_COLORS[0]), 3))
                     p.drawRect(rect.adjusted(1, 1, -1, -1))
         p.setPen(text)
         y = (len(names) + 1) * cell_h
         p.drawText(QRectF(0, y, self.width(), cell_h), Qt.AlignmentFlag.AlignVCenter,
-                   "cell: accuracy drop (points) with only that layer shared; outlined: chosen")
+                   "cell: output change (KL divergence, millinats) with only that layer shared "
+                   "at that width; outlined: the plan's choice")
         p.end()
 
 
@@ -280,12 +286,14 @@ class QtDeepCompressionView(QWidget):
         self.table.setFixedHeight(head_h + sum(self.table.rowHeight(i) for i in range(len(rows)))
                                   + 2 * self.table.frameWidth() + 2)
         if plan:
+            drop = plan.get("predicted_drop")
             self.plan_title.setText(
                 f"<b>Mixed precision by sensitivity</b>: bits per layer chosen to meet "
                 f"{plan['budget_bits']:g} bits per non-zero weight on average (reached "
-                f"{plan['average_bits']:.2f}) with the least predicted accuracy loss "
-                f"({100 * plan['predicted_drop']:.2f} points, measured on {plan['samples']} "
-                "training samples).")
+                f"{plan['average_bits']:.2f}) with the least predicted output change "
+                f"({1000 * plan['predicted_kl']:.2f} millinats"
+                + ("" if drop is None else f", accuracy drop {100 * drop:.2f} points")
+                + f", measured on {plan['samples']} training samples).")
         self.heatmap.set_plan(plan)
 
 

@@ -29,8 +29,10 @@ def table(plan: bool = True) -> dict:
                            "nonzero": [80, 20], "plan": {"fc1": 3, "fc2": 6},
                            "accuracy_drop": [[0.02, 0.001, 0, 0, 0, 0, 0],
                                              [0.3, 0.1, 0.05, 0.01, 0.0, 0.0, 0.0]],
+                           "kl": [[0.05, 0.004, 0.001, 0, 0, 0, 0],
+                                  [0.9, 0.3, 0.08, 0.02, 0.004, 0.001, 0.0]],
                            "average_bits": 3.6, "budget_bits": 3.75, "predicted_drop": 0.001,
-                           "samples": 256}
+                           "predicted_kl": 0.008, "samples": 256}
     return out
 
 

@@ -149,32 +149,15 @@ def _mixed_plan(model: nn.Module, params: Any, ctx: CompressionContext) -> dict[
 
     batches = list(ctx.calibration_batches(params.plan_samples, 256,
                                            what="the mixed-precision bit plan"))
-
-    @torch.no_grad()
-    def accuracy(net: nn.Module) -> float:
-        was_training = net.training
-        net.eval()
-        right = seen = 0
-        for x, y in batches:
-            labelled = y >= 0  # unlabelled transfer samples are marked -1
-            right += int((net(x).argmax(1)[labelled] == y[labelled]).sum())
-            seen += int(labelled.sum())
-        net.train(was_training)
-        return right / max(seen, 1)
-
-    if not any(bool((y >= 0).any()) for _, y in batches):
-        raise CompressionError(
-            "the mixed-precision bit plan needs labelled training samples, and these have none",
-            "Remove bits_budget and give the bits by hand (fc_bits, conv_bits, bits), or "
-            "compress with labelled data.")
     layers = shareable_layers(model, list(params.exclude))
-    report = mixed_precision_plan(model, layers, params, accuracy)
+    report = mixed_precision_plan(model, layers, params, batches)
     ctx.report["bit_plan"] = report
+    drop = report["predicted_drop"]
     ctx.log("mixed precision: " + ", ".join(f"{n} {b} bits" for n, b in report["plan"].items())
             + f" (average {report['average_bits']:.2f} bits per non-zero weight, budget "
-            f"{report['budget_bits']:g}; predicted accuracy drop "
-            f"{100 * report['predicted_drop']:.2f} points on {len(batches)} batch(es) of "
-            "training data)")
+            f"{report['budget_bits']:g}; predicted output change {report['predicted_kl']:.4f} "
+            "nats" + ("" if drop is None else f", accuracy drop {100 * drop:.2f} points")
+            + f" on {report['samples']} training samples)")
     return report["plan"]
 
 
