@@ -26,7 +26,9 @@ Loss weights are the authors' (mdistiller / RepDistiller CIFAR configs): KD 0.1 
 T = 4; DKD CE + DKD(α 1, β 8, T 4, warm-up 20 of 240 epochs, scaled to --epochs); DIST CE +
 DIST(β 2, γ 2, T 4); "+LS" is logit standardization (Sun et al. 2024: base T 2, KD weight 9);
 RKD CE + RKD (25, 50) and PKT CE + 30000 × PKT/batch on the penultimate embedding; SP CE + 3000 ×
-SP on the last feature map; FitNets CE + 100 × hints; AT CE + 1000 × AT; CRD CE + 0.8 × CRD.
+SP on the last feature map; FitNets CE + 100 × hints (automatic stage-end pairs); AT CE + AT at
+a weight equivalent to the authors' 1000 (10 on MNIST, 2 on CIFAR; see ``Protocol.at_weight``);
+CRD CE + 0.8 × CRD on the penultimate embedding.
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ class Protocol:
     training: dict[str, Any]
     data_options: dict[str, Any] = field(default_factory=dict)
     published: dict[str, float] = field(default_factory=dict)
+    #: kdgui's AT is the paper's unsquared norm per sample; the authors' code weights (1000) a
+    #: squared per-element mean. For the map sizes of each protocol, these weights give about
+    #: the same loss: 1000 × ||d|| / (H·W) per pair, with ||d|| ≈ 0.3 (measured).
+    at_weight: float = 10.0
 
 
 def protocol(args: argparse.Namespace) -> Protocol:
@@ -92,7 +98,7 @@ def protocol(args: argparse.Namespace) -> Protocol:
                     "lr_milestones": [150 / 240, 180 / 240, 210 / 240], "lr_decay": 0.1}
         return Protocol(args.data, pair, args.epochs or 240, args.teacher_epochs or 240, args.labels,
                         training, {"augment": True, "val_fraction": 0.2},
-                        PUBLISHED.get("-".join(pair), {}))
+                        PUBLISHED.get("-".join(pair), {}), at_weight=2.0)
     pair = pair or ("cnn-small", "cnn-tiny")
     training = {"optimizer": "adam", "lr": args.lr or 3e-3, "schedule": "cosine",
                 "batch_size": args.batch or 64}
@@ -134,7 +140,7 @@ def method_terms(p: Protocol, shape: tuple[int, int, int], classes: int
         "PKT": [ce, {"name": "pkt", "weight": 30000.0 / p.training["batch_size"], "pairs": emb}],
         "SP": [ce, {"name": "sp", "weight": 3000.0, "pairs": last_map}],
         "FitNets": [ce, {"name": "feature", "weight": 100.0}],
-        "AT": [ce, {"name": "attention", "weight": 1000.0}],
+        "AT": [ce, {"name": "attention", "weight": p.at_weight}],
         "CRD": [ce, {"name": "crd", "weight": 0.8, "pairs": emb}],
     }
     known = set(losses.names())
@@ -218,6 +224,13 @@ def table(results: dict[str, list[float]], errors: dict[str, str], p: Protocol) 
             pub = p.published.get(method)
             row += f" {pub:.2f} |" if pub is not None else " |"
         lines.append(row)
+    kd_values, scratch = results.get("KD") or [], results.get("scratch") or []
+    if len(kd_values) > 1 and len(scratch) > 1:
+        gap = statistics.mean(kd_values) - statistics.mean(scratch)
+        noise = max(statistics.stdev(kd_values), statistics.stdev(scratch))
+        verdict = "beyond" if gap > 2 * noise else "NOT beyond"
+        lines.append(f"\nKD − scratch = {gap:+.2f} points; the larger seed std is {noise:.2f}: "
+                     f"{verdict} noise (gap > 2 std).")
     return "\n".join(lines)
 
 
