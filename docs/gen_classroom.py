@@ -50,8 +50,10 @@ def what_runs(lesson: Lesson) -> str:
     if lesson.runner:
         return ("Its own experiment (`kdgui/engine/lessons_kd.py`): small MLPs trained with the "
                 "engine's losses on MNIST when its files are found (8,000 train / 2,000 "
-                "validation), else on the embedded digits; the results, with the paper's "
-                "numbers beside them, go to `OUT/lesson.json` and `OUT/per_class.png`.")
+                "validation; `--data mnist:ROOT`, see [where they find MNIST]"
+                "(#lessons-that-reproduce-a-paper)), else on the embedded digits, which the "
+                "log says; the results, with the paper's numbers beside them, go to "
+                "`OUT/lesson.json` and `OUT/per_class.png`.")
     return "One run; the compression stages of its pipeline are the comparison."
 
 
@@ -63,6 +65,9 @@ def render_lesson(lesson: Lesson) -> str:
         lines += [para.strip(), ""]
     lines += ["```text", lesson.formula, "```", "", "**What to look at**", ""]
     lines += [f"- {item}" for item in lesson.look_at]
+    if lesson.published:
+        lines += ["", f"**Published figure.** {lesson.published} What this lesson measured "
+                  "beside it: [the table below](#measured)."]
     if lesson.runner:
         lines += ["", f"**What it runs.** {what_runs(lesson)}"]
     else:
