@@ -52,7 +52,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         what = (f"sweep of {lesson.vary} over {', '.join(str(v) for v in lesson.values)}"
                 if lesson.vary else "its own experiment; measured beside the paper"
                 if lesson.runner else "one run; its compression stages are compared")
-        print(f"{lesson.name:<18} {lesson.title}\n{'':<18} {what}")
+        print(f"{lesson.name:<24} {lesson.title}\n{'':<24} {what}")
     return 0
 
 

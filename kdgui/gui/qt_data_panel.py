@@ -178,14 +178,19 @@ class QtDataPanel(QtPanel):
     def _show(self, result: dict[str, Any]) -> None:
         info = result["info"]
         unlabelled = int(info.get("n_unlabelled") or 0)
-        classes = (f"{info.get('num_classes')} classes" if info.get("num_classes") else
-                   "no labels: the classes come from the teacher")
+        n_train, n_val = int(info.get("n_train") or 0), int(info.get("n_val") or 0)
+        if not info.get("num_classes"):  # no label anywhere: validation is unlabelled too
+            classes = "no labels: the classes come from the teacher"
+            note = (f"<br><b>unlabelled: {n_train + n_val:,} images</b> (the teacher teaches "
+                    f"on {n_train:,}; {n_val:,} held out to compare the student with it)")
+        else:
+            classes = f"{info.get('num_classes')} classes"
+            note = (f"<br><b>unlabelled: {unlabelled:,} images</b> (only the teacher teaches on "
+                    f"them; the hard loss uses the {n_train - unlabelled:,} labelled ones)"
+                    if unlabelled else "")
         self.info.setText(
-            f"<b>{info.get('name')}</b> · {info.get('n_train')} training / {info.get('n_val')} "
-            f"validation samples · input {info.get('input_shape')} · {classes}"
-            + (f"<br><b>unlabelled: {unlabelled:,} images</b> (only the teacher teaches on "
-               f"them; the hard loss uses the {int(info.get('n_train') or 0) - unlabelled:,} "
-               "labelled ones)" if unlabelled else "")
+            f"<b>{info.get('name')}</b> · {n_train} training / {n_val} validation samples · "
+            f"input {info.get('input_shape')} · {classes}{note}"
         )
         self.samples.show_samples(result["images"], result["labels"],
                                   list(info.get("class_names", [])))

@@ -18,3 +18,17 @@ def test_data_panel_previews_an_unlabelled_folder(qtbot, tmp_path) -> None:
     panel.preview()
     qtbot.waitUntil(lambda: "unlabelled" in panel.info.text(), timeout=60000)
     assert "unlabelled: 40 images" in panel.info.text() and "16 labelled" in panel.info.text()
+
+
+def test_data_panel_previews_a_folder_of_images_only(qtbot, tmp_path) -> None:
+    write_digits(tmp_path / "scans", 30)
+    panel = QtDataPanel(QtConfigState())
+    qtbot.addWidget(panel)
+    panel.spec_combo.setEditText(f"folder:{tmp_path / 'scans'}")
+    panel._spec_edited()
+    panel.preview()
+    qtbot.waitUntil(lambda: "unlabelled" in panel.info.text(), timeout=60000)
+    assert "unlabelled: 30 images" in panel.info.text() and "from the teacher" in panel.info.text()
+    qtbot.waitUntil(lambda: len(panel.samples.tiles) > 0, timeout=10000)
+    names = [t.text() for t in panel.samples.tiles if t.text()]
+    assert names and set(names) == {"unlabelled"}
