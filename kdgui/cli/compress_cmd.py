@@ -48,7 +48,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--finetune-epochs", type=int, default=0, metavar="N",
                    help="fine-tune N epochs after pruning / low-rank (QAT trains N epochs)")
     p.add_argument("--quantize", metavar="METHOD",
-                   help=", ".join(n for n in quantizers.names() if n != "fake") + " or fake:BITS")
+                   help=", ".join(n for n in quantizers.names() if n != "fake")
+                   + " (kmeans:BUDGET: mixed precision, average bits 2-8) or fake:BITS")
     p.add_argument("--lowrank", type=float, metavar="FRACTION",
                    help="low-rank factorisation keeping this fraction of each layer's rank")
     p.add_argument("--lowrank-method", default="svd", metavar="METHOD",

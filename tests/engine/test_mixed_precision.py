@@ -150,3 +150,18 @@ def test_staged_table_has_no_sharing_row_without_sharing_and_carries_the_plan(tm
     text = printed(table)
     assert "Mixed precision by sensitivity" in text and "*2.00" in text and "*20.00" in text
     assert "+1.00" in text and "1.10 in all" in text  # accuracy drop at the chosen widths
+
+
+def test_compress_cli_takes_a_budget(tmp_path) -> None:
+    """``kdgui compress --quantize kmeans:BUDGET`` (the plan's printing is tested above; a run
+    through it is the budget test with apply_unit)."""
+    from kdgui.engine.jobs.compress_job import CompressRequest, build_steps, quantize_choices
+
+    step = build_steps(CompressRequest(model="demo", data="digits", out_dir=tmp_path / "x",
+                                       quantize="kmeans:3.5"))[0]
+    assert (step.method, step.params) == ("kmeans", {"bits_budget": 3.5})
+    for bad in ("kmeans:9", "kmeans:x"):
+        with pytest.raises(CompressionError, match="from 2 to 8"):
+            build_steps(CompressRequest(model="demo", data="digits", out_dir=tmp_path / "y",
+                                        quantize=bad))
+    assert "kmeans:BUDGET" in quantize_choices()

@@ -43,7 +43,9 @@ from kdgui.engine.jobs.models import model_reference
 def quantize_choices() -> str:
     """The ``quantize`` values, from the quantizer registry (``fake`` takes a bit width)."""
     names = [n for n in quantizers.names() if n != "fake"]
-    return ", ".join(names) + (" or fake:BITS" if "fake" in quantizers else "")
+    return ", ".join(names) + (" (kmeans:BUDGET: per-layer bits from sensitivity)"
+                               if "kmeans" in quantizers else "") + (
+        " or fake:BITS" if "fake" in quantizers else "")
 
 
 @dataclass
@@ -123,6 +125,16 @@ def _quantize_step(req: CompressRequest, epochs: int) -> CompressionStep:
                                    "Write e.g. --quantize fake:4 (2 to 8 bits).")
         return _step(kind="quantize", method="fake", params={"bits": int(bits)},
                                name="quantize")
+    if method == "kmeans" and bits:  # kmeans:BUDGET, mixed precision by sensitivity
+        try:
+            budget = float(bits)
+        except ValueError:
+            budget = 0.0
+        if not 2.0 <= budget <= 8.0:
+            raise CompressionError(f"--quantize {req.quantize!r}: the bits budget must be a "
+                                   "number from 2 to 8", "Write e.g. --quantize kmeans:3.5.")
+        return _step(kind="quantize", method="kmeans", params={"bits_budget": budget},
+                     name="quantize", finetune_epochs=epochs)
     if method not in quantizers or bits:
         raise CompressionError(f"--quantize {req.quantize!r} is not a method",
                                f"Use {quantize_choices()}.")
