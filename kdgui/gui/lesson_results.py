@@ -87,36 +87,41 @@ def from_sweep_rows(rows: list[dict[str, Any]], published: str,
     student = [_pct(r.get("accuracy")) for r in rows]
     teacher = [_pct(r.get("teacher_accuracy")) for r in rows]
     measured = " · ".join(f"{lab}: {v:.1f}%" for lab, v in zip(labels, student, strict=True))
-    series = {"student": student}
-    if any(not math.isnan(t) for t in teacher):
-        series["teacher"] = teacher
     best = max(range(len(rows)), key=lambda i: -math.inf if math.isnan(student[i]) else
                student[i]) if rows else None
-    headline = (f"best: {key} = {labels[best]}, {student[best]:.1f}%" if best is not None
+    known = [t for t in teacher if not math.isnan(t)]
+    ref = f" (the teacher: {known[0]:.1f}%)" if known else ""
+    headline = (f"best: {key} = {labels[best]}, {student[best]:.1f}%{ref}" if best is not None
                 else "no run completed")
     compare = [[f"accuracy by {key}", published or "—", measured or "—"]]
-    return Outcome(headline, compare, Chart(f"Accuracy against {key}", cats, series,
-                                            muted=("teacher",)))
+    return Outcome(headline, compare, Chart(f"Student accuracy against {key}", cats,
+                                            {"student": student}))
 
 
 def from_run_summary(summary: dict[str, Any], published: str) -> Outcome:
-    """A single-run lesson: accuracy after each stage (teacher, student, each compression)."""
-    stages: dict[str, float] = {}
+    """A single-run lesson: accuracy (and zip size) after each stage: teacher, student, then
+    each compression step (the pipeline's "before" stage is the student again, left out)."""
+    stages: dict[str, dict[str, Any]] = {}
     for key in ("teacher", "student"):
         if isinstance(summary.get(key), dict):
-            stages[key] = _pct(summary[key].get("accuracy"))
+            stages[key] = summary[key]
     items = summary.get("stages") or []
     if isinstance(items, dict):
         items = [{"name": k, **v} for k, v in items.items() if isinstance(v, dict)]
     for item in items:
-        if isinstance(item, dict):
-            metrics = item.get("metrics", item)
-            stages[str(item.get("name", f"stage {len(stages)}"))] = _pct(metrics.get("accuracy"))
-    measured = " → ".join(f"{n} {v:.1f}%" for n, v in stages.items())
-    compare = [["accuracy per stage", published or "—", measured or "—"]]
-    return Outcome(measured or "the run finished", compare,
-                   Chart("Accuracy after each stage", list(stages),
-                         {"accuracy": list(stages.values())}))
+        if isinstance(item, dict) and item.get("name") != "before":
+            stages[str(item.get("name", f"stage {len(stages)}"))] = item.get("metrics", item)
+    acc = {name: _pct(m.get("accuracy")) for name, m in stages.items()}
+
+    def size(m: dict[str, Any]) -> str:
+        b = m.get("zip_size_bytes")
+        return f" ({b / 1024:.0f} KB zipped)" if isinstance(b, (int, float)) else ""
+
+    measured = " → ".join(f"{n} {acc[n]:.1f}%{size(m)}" for n, m in stages.items())
+    compare = [["accuracy (and size) per stage", published or "—", measured or "—"]]
+    return Outcome(" → ".join(f"{n} {v:.1f}%" for n, v in acc.items()) or "the run finished",
+                   compare, Chart("Accuracy after each stage", list(acc),
+                                  {"accuracy": list(acc.values())}, muted=("teacher",)))
 
 
 def lesson_html(lesson: Any) -> str:

@@ -95,7 +95,10 @@ class QtLessonChart(QWidget):
         if n > 1:
             self.legend.setText(" &nbsp; ".join(keys))
             self.legend.setVisible(True)
-        self.plot.getAxis("bottom").setTicks([list(enumerate(chart.categories))])
+        bottom = self.plot.getAxis("bottom")
+        bottom.setTicks([list(enumerate(chart.categories))])
+        lines = max((c.count("\n") + 1 for c in chart.categories), default=1)
+        bottom.setHeight(10 + 16 * lines)  # room for two-line labels (value and its name)
         self.plot.setXRange(-0.6, max(len(chart.categories), 1) - 0.4, padding=0)
         self.plot.setYRange(0, 108 if labelled else 102, padding=0)
 
