@@ -15,13 +15,13 @@ from kdgui.core.components.compression import KmeansShareParams, method_traits
 from kdgui.core.errors import CompressionError
 from kdgui.engine.compress.context import CompressionContext, apply_unit
 from kdgui.engine.compress.finetune import make_finetune
-from kdgui.engine.compress.share.mixed import PLAN_BITS, plan_bits
+from kdgui.engine.compress.share.mixed import PLAN_BITS, layer_cost, plan_bits
 
 
 def _brute(drops, nonzero, bits, budget):
     best = None
     for plan in itertools.product(range(len(bits)), repeat=len(drops)):
-        cost = sum(n * bits[j] for n, j in zip(nonzero, plan, strict=True))
+        cost = sum(layer_cost(n, bits[j]) for n, j in zip(nonzero, plan, strict=True))
         if cost > budget * sum(nonzero):
             continue
         loss = sum(max(0.0, drops[i][j]) for i, j in enumerate(plan))
@@ -35,13 +35,14 @@ def test_plan_is_optimal_and_within_budget_on_random_instances() -> None:
     bits = list(PLAN_BITS)
     for _ in range(25):
         layers = rng.randint(1, 4)
-        nonzero = [rng.randint(10, 5000) for _ in range(layers)]
+        nonzero = [rng.randint(300, 20000) for _ in range(layers)]
         # drops shrink with bits (plus noise), as measured drops do
         drops = [[rng.uniform(0, 0.3) / (b - 1) ** rng.uniform(0.5, 3) + rng.uniform(-0.01, 0.01)
                   for b in bits] for _ in range(layers)]
-        budget = rng.uniform(2.05, 8.0)
+        floor = sum(layer_cost(n, 2) for n in nonzero) / sum(nonzero)
+        budget = rng.uniform(floor + 0.05, 8.0)
         plan = plan_bits(drops, nonzero, bits, budget)
-        cost = sum(n * b for n, b in zip(nonzero, plan, strict=True))
+        cost = sum(layer_cost(n, b) for n, b in zip(nonzero, plan, strict=True))
         assert cost <= budget * sum(nonzero) + 1e-6
         loss = sum(max(0.0, drops[i][bits.index(b)]) for i, b in enumerate(plan))
         # exact up to the cost grid's rounding (costs rounded up: never over budget)
@@ -53,10 +54,12 @@ def test_plan_gives_the_sensitive_layer_more_bits() -> None:
     bits = list(PLAN_BITS)
     robust = [0.0] * len(bits)  # the big layer loses nothing even at 2 bits
     fragile = [0.5 if b < 6 else 0.0 for b in bits]  # the small layer needs 6
-    plan = plan_bits([robust, fragile], [10_000, 500], bits, 2.5)
-    assert plan == [2, 8] or (plan[0] == 2 and plan[1] >= 6)
-    with pytest.raises(CompressionError, match="at least 2"):
-        plan_bits([robust], [10], bits, 1.5)
+    plan = plan_bits([robust, fragile], [10_000, 500], bits, 2.9)
+    assert plan[0] == 2 and plan[1] >= 6
+    # codebooks count: 8 bits on 500 weights cost 256 float32 values, 6 bits only 64
+    assert layer_cost(500, 8) == 500 * 8 + 32 * 256 and layer_cost(500, 6) == 500 * 6 + 32 * 64
+    with pytest.raises(CompressionError, match="below what the smallest widths cost"):
+        plan_bits([robust], [10], bits, 2.0)  # 10 weights at 2 bits + 4 float32 values
 
 
 def _mlp() -> nn.Module:
@@ -92,6 +95,9 @@ def test_kmeans_with_a_budget_measures_plans_and_shares_by_the_plan() -> None:
     assert kl.shape == (3, 7) and (kl >= -1e-6).all()
     assert (kl[:, 0] >= kl[:, -1]).all() and kl[:, 0].max() > 0  # 2 bits move the output most
     assert report["average_bits"] <= 3.0 + 1e-9 and report["budget_bits"] == 3.0
+    cost = sum(layer_cost(n, report["plan"][k]) for k, n in zip(report["layers"],
+                                                                report["nonzero"], strict=True))
+    assert cost <= 3.0 * sum(report["nonzero"])
     assert report["samples"] == 128
     modules = dict(shared.named_modules())
     for name, bits in report["plan"].items():

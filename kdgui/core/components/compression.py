@@ -269,11 +269,13 @@ class KmeansShareParams(Params):
         default_factory=list, description="Names of layers whose weights are not shared."
     )
     bits_budget: float | None = param(
-        None, "Mixed precision: average bits per non-zero weight over the shared layers. When "
-        "set, each layer's bits (2–8) are chosen from a per-layer sensitivity measurement to "
-        "meet this budget with the least predicted accuracy loss (replaces conv_bits, fc_bits "
-        "and bits).", ge=2.0, le=8.0, step=0.25,
-        formula="min Σ_i drop_i(b_i)  s.t.  Σ_i nnz_i·b_i ≤ budget·Σ_i nnz_i",
+        None, "Mixed precision: average bits per non-zero weight over the shared layers, "
+        "codebooks included. When set, each layer's bits (2–8) are chosen from a per-layer "
+        "sensitivity measurement (how far the output moves when only that layer is shared) to "
+        "meet this budget with the least predicted change (replaces conv_bits, fc_bits and "
+        "bits).", ge=2.0, le=8.0, step=0.25,
+        formula="min Σ_i KL_i(b_i)  s.t.  Σ_i (nnz_i·b_i + 32·min(2^b_i, nnz_i)) ≤ "
+        "budget·Σ_i nnz_i",
     )
     plan_samples: int = param(
         512, "Mixed precision: training samples on which each layer is evaluated at each "

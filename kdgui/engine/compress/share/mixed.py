@@ -14,9 +14,10 @@ a small output layer needs 6. Here the weight-sharing step measures it:
    showed no drop at all even at 2 bits on LeNet-300-100), so the plan does not rest on them.
 2. **Plan** (:func:`plan_bits`): the bits per layer minimising the *sum* of sensitivities (the
    usual additive assumption of per-layer sensitivity) subject to the size budget
-   ``Σ nonzero_i · b_i ≤ bits_budget · Σ nonzero_i`` — the coded size of the indices, which is
-   what the bits change. It is a multiple-choice knapsack, solved exactly by dynamic programming
-   over layers on a cost grid (costs rounded *up*, so the plan never exceeds the budget).
+   ``Σ (nonzero_i · b_i + 32 · min(2^b_i, nonzero_i)) ≤ bits_budget · Σ nonzero_i``: the
+   codebook indices and the float32 codebooks, what the bits change. It is a multiple-choice
+   knapsack, solved exactly by dynamic programming over layers on a cost grid (costs rounded
+   *up*, so the plan never exceeds the budget).
 
 Negative values count as 0; among plans with the same predicted loss the one with more bits wins.
 """
@@ -37,6 +38,8 @@ from kdgui.engine.compress.share.kmeans import cluster_weights
 PLAN_BITS: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
 #: Cost grid of the dynamic programme (cells over the largest possible cost).
 GRID = 4000
+#: Bits of one codebook value (float32).
+CODEBOOK_BITS = 32
 
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
@@ -101,49 +104,58 @@ def bit_sensitivity(
             "baseline": baseline, "accuracy": accuracy, "accuracy_drop": drops}
 
 
+def layer_cost(nonzero: int, bits: int, codebook_bits: int = CODEBOOK_BITS) -> int:
+    """Bits a shared layer costs at ``bits``: an index per non-zero plus its codebook (at most
+    2^bits float32 values, never more than the non-zeros) — for a small layer the codebook is
+    most of it (LeNet-300-100's 10-way output layer: 558 non-zeros, 144 values at 8 bits)."""
+    return nonzero * bits + codebook_bits * min(2 ** bits, nonzero)
+
+
 def plan_bits(drops: list[list[float]], nonzero: list[int], bits: list[int],
               budget: float) -> list[int]:
-    """Bits per layer minimising Σ drop subject to ``Σ nonzero·bits ≤ budget·Σ nonzero``.
+    """Bits per layer minimising Σ drop subject to ``Σ layer_cost ≤ budget · Σ nonzero``.
 
-    ``budget`` is the average bits per non-zero weight (2–8); a budget below the smallest width
-    is a CompressionError naming the smallest average it can reach.
+    ``budget`` is the average bits per non-zero weight (2–8), codebooks included; a budget
+    below what the smallest widths cost is a CompressionError naming the smallest reachable.
     """
     total = sum(nonzero)
     if total == 0:
         return [max(bits)] * len(drops)
-    if budget < min(bits):
+    floor = sum(min(layer_cost(n, b) for b in bits) for n in nonzero) / total
+    if budget < floor:
         raise CompressionError(
-            f"bits_budget {budget:g} is below the smallest width a layer can have ({min(bits)})",
-            f"Set bits_budget to at least {min(bits)} (bits per non-zero weight, on average).")
+            f"bits_budget {budget:g} is below what the smallest widths cost here "
+            f"({floor:.2f} bits per non-zero weight, codebooks included)",
+            f"Set bits_budget to at least {math.ceil(floor * 100) / 100:g}.")
     limit = budget * total
-    unit = max(bits) * total / GRID
+    unit = sum(max(layer_cost(n, b) for b in bits) for n in nonzero) / GRID
     capacity = math.floor(limit / unit + 1e-9)
     inf = float("inf")
-    # best[c]: least loss of the layers so far with cost exactly ≤ c cells; choice per layer
+    # best[c]: least loss of the layers so far with cost ≤ c cells; pick: the width chosen
     best = np.full(capacity + 1, 0.0)
     choices: list[np.ndarray] = []
     for row, count in zip(drops, nonzero, strict=True):
         new = np.full(capacity + 1, inf)
         pick = np.full(capacity + 1, -1, dtype=np.int64)
         for j, b in enumerate(bits):
-            cost = math.ceil(count * b / unit - 1e-9)
+            cost = math.ceil(layer_cost(count, b) / unit - 1e-9)
             if cost > capacity:
                 continue
-            # ties: more bits (later j) win through the tiny tie-break term
-            loss = max(0.0, float(row[j])) - 1e-9 * b
+            # ties: more bits win through the tiny tie-break term
+            loss = max(0.0, float(row[j])) - 1e-12 * b
             cand = np.full(capacity + 1, inf)
             cand[cost:] = best[: capacity + 1 - cost] + loss
             better = cand < new
             new[better], pick[better] = cand[better], j
         best = new
         choices.append(pick)
-    if not np.isfinite(best[capacity]):  # rounding left no room (tiny budgets): all smallest
-        return [min(bits)] * len(drops)
+    if not np.isfinite(best[capacity]):  # the grid's rounding left no room: all smallest
+        return [min(bits, key=lambda b, n=n: layer_cost(n, b)) for n in nonzero]
     plan, c = [], capacity
     for count, pick in zip(reversed(nonzero), reversed(choices), strict=True):
         j = int(pick[c])
         plan.append(bits[j])
-        c -= math.ceil(count * bits[j] / unit - 1e-9)
+        c -= math.ceil(layer_cost(count, bits[j]) / unit - 1e-9)
     return plan[::-1]
 
 
@@ -160,11 +172,11 @@ def mixed_precision_plan(model: nn.Module, layers: dict[str, nn.Module], params:
     drops = [table["accuracy_drop"][i][j] for i, j in chosen]
     return {**table, "plan": dict(zip(table["layers"], plan, strict=True)),
             "budget_bits": float(params.bits_budget),
-            "average_bits": sum(n * b for n, b in zip(table["nonzero"], plan, strict=True))
-            / total,
+            "average_bits": sum(layer_cost(n, b) for n, b in zip(table["nonzero"], plan,
+                                                                  strict=True)) / total,
             "predicted_kl": sum(max(0.0, table["kl"][i][j]) for i, j in chosen),
             "predicted_drop": None if None in drops else sum(max(0.0, d) for d in drops),
             "samples": sum(len(y) for _, y in batches)}
 
 
-__all__ = ["PLAN_BITS", "bit_sensitivity", "mixed_precision_plan", "plan_bits"]
+__all__ = ["PLAN_BITS", "bit_sensitivity", "layer_cost", "mixed_precision_plan", "plan_bits"]
