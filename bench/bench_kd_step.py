@@ -9,8 +9,12 @@ Three variants, each with its own copy of the same student and its own SGD optim
     tells the engine's overhead apart from what the machine gives a student-only step);
 (e) ``engine-auto``: the engine's online step with ``training.teacher_precision``,
     ``student_precision`` and ``channels_last`` all ``auto``: the precision and layout chosen by
-    :mod:`kdgui.engine.fast_path` on these models and batches, printed with e/a (bar: ≥ 2 on an
-    AMD EPYC with avx512_bf16; on a CPU where bf16 is slower, auto must not fall below fp32).
+    :mod:`kdgui.engine.fast_path` on these models and batches, and torch's CPU threads chosen
+    as a run chooses them (1 when a whole step is faster on one thread: on a busy machine), printed
+    with e/a (bar: ≥ 2 on an AMD EPYC with avx512_bf16; on a CPU where bf16 is slower, auto must
+    not fall below fp32);
+(f) ``plain-fast``: the hand-written step with the engine's choices (a diagnostic, no bar: e/f
+    near 1 says the engine loses nothing to a hand-written loop given the same choices).
 
 ``--mode run`` times a whole run instead: the engine's session (what ``kdgui run`` runs) with the
 teacher online (cache off), 1 epoch of MNIST (``--data``), against a plain fp32 loop over the
@@ -93,6 +97,20 @@ def plain_step(
     return step
 
 
+def plain_fast_step(
+    teacher: Callable[[torch.Tensor], torch.Tensor], student: nn.Module,
+    opt: torch.optim.Optimizer, channels_last: bool,
+) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """The hand-written step with its teacher run as the engine chose (a diagnostic)."""
+
+    def run(x: torch.Tensor, y: torch.Tensor) -> None:
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        plain_step(None, student, opt, {id(x): teacher(x)})(x, y)  # type: ignore[arg-type]
+
+    return run
+
+
 def engine_step(
     distiller: Distiller, opt: torch.optim.Optimizer, cache: dict[int, torch.Tensor] | None
 ) -> Callable[[torch.Tensor, torch.Tensor], None]:
@@ -110,18 +128,51 @@ def engine_step(
 
 def engine_auto(
     teacher: nn.Module, student: nn.Module, cfg: DistillConfig, x: torch.Tensor
-) -> tuple[Distiller, bool, str]:
-    """The engine's fast path on these models: (distiller, student channels_last, description)."""
+) -> tuple[Distiller, bool, int, str]:
+    """The engine's fast path on these models, chosen as a run chooses it (threads first, then
+    the teacher's and the student's variants): (distiller, student channels_last, threads,
+    description)."""
     from kdgui.core.config import TrainingConfig
     from kdgui.engine import fast_path, fast_student
 
     tcfg = TrainingConfig(batch_size=BATCH)
     device = torch.device("cpu")
-    runner, t_choice = fast_path.choose_teacher(teacher, [x], tcfg, device)
-    s_choice = fast_student.choose_student(student, x, tcfg, device)
+    probe = copy.deepcopy(student).train()
+
+    def whole_step() -> None:
+        with torch.inference_mode():
+            teacher(x)
+        fast_student.student_pass(probe, x, fast_path.Variant(), device)
+
+    threads, ms = fast_student.choose_threads(whole_step, device, tcfg)
+    default = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        runner, t_choice = fast_path.choose_teacher(teacher, [x], tcfg, device)
+        s_choice = fast_student.choose_student(student, x, tcfg, device)
+    finally:
+        torch.set_num_threads(default)
     fast_path.set_channels_last(student, s_choice.variant.channels_last)
-    text = f"teacher: {t_choice.sentence()}\n      student: {s_choice.sentence()}"
-    return Distiller(runner, student, cfg, INPUT), s_choice.variant.channels_last, text
+    figures = ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items())
+    text = (f"threads: {threads} ({figures or 'not measured'})\n      teacher: "
+            f"{t_choice.sentence()}\n      student: {s_choice.sentence()}")
+    return Distiller(runner, student, cfg, INPUT), s_choice.variant.channels_last, threads, text
+
+
+def on_threads(threads: int, step: Callable[[torch.Tensor, torch.Tensor], None]
+               ) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """``step`` run with torch's CPU threads set to ``threads`` (as a run sets them), then put
+    back, so the other variants in this process keep the default."""
+
+    def run(x: torch.Tensor, y: torch.Tensor) -> None:
+        default = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            step(x, y)
+        finally:
+            torch.set_num_threads(default)
+
+    return run
 
 
 def auto_step(
@@ -234,7 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         copy.deepcopy(student0) for _ in range(5)
     )
     t_auto = copy.deepcopy(teacher)  # the fast path changes its teacher's layout in place
-    d_auto, auto_cl, chosen = engine_auto(t_auto, s_auto, cfg, batches[0][0])
+    d_auto, auto_cl, threads, chosen = engine_auto(t_auto, s_auto, cfg, batches[0][0])
+    # (f) a diagnostic: the hand-written step with the engine's choices (teacher variant,
+    # student layout, threads), to tell the engine's own overhead apart from what they give.
+    s_plain_fast = copy.deepcopy(student0)
+    from kdgui.engine.fast_path import set_channels_last
+    set_channels_last(s_plain_fast, auto_cl)
     d_engine = Distiller(teacher, s_engine, cfg, INPUT)
     d_cached = Distiller(teacher, s_cached, cfg, INPUT)
     cache = {id(x): d_cached.teacher_logits(x) for x, _ in batches}
@@ -249,10 +305,14 @@ def main(argv: list[str] | None = None) -> int:
         "plain-cached": plain_step(
             teacher, s_plain_cached, sgd(s_plain_cached.parameters()), cache
         ),
-        "engine-auto": auto_step(d_auto, sgd(d_auto.trainable_parameters()), auto_cl),
+        "engine-auto": on_threads(threads, auto_step(d_auto, sgd(d_auto.trainable_parameters()),
+                                                     auto_cl)),
+        "plain-fast": on_threads(threads, plain_fast_step(
+            d_auto.teacher_logits, s_plain_fast, sgd(s_plain_fast.parameters()), auto_cl)),
     }
-    repeat = {"plain": 1, "engine": 1, "cached": 4, "plain-cached": 4, "engine-auto": 1}
-    for model in (s_plain, d_engine, d_cached, s_plain_cached, d_auto):
+    repeat = {"plain": 1, "engine": 1, "cached": 4, "plain-cached": 4, "engine-auto": 1,
+              "plain-fast": 1}
+    for model in (s_plain, d_engine, d_cached, s_plain_cached, d_auto, s_plain_fast):
         model.train()
 
     for fn in steps.values():  # warm-up: allocator, kernels, optimizer state
@@ -284,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for k in names:
         lo, hi = min(rates[k]), max(rates[k])
-        tag = "abcde"[names.index(k)]
+        tag = "abcdef"[names.index(k)]
         print(f"  ({tag}) {k:12s} {med[k]:9.0f} samples/s  [{lo:.0f} .. {hi:.0f}]")
     failed = False
     for k, bar in BARS.items():
@@ -297,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         f"  diagnostics: c/d = {med['cached'] / med['plain-cached']:.3f} (engine vs plain, "
         f"cached), d/a = {med['plain-cached'] / med['plain']:.3f} (what caching gives here)"
     )
+    print(f"  diagnostics: e/f = {med['engine-auto'] / med['plain-fast']:.3f} (engine vs the "
+          f"hand-written step with the same choices), f/a = "
+          f"{med['plain-fast'] / med['plain']:.3f} (what the choices give a hand-written loop)")
     print(f"  chosen (e): {chosen}")
     return 1 if (failed and args.check) else 0
 

@@ -80,6 +80,8 @@ class FastChoice:
     timings_ms: dict[str, float] = field(default_factory=dict)
     kl: dict[str, float] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
+    #: Torch's CPU threads the run trains with (chosen with the variants; 0: not recorded).
+    threads: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data; every candidate has the same fields whatever happened to it (-1.0: not
@@ -88,7 +90,7 @@ class FastChoice:
         return {
             "precision": self.variant.precision, "channels_last": self.variant.channels_last,
             "compiled": self.variant.compiled, "label": self.variant.label, "reason": self.reason,
-            "kl_bound": KL_BOUND, "kl_temperature": KL_TEMPERATURE,
+            "kl_bound": KL_BOUND, "kl_temperature": KL_TEMPERATURE, "threads": self.threads,
             "candidates": {k: {"ms": round(self.timings_ms.get(k, -1.0), 3),
                                "kl": float(self.kl.get(k, -1.0)),
                                "refused": self.refused.get(k, "")} for k in labels},

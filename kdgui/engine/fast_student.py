@@ -8,6 +8,9 @@ accuracy holds in a lower precision cannot be checked in a few batches.
 from __future__ import annotations
 
 import copy
+import statistics
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -65,4 +68,46 @@ def choose_student(
     return choice
 
 
-__all__ = ["choose_student", "student_pass"]
+#: A thread count other than torch's default is kept only when a whole training step is this
+#: much faster with it (timing noise must not flip the choice).
+THREADS_GAIN = 1.15
+#: The default count's first pass this many times slower than one thread's warm-up pass (which
+#: also pays one-time set-up) decides at once: under heavy load a 2-thread pass took seconds.
+GIVE_UP = 3.0
+
+
+def choose_threads(
+    step: Callable[[], Any], device: torch.device, cfg: TrainingConfig
+) -> tuple[int, dict[str, float]]:
+    """Torch's intra-op threads for the run: its default, or 1 when a whole training step (the
+    chosen teacher and student variants) runs faster on one thread; and the timings (ms).
+
+    On a machine whose cores are busy (other programs, other runs), every parallel region waits
+    until all its threads are scheduled: at a load of 7-14 on 2 cores, a 2-thread step of the
+    MNIST pair was 2-5x slower than a 1-thread one here, the student's short kernels worst.
+    Idle, the default wins and stays. Nothing is measured off the CPU, with one thread, or when
+    ``training.num_threads`` is set. Passes alternate (1, default, 1, default, 1; the first is a
+    warm-up) so that a change of load hits both; the median of each is compared (see
+    :data:`GIVE_UP` for the early decision).
+    """
+    default = torch.get_num_threads()
+    if cfg.num_threads or device.type != "cpu" or default <= 1:
+        return default, {}
+    times: dict[int, list[float]] = {1: [], default: []}
+    try:
+        for n in (1, default, 1, default, 1):
+            torch.set_num_threads(n)
+            t0 = fast_path.clock()
+            step()
+            times[n].append((fast_path.clock() - t0) * 1000.0)
+            if len(times[default]) == 1 and times[default][0] > GIVE_UP * times[1][0]:
+                break  # decided: even a warm-up pass on one thread was far faster
+    finally:
+        torch.set_num_threads(default)
+    ms = {f"{n} thread{'s' * (n > 1)}": statistics.median(v[1:] or v if n == 1 else v)
+          for n, v in times.items()}
+    one, many = ms["1 thread"], ms[f"{default} threads"]
+    return (1 if many > THREADS_GAIN * one else default), ms
+
+
+__all__ = ["THREADS_GAIN", "choose_student", "choose_threads", "student_pass"]

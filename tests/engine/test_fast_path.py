@@ -239,3 +239,37 @@ def test_a_term_list_with_a_feature_loss_keeps_the_teacher_as_loaded(tmp_path: P
     teacher = summary["fast_path"]["teacher"]
     assert teacher["label"] == "fp32", teacher
     assert "feature" in teacher["reason"], teacher["reason"]
+
+
+@pytest.mark.parametrize(("one", "two", "expected"), [
+    (1 / 64, 1 / 32, 1),        # one thread twice as fast (a busy machine): 1
+    (1 / 32, 1 / 64, 2),        # two threads faster (idle): the default stays
+    (1 / 64, 1 / 64 * 1.1, 2),  # within THREADS_GAIN: noise does not flip the default
+    (1 / 64, 1.0, 1),           # far slower: decided after one pass each
+])
+def test_the_thread_count_is_chosen_by_timing_whole_steps(
+    monkeypatch: pytest.MonkeyPatch, one: float, two: float, expected: int
+) -> None:
+    from kdgui.engine import fast_student
+
+    now = [0.0]
+    passes: list[int] = []
+    monkeypatch.setattr(fast_path, "clock", lambda: now[0])
+
+    def step() -> None:
+        passes.append(torch.get_num_threads())
+        now[0] += one if torch.get_num_threads() == 1 else two
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        threads, ms = fast_student.choose_threads(step, torch.device("cpu"), TrainingConfig())
+        assert torch.get_num_threads() == 2  # only the caller applies the choice
+        assert fast_student.choose_threads(step, torch.device("cpu"),
+                                           TrainingConfig(num_threads=2)) == (2, {})
+    finally:
+        torch.set_num_threads(before)
+    assert threads == expected
+    assert ms["1 thread"] == pytest.approx(one * 1000)
+    assert ms["2 threads"] == pytest.approx(two * 1000)
+    assert passes == ([1, 2] if two == 1.0 else [1, 2, 1, 2, 1])

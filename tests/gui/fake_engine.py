@@ -94,7 +94,7 @@ def _sparsity(progress: float) -> np.ndarray:
 def _fast(label: str, candidates: dict[str, Any]) -> dict[str, Any]:
     return {"precision": "fp32", "channels_last": False, "compiled": False, "label": label,
             "reason": "fastest of 2 measured (auto)", "kl_bound": 1e-4, "kl_temperature": 4.0,
-            "candidates": candidates}
+            "threads": 2, "candidates": candidates}
 
 
 #: How the engine says teacher and student run (kdgui.engine.fast_path), as for the demo.

@@ -9,6 +9,7 @@ fp32's); the student's weights stay fp32.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +44,12 @@ def choose(
     batch = fast_path.first_batches(ctx.prepared.train, tcfg.batch_size, 1, device)[0]
     batches = _teacher_batches(ctx, features)
     auto = "auto" in (tcfg.teacher_precision, tcfg.channels_last)
+    messages: list[tuple[str, str]] = []
+    # Threads first: on a busy machine every other timing at the default count is slow and noisy.
+    if auto and tcfg.compile == "off" and len(ctx.batches(shuffle=False)) * tcfg.epochs >= \
+            MIN_TEACHER_BATCHES:
+        online = features or (dcfg.needs("logits") and not _cached(ctx, features))
+        messages += _threads(ctx, teacher if online else None, student, batch)
     if not dcfg.needs("logits") and not features:
         runner: nn.Module = teacher
         t_choice = FastChoice("teacher", Variant(), "it does not run during training (no term "
@@ -55,9 +62,10 @@ def choose(
         runner, t_choice = fast_path.choose_teacher(teacher, [batch], tcfg, device,
                                                     features=features)
     s_choice = fast_student.choose_student(student, batch, tcfg, device, features=features)
-    messages = []
     if tcfg.compile != "off":
-        runner, s_choice, messages = _compile(ctx, runner, t_choice, student, s_choice, batch)
+        runner, s_choice, compiled = _compile(ctx, runner, t_choice, student, s_choice, batch)
+        messages += compiled
+    t_choice.threads = s_choice.threads = torch.get_num_threads()
     ctx.fast = {"teacher": t_choice, "student": s_choice}
     ctx.fast_teacher = runner
     ctx.restore_layout = _restorer(teacher, t_was)
@@ -109,13 +117,45 @@ def _compile(
     return runner, s_choice, messages
 
 
+def _threads(
+    ctx: RunContext, runner: nn.Module | None, student: nn.Module, batch: torch.Tensor
+) -> list[tuple[str, str]]:
+    """Torch's thread count for the run, by timing whole steps (the teacher's forward when it
+    runs every step, and the student's forward + backward on a copy), as loaded; applied here
+    and put back when the run ends (``ctx.previous_threads``)."""
+    device = ctx.device
+    probe = copy.deepcopy(student).train()
+    variant = Variant()
+
+    def step() -> None:
+        if runner is not None:
+            with torch.inference_mode():
+                runner(batch)
+        fast_student.student_pass(probe, batch, variant, device)
+
+    with fast_path.restore_rng(device):
+        threads, ms = fast_student.choose_threads(step, device, ctx.config.training)
+    if not ms:
+        return []
+    if threads != torch.get_num_threads():
+        if ctx.previous_threads is None:
+            ctx.previous_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
+    figures = ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items())
+    return [("info", f"training runs on {threads} CPU thread{'s' * (threads > 1)}: the faster "
+             f"whole step measured (auto; {figures})")]
+
+
 def _teacher_batches(ctx: RunContext, features: bool) -> int:
     """How many batches the teacher will run: one epoch when its outputs are cached, else all."""
-    tcfg = ctx.config.training
     steps = len(ctx.batches(shuffle=False))
-    cached = (tcfg.cache_teacher != "off" and not features and not ctx.config.data.augment
-              and ctx.batches(shuffle=False).indexable)
-    return steps if cached else steps * tcfg.epochs
+    return steps if _cached(ctx, features) else steps * ctx.config.training.epochs
+
+
+def _cached(ctx: RunContext, features: bool) -> bool:
+    """Whether the teacher's outputs will be cached (it then runs in the first epoch only)."""
+    return (ctx.config.training.cache_teacher != "off" and not features
+            and not ctx.config.data.augment and ctx.batches(shuffle=False).indexable)
 
 
 def _restorer(teacher: nn.Module, was: bool) -> Callable[[], None]:
