@@ -142,7 +142,10 @@ class TrainLoop:
         # The phase's step 0 in the global count, so that progress and ETA continue where a
         # resumed run left off and a fine-tuning's progress runs from 0 to 1 on its own.
         offset = self.step - phase.start_epoch * steps_per_epoch
-        scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        # fp16's narrow range needs loss scaling (training.amp is fp16 autocast on CUDA; a
+        # student_precision of fp16 too); bf16 has fp32's range and needs none.
+        fp16 = phase.precision == "fp16" or (phase.precision == "fp32" and self.amp)
+        scaler = torch.amp.GradScaler("cuda") if fp16 and self.device.type == "cuda" else None
         for epoch in range(phase.start_epoch, phase.epochs):
             yield from self._epoch(phase, epoch, scaler, total_steps, offset)
 

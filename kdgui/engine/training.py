@@ -8,8 +8,10 @@ takes its batches from :class:`BatchSource` and its optimizer and schedule only 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,6 +51,12 @@ class BatchSource:
     #: the same order (same seed) and keeps its shard of it (:func:`kdgui.engine.distributed.shard`).
     rank: int = 0
     world_size: int = 1
+    #: On a GPU: batches come in pinned (page-locked) memory, so the loop's
+    #: ``.to(device, non_blocking=True)`` copies overlap the previous step's kernels.
+    pin_memory: bool = False
+    #: Loader processes for a dataset read sample by sample (image folders): decoding and
+    #: transforms run beside training instead of between its steps. 0: in this process.
+    workers: int = 0
 
     def __post_init__(self) -> None:
         self._generator = torch.Generator().manual_seed(self.seed)
@@ -87,10 +95,12 @@ class BatchSource:
             x_all, y_all = tensors[0], tensors[1]
             for start in range(0, n, self.batch_size):
                 idx = order[start : start + self.batch_size]
-                yield x_all[idx], y_all[idx], idx
+                x = x_all[idx]
+                yield (x.pin_memory() if self.pin_memory and not x.is_cuda else x), y_all[idx], idx
             return
         loader = DataLoader(
-            _Indexed(self.data), batch_size=self.batch_size, sampler=order.tolist(), num_workers=0
+            _Indexed(self.data), batch_size=self.batch_size, sampler=order.tolist(),
+            num_workers=self.workers, pin_memory=self.pin_memory,
         )
         for x, y, idx in loader:
             yield x, y, idx
@@ -100,6 +110,18 @@ class BatchSource:
 
     def set_generator_state(self, state: torch.Tensor) -> None:
         self._generator.set_state(state)
+
+
+def loader_settings(data: Dataset | DataLoader, device: torch.device) -> dict[str, Any]:
+    """``pin_memory``/``workers`` for a :class:`BatchSource` on ``device``: pinned batches on
+    a GPU, and there loader processes for a dataset read sample by sample (not a tensor
+    dataset, which is sliced in place; not a user's own DataLoader, which keeps its settings).
+    On a CPU the cores train, so batches load in the training process."""
+    if device.type != "cuda":
+        return {"pin_memory": False, "workers": 0}
+    per_sample = not isinstance(data, DataLoader) and getattr(data, "tensors", None) is None
+    cores = os.cpu_count() or 1
+    return {"pin_memory": True, "workers": min(8, max(cores - 1, 0)) if per_sample else 0}
 
 
 def make_optimizer(params, cfg: TrainingConfig) -> torch.optim.Optimizer:

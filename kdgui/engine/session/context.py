@@ -21,7 +21,7 @@ from kdgui.engine.fast_path import FastChoice
 from kdgui.engine.rundir import RunDir
 from kdgui.engine.session.prepare import Prepared
 from kdgui.engine.train_loop import TrainLoop
-from kdgui.engine.training import BatchSource, TeacherCache
+from kdgui.engine.training import BatchSource, TeacherCache, loader_settings
 
 
 @dataclass
@@ -81,12 +81,14 @@ class RunContext:
         own seed (``training.seed + seed_offset``), so adding one does not shift another's order."""
         tcfg = self.config.training
         world = self.world
+        loading = loader_settings(self.prepared.train, self.device)  # pinned, workers on a GPU
         if world is not None:  # training.batch_size is the global batch: a shard per rank
             return BatchSource(self.prepared.train, world.per_rank_batch(tcfg.batch_size),
                                shuffle=shuffle, seed=tcfg.seed + seed_offset, rank=world.rank,
-                               world_size=world.size)
+                               world_size=world.size, **loading)
         return BatchSource(
-            self.prepared.train, tcfg.batch_size, shuffle=shuffle, seed=tcfg.seed + seed_offset
+            self.prepared.train, tcfg.batch_size, shuffle=shuffle, seed=tcfg.seed + seed_offset,
+            **loading,
         )
 
     def use_teacher_cache(self, distiller: Any, source: BatchSource) -> bool:
