@@ -89,11 +89,11 @@ class StageBars(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.rows: list[dict[str, Any]] = []
-        self.setMinimumHeight(230)
+        self.setMinimumHeight(250)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
     def sizeHint(self) -> QSize:
-        return QSize(520, 240)
+        return QSize(520, 260)
 
     def set_rows(self, rows: list[dict[str, Any]]) -> None:
         self.rows = list(rows)
@@ -107,7 +107,7 @@ class StageBars(QWidget):
         text = _text_color(self)
         fm = p.fontMetrics()
         line = fm.height()
-        top, bottom = line * 2 + 4, self.height() - 2 * line - 10
+        top, bottom = line * 2 + 4, self.height() - 3 * line - 10
         ratios = [r.get("ratio") or 0.0 for r in self.rows] + \
             [r.get("paper_ratio") or 0.0 for r in self.rows]
         peak = max([*ratios, 1.0])
@@ -132,14 +132,12 @@ class StageBars(QWidget):
                            Qt.AlignmentFlag.AlignCenter, f"{value:.1f}×")
             p.setPen(text)
             acc = row.get("accuracy")
-            acc_text = "" if acc is None else f"{100 * acc:.2f}%"
             paper_acc = PAPER_ACCURACY.get(row["stage"])
-            if paper_acc is not None:
-                acc_text += f" (paper {paper_acc:.2f}%)"
-            p.drawText(QRectF(x0, bottom + 4, group_w, line), Qt.AlignmentFlag.AlignCenter,
-                       row["stage"])
-            p.drawText(QRectF(x0, bottom + 4 + line, group_w, line),
-                       Qt.AlignmentFlag.AlignCenter, acc_text)
+            texts = [row["stage"], "" if acc is None else f"{100 * acc:.2f}%",
+                     "" if paper_acc is None else f"paper {paper_acc:.2f}%"]
+            for k, label in enumerate(texts):
+                p.drawText(QRectF(x0, bottom + 4 + k * line, group_w, line),
+                           Qt.AlignmentFlag.AlignCenter, label)
         p.setPen(QPen(text, 1))
         p.drawLine(10, int(bottom), self.width() - 10, int(bottom))
         # legend
@@ -217,7 +215,7 @@ class BitPlanHeatmap(QWidget):
 
 
 class QtDeepCompressionView(QWidget):
-    """The Deep Compression page of a run (Results → "Deep Compression" tab)."""
+    """The Deep Compression page of a run (Results → the "Deep Compression" tab)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -151,19 +152,21 @@ class QtResultsPanel(QtPanel):
         self.loss_curves = QtCompareCurves(metric="loss")
         self.bars.setMinimumHeight(240)
         plots.addWidget(self.bars)
-        from PySide6.QtWidgets import QTabWidget
-
         self.plot_tabs = QTabWidget()
         self.plot_tabs.addTab(self.curves, "Accuracy curves")
         self.plot_tabs.addTab(self.loss_curves, "Loss curves")
         self.plot_tabs.addTab(self.histogram, "Weight histogram")
-        from kdgui.gui.qt_deep_compression import QtDeepCompressionView
-
-        self.deep_compression = QtDeepCompressionView()  # summary['deep_compression'] of a run
-        self.plot_tabs.addTab(self.deep_compression, "Deep Compression")
         plots.addWidget(self.plot_tabs)
         plots.setSizes([500, 400])
-        r_layout.addWidget(plots, 1)
+        from kdgui.gui.qt_deep_compression import QtDeepCompressionView
+
+        # Deep Compression (summary['deep_compression']) needs the plots' whole width: a tab
+        # beside them, enabled for a run that has the table.
+        self.deep_compression = QtDeepCompressionView()
+        self.result_tabs = QTabWidget()
+        self.result_tabs.addTab(plots, "Plots")
+        self.result_tabs.addTab(self.deep_compression, "Deep Compression")
+        r_layout.addWidget(self.result_tabs, 1)
         splitter.addWidget(right)
         splitter.setSizes([260, 800])
         self.body_layout.addWidget(splitter, 1)
@@ -284,8 +287,11 @@ class QtResultsPanel(QtPanel):
             for ev in records[0].events:
                 if isinstance(ev, StageEvent):
                     self.histogram.set_stage(ev.name, ev.layers)
-        self.deep_compression.set_table(
-            records[0].summary.get("deep_compression") if len(records) == 1 else None)
+        deep = records[0].summary.get("deep_compression") if len(records) == 1 else None
+        self.deep_compression.set_table(deep)
+        self.result_tabs.setTabEnabled(1, bool(deep))
+        if not deep:
+            self.result_tabs.setCurrentIndex(0)
         self.bars.flush()
         self.curves.flush()
         self.loss_curves.flush()

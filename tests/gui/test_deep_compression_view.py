@@ -74,6 +74,14 @@ def test_results_shows_a_runs_deep_compression_table(window, tmp_path: Path) -> 
     (run / "metrics.jsonl").write_text("", encoding="utf-8")
     (run / "summary.json").write_text(json.dumps({"deep_compression": table()}),
                                       encoding="utf-8")
-    window.results_panel.open_run(run)
-    view = window.results_panel.deep_compression
+    panel = window.results_panel
+    panel.open_run(run)
+    view = panel.deep_compression
     assert view.table.rowCount() == 3 and view.heatmap.plan is not None
+    assert panel.result_tabs.isTabEnabled(1)  # the tab beside the plots, full width
+    other = tmp_path / "plain-run"
+    other.mkdir()
+    (other / "config.yaml").write_text("name: plain\n", encoding="utf-8")
+    (other / "summary.json").write_text("{}", encoding="utf-8")
+    panel.open_run(other)
+    assert not panel.result_tabs.isTabEnabled(1) and view.empty.isVisibleTo(view)
