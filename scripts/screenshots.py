@@ -86,6 +86,13 @@ SHOTS: tuple[Shot, ...] = (
         "{runs}/lessons/20260101-000000-missing-digit"]),
     Shot("view-history", "history"),
     Shot("view-models", "models", extra=["--screenshot-delay", "8000"]),
+    # A run pruned then quantized is made first (the newest run), and its last two stages
+    # compared: outlines of the int8 layers, quantization error as the fill.
+    Shot("view-models-compare", "models",
+         extra=["--compare", "--size", "1600x900", "--screenshot-delay", "2000"],
+         before=["run", "--teacher", "demo", "--data", "digits", "--quiet",
+                 "--out", "{runs}/20260101-000000-compare", "--set", "training.epochs=1",
+                 "--prune", "unstructured:0.5", "--quantize", "dynamic-int8"]),
 )
 
 

@@ -12,12 +12,17 @@ The float counterpart of a quantized model (a model whose layer table has bits) 
 side of a comparison when given, else the nearest earlier stage of the same run without bits.
 
 Inputs: a few batches of the run's own validation data when its config loads, else seeded
-random example inputs of the model's input shape (the note says which).
+random example inputs of the model's input shape (the note says which). Layers are timed with
+one intra-op thread (:func:`one_thread`), so the figures say which layers cost most rather than
+how busy the machine's thread pool was; the whole-model latency of the summaries is measured
+as the model runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +106,19 @@ def _twins(float_layers: list[dict[str, Any]], layers: list[dict[str, Any]]) -> 
         and r.get("out_shape") == ours[r["name"]].get("out_shape") for r in common))
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """One intra-op thread while layers are timed. A layer of a small model takes well under a
+    millisecond; timed with a thread pool on a busy CPU it mostly measures the pool waking up
+    (30-120 ms per layer measured on 2 loaded cores, against 0.1-0.2 ms with one thread)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def float_reference(source: ModelSource) -> ModelSource | None:
     """The nearest earlier stage of ``source``'s run whose layer table has no bits."""
     from kdgui.core.run_folders import STAGE_METRICS_FILE, read_json
@@ -175,8 +193,14 @@ def measure(prepared: PreparedModel, *, reference: PreparedModel | None = None,
         result.notes.append(f"{source.label}: TorchScript layers are timed on inputs captured "
                             "from a float counterpart, and none was found")
     else:
-        for layer, ms in layer_latency(model, data, repeats=repeats, inputs=captured).items():
+        with one_thread():
+            timings = layer_latency(model, data, repeats=repeats, inputs=captured)
+        for layer, ms in timings.items():
             result.values.setdefault(layer, {})["latency_ms"] = ms
+        if source.path is not None and source.path.suffix == ".pt2":
+            result.notes.append(f"{source.label} runs through torch.export's module "
+                                "interpreter, which adds time to every layer call: compare its "
+                                "latencies with each other or with other .pt2 stages")
     if twin is not None:
         errors = layer_quant_error(twin, model, data, captured=captured)
         for layer, error in errors.items():

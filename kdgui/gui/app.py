@@ -15,6 +15,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 _T0 = time.perf_counter()
 
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot-delay", type=int, default=300, metavar="MS",
                    help="without --autorun: wait this long before the screenshot (default 300; "
                    "a Netron graph needs a few seconds)")
+    p.add_argument("--compare", action="store_true",
+                   help="with --panel models: the newest run's last two models side by side, "
+                   "measured (as Compare… does)")
     p.add_argument("--hint", action=argparse.BooleanOptionalAction, default=None,
                    help="show or hide the 'what to try' hint (default: until dismissed)")
     p.add_argument("--exit-after-paint", action="store_true",
@@ -153,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.hint is not None:
         window.hint.setVisible(args.hint)
     window.show_panel(args.panel or ("run" if args.autorun else "teacher"))
+    compare: Any = None
+    if args.compare and args.panel == "models":
+        models: Any = window.view("models")
+        models.set_compare(True)
+        compare = models.compare_view
+        compare.colour_combo.setCurrentText("quantization error")
+        compare.compare(measure=True)
     result = {"code": 0}
 
     class _FirstPaint(QObject):
@@ -209,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.exit_when_done:
                 app.exit(0)
 
-        QTimer.singleShot(max(0, args.screenshot_delay), shot)
+        if compare is not None:  # the delay counts from when both graphs are drawn
+            compare.graphsDrawn.connect(
+                lambda: QTimer.singleShot(max(0, args.screenshot_delay), shot))
+        else:
+            QTimer.singleShot(max(0, args.screenshot_delay), shot)
 
     window.show()
     code = app.exec()

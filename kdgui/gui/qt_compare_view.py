@@ -74,6 +74,7 @@ class CompareView(QWidget):
     """A and B pickers, two graph panes, the diff table and the legends."""
 
     compared = Signal(object)  # the engine's Comparison now shown
+    graphsDrawn = Signal()  # both embedded graphs drawn (and painted) after a comparison
     noticeChanged = Signal(str)
     layerSelected = Signal(str)
 
@@ -134,11 +135,12 @@ class CompareView(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.notice)
         layout.addWidget(split, 1)
-        self.compare_button.clicked.connect(self.compare)
+        self.compare_button.clicked.connect(lambda: self.compare())
         self.colour_combo.currentIndexChanged.connect(self.repaint_graphs)
         self.table.itemSelectionChanged.connect(self._on_row)
         for index, pane in enumerate(self.panes):
             pane.nodeClicked.connect(lambda node, i=index: self._on_node(i, node))
+            pane.drawn.connect(self._on_pane_drawn)
         self._poll = QTimer(self)
         self._poll.setInterval(400)
         self._poll.timeout.connect(lambda: [p.poll() for p in self.panes])
@@ -155,8 +157,11 @@ class CompareView(QWidget):
             self.b_combo.setCurrentIndex(len(self._sources) - 1)
         self.compare_button.setEnabled(len(self._sources) > 1)
 
-    def compare(self) -> None:
-        """Prepare, diff (and measure) A and B on the worker, then show them."""
+    def compare(self, measure: bool | None = None) -> None:
+        """Prepare, diff (and, with ``measure`` or the box ticked, measure) A and B on the
+        worker, then show them."""
+        if measure is not None:
+            self.measure_box.setChecked(measure)
         a, b = self.a_combo.currentIndex(), self.b_combo.currentIndex()
         if (self._task is not None and self._task.running) or min(a, b) < 0:
             return
@@ -234,6 +239,18 @@ class CompareView(QWidget):
                                            "measured (tick measure and compare again)", [])
         else:
             self.scale_legend.clear()
+
+    def _on_pane_drawn(self) -> None:
+        if all(p.web is not None and p.web.drawn for p in self.panes):
+            # Netron positions a graph just after its nodes appear: focus a moment later.
+            QTimer.singleShot(600, self._show_first_change)
+
+    def _show_first_change(self) -> None:
+        changed = [r["name"] for r in self.result.rows if r["kind"] != "same"] \
+            if self.result is not None else []
+        if changed and not self.table.selectionModel().hasSelection():
+            self.select_layer(changed[0])  # show the first change on both sides
+        self.graphsDrawn.emit()
 
     # -- synchronised selection ------------------------------------------------------------------
     def _on_node(self, index: int, node: str) -> None:

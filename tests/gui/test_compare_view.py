@@ -79,6 +79,9 @@ def test_compare_before_and_after_int8_outlines_measures_and_syncs_selection(
     ports = [pane_a.server.port, pane_b.server.port]
     assert ports[0] != ports[1]
     qtbot.waitUntil(lambda: pane_a.web.drawn and pane_b.web.drawn, timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(compare.graphsDrawn, timeout=10_000):
+        pass  # once drawn, the first change is selected and shown on both sides
+    assert compare.table.item(compare.table.currentRow(), 0).text() == "fc1"
     qtbot.waitUntil(lambda: pane_a.painted == 2 and pane_b.painted == 2, timeout=10_000)
     fc1_b = result.b.nodes["fc1"][0]
     stroke = _js(qtbot, pane_b, f"document.getElementById('node-name-{fc1_b}')"
