@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from kdgui.core.run_folders import SWEEP_FILE, config_path
+from kdgui.core.run_folders import LESSON_FILE, SWEEP_FILE, config_path
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -105,9 +105,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         last = consume(events, EventPrinter(quiet=True), control)
         if isinstance(last, JobFinished) and last.result.get("compare"):
             print("\n" + compare_table(last.result["compare"]))
-        print(f"\nresults in {Path(args.out) / 'lesson.json'}")
-        return 0 if isinstance(last, JobFinished) and not last.stopped else 1
-    if lesson.vary:
+        print(f"\nresults in {Path(args.out) / LESSON_FILE}")
+        ok = isinstance(last, JobFinished) and not last.stopped
+    elif lesson.vary:
         rows, end = drive_sweep(events, control)
         if rows:
             print("\n" + format_rows(rows, lesson.vary))
@@ -115,7 +115,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         ok = bool(drive(events, EventPrinter(quiet=True), control))
     out = Path(args.out)
-    if not args.no_report and (config_path(out).exists() or (out / SWEEP_FILE).exists()):
+    wrote = (ok and (out / LESSON_FILE).exists() if lesson.runner
+             else config_path(out).exists() or (out / SWEEP_FILE).exists())
+    if not args.no_report and wrote:
         result = write_report(out, out / "report.html", out / "report.csv")
         print(f"\nreport: {result.html_path}")
     return 0 if ok else 1

@@ -36,7 +36,8 @@ KD_LESSONS: tuple[dict[str, Any], ...] = (
             "Accuracy on 3s: labels only (0%), distilled (paper: 86.8%, 877 of 1,010 right), "
             "distilled with the bias raised (paper: 98.6%).",
             "The computed bias shift beside the paper's 3.5.",
-            "per_class.png: every other digit stays as good; only the 3 bar moves.",
+            "The per-class bars (the window's chart, per_class.png): every other digit stays "
+            "as good; only the 3 bar moves.",
         ),
         "runner": "kdgui.engine.lessons_kd:run_missing_digit",
         "published": ("Hinton, Vinyals & Dean 2015, §3 (MNIST test set, 10,000 images): the "

@@ -156,10 +156,60 @@ def _lesson_parts(meta: dict[str, Any]) -> list[str]:
                              for p in str(meta["explanation"]).split("\n\n")))
     if meta.get("formula"):
         parts.append(f'<p class="formula">{html.escape(str(meta["formula"]))}</p>')
+    if meta.get("published"):
+        parts.append(f"<p><b>Published:</b> {html.escape(str(meta['published']))}</p>")
     if meta.get("look_at"):
         items = "".join(f"<li>{html.escape(str(x))}</li>" for x in meta["look_at"])
         parts.append(f"<h2>What to look at</h2><ul>{items}</ul>")
     return parts
+
+
+def _bias_parts(bias: dict[str, Any] | None) -> list[str]:
+    """A run with excluded classes: each one's accuracy before and after its bias shift."""
+    if not bias:
+        return []
+    before, after = bias["per_class"]
+    rows = [[f"class {c}", f"+{bias['shifts'][str(c)]:.2f}", fmt(before[c], "pct"),
+             fmt(after[c], "pct")] for c in bias["classes"]]
+    rows.append(["all classes", "", fmt(bias["accuracy"][0], "pct"),
+                 fmt(bias["accuracy"][1], "pct")])
+    return ["<h2>Bias correction of the held-out classes</h2>",
+            f"<p>{html.escape(str(bias.get('rule', '')))}</p>",
+            _table(["", "bias shift", "accuracy before", "after"], rows)]
+
+
+def _lesson_report(folder: Path) -> tuple[str, str, list[str], list[list[Any]], list[str]]:
+    """A lesson with its own experiment (``lesson.json`` with ``models``): its text, the
+    published figure beside the measured one, every model's accuracy, the per-class bars."""
+    import base64
+
+    result = read_json(folder / LESSON_FILE) or {}
+    name = str(result.get("title") or result.get("lesson") or folder.name)
+    models: dict[str, dict[str, Any]] = result.get("models") or {}
+    classes = [str(c) for c in result.get("class_names") or []]
+    parts = [f"<h1>{html.escape(name)}</h1>",
+             f'<p class="meta">Lesson folder {html.escape(str(folder))} · data '
+             f'{html.escape(str(result.get("data")))} · {result.get("seconds", "?")} s</p>',
+             *_lesson_parts(result)]
+    if result.get("held_out"):
+        held = result["held_out"]
+        parts.append(f"<p><b>Held-out class {held['class']}: {fmt(held['before'], 'pct')} right "
+                     f"before the bias correction, {fmt(held['after'], 'pct')} after "
+                     f"(+{result.get('bias_shift', 0):.2f}, computed from the data).</b></p>")
+    if result.get("compare"):
+        rows = [[html.escape(str(c)) for c in row] for row in result["compare"]]
+        parts += ["<h2>Published and measured</h2>",
+                  _table(["", "published", "measured here"], rows)]
+    rows = [[html.escape(n), fmt(m.get("accuracy"), "pct"),
+             *[fmt(v, "pct") for v in m.get("per_class", [])]] for n, m in models.items()]
+    parts += ["<h2>Accuracy per class</h2>", _table(["model", "accuracy", *classes], rows)]
+    png = folder / "per_class.png"
+    plots = ([("accuracy per class", base64.b64encode(png.read_bytes()).decode())]
+             if png.is_file() else [])
+    parts += ["<h2>Plots</h2>", _figures(plots)]
+    csv_rows = [[n, m.get("accuracy"), *m.get("per_class", [])] for n, m in models.items()]
+    return name, _page(f"KD Studio report: {name}", parts), ["model", "accuracy", *classes], \
+        csv_rows, [t for t, _ in plots]
 
 
 def _metrics_rows(models: list[tuple[str, dict[str, Any]]]) -> list[list[str]]:
@@ -194,6 +244,7 @@ def _run_report(folder: Path) -> tuple[str, str, list[str], list[list[Any]], lis
     parts += ["<h2>Metrics</h2>",
               _table(["model", *[c[0] for c in METRIC_COLUMNS]], _metrics_rows(models))
               if models else "<p>No summary.json: the run did not finish.</p>"]
+    parts += _bias_parts(summary.get("bias_correction"))
     stages = summary.get("stages") or []
     if stages:
         rows = []
@@ -264,9 +315,13 @@ def write_report(folder: str | Path, html_path: str | Path,
     elif config_path(src).is_file():
         kind = "run"
         _, page, header, rows, plots = _run_report(src)
+    elif (read_json(src / LESSON_FILE) or {}).get("models"):
+        kind = "lesson"
+        _, page, header, rows, plots = _lesson_report(src)
     else:
-        raise ConfigError(f"'{src}' is neither a run folder (config.yaml) nor a sweep folder "
-                          "(sweep.json)", "Pass the folder a run or 'kdgui sweep' wrote.")
+        raise ConfigError(f"'{src}' is neither a run folder (config.yaml), a sweep folder "
+                          "(sweep.json) nor a lesson folder (lesson.json)",
+                          "Pass the folder a run, 'kdgui sweep' or 'kdgui classroom run' wrote.")
     target = Path(html_path)
     try:
         atomic_write_text(target, page)

@@ -165,6 +165,10 @@ def test_bias_correct_a_run_without_threes(tmp_path: Path, capsys) -> None:
     assert result["shifts"]["3"] == pytest.approx(auto["shifts"]["3"], rel=1e-3)
     before, after = (per_class[3] for per_class in result["per_class"])
     assert result["shifts"]["3"] > 0 and after > before + 0.3 and after > 0.5
+    from kdgui.engine.jobs import write_report
+
+    page = write_report(run, tmp_path / "r.html").html_path.read_text()
+    assert "Bias correction of the held-out classes" in page and "class 3" in page
     capsys.readouterr()
     assert main(["bias-correct", str(run)]) == 0
     assert "class 3: +" in capsys.readouterr().out

@@ -74,3 +74,8 @@ def test_classroom_run_unlabelled_from_the_cli(tmp_path: Path, monkeypatch, caps
     assert "Distilling from unlabelled data" in printed and "adds" in printed
     result = json.loads((out / "lesson.json").read_text())
     assert result["data"] == "digits" and result["title"] == "Distilling from unlabelled data"
+    assert "MNIST was not found" in printed and "--data mnist:ROOT" in printed  # said, not hidden
+    assert "published" in printed and "measured here" in printed  # the comparison table
+    page = (out / "report.html").read_text()
+    assert "Published and measured" in page and "57.0% (soft targets on the same 3%)" in page
+    assert (out / "report.csv").read_text().startswith("model,accuracy,0,")
