@@ -13,11 +13,12 @@ from typing import Any
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``report`` on the CLI's subparsers."""
     p = subparsers.add_parser(
-        "report", help="write a self-contained HTML report (and CSV) of a run or sweep",
+        "report", help="write a self-contained HTML report (and CSV) of a run, sweep or lesson",
         description="Write one HTML file with the plots embedded as PNG, the metrics and stages "
         "tables and the config; optionally the table as CSV. Plots need matplotlib.",
     )
-    p.add_argument("folder", metavar="RUN_OR_SWEEP_DIR", help="a run folder or a sweep folder")
+    p.add_argument("folder", metavar="FOLDER",
+                   help="a run folder, a sweep folder or a lesson folder (kdgui classroom run)")
     p.add_argument("--html", required=True, metavar="PATH", help="the HTML file to write")
     p.add_argument("--csv", metavar="PATH", help="also write the metrics table as CSV")
     p.set_defaults(handler=cmd_report)
