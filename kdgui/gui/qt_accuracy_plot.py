@@ -19,6 +19,8 @@ def as_percent(value: float) -> float:
 
 
 class QtAccuracyPlot(QtLivePlot):
+    steady_range = True
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Accuracy vs epoch", parent)
         self.plot.setLabel("bottom", "epoch")

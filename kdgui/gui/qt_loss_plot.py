@@ -36,6 +36,8 @@ def smooth(values: np.ndarray, weight: float) -> np.ndarray:
 class QtLossPlot(QtLivePlot):
     """One curve per loss term, created when the term first appears, then only ``setData``."""
 
+    steady_range = True
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Loss terms vs step", parent)
         self.plot.setLabel("bottom", "step")

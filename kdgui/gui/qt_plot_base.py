@@ -210,6 +210,8 @@ class QtLivePlot(QWidget):
 
     _paint_pending = False
     paint_count = 0
+    #: A growing live curve: the auto range moves in steps (qt_steady_view), not every redraw.
+    steady_range = False
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         """A plot's ``clear`` makes it fresh again: its next data draws at the next frame."""
@@ -229,7 +231,12 @@ class QtLivePlot(QWidget):
 
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot_widget = _TimedPlotWidget(self, background=background())
+        view = None
+        if self.steady_range:
+            from kdgui.gui.qt_steady_view import SteadyViewBox
+
+            view = SteadyViewBox()
+        self.plot_widget = _TimedPlotWidget(self, background=background(), viewBox=view)
         self.plot = self.plot_widget.getPlotItem()
         fg = foreground()
         self.plot.setTitle(title, color=fg, size="10pt")

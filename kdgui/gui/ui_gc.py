@@ -19,6 +19,7 @@ tests keep their own collection around each test).
 
 from __future__ import annotations
 
+import atexit
 import gc
 
 #: The UI-thread collector (and its timer), kept alive for the process.
@@ -32,6 +33,10 @@ def install(interval_s: float = 1.0) -> None:
     from pyqtgraph.util.garbage_collector import GarbageCollector
 
     _COLLECTOR.append(GarbageCollector(interval=interval_s))
+    # Unfrozen at exit, after every later exit handler (torch's) has run: frozen objects escape
+    # the collection at exit and die in module teardown, when their finalizers find their
+    # modules gone (torch.library printed TypeErrors).
+    atexit.register(gc.unfreeze)
 
 
 def installed() -> bool:
