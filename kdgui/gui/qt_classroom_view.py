@@ -285,6 +285,12 @@ class QtClassroomView(QWidget):
             self.stop_button.setEnabled(False)
             self.status.setText("Stopping after the current batch…")
 
+    def shutdown(self) -> None:
+        """The window is closing: stop a lesson still running (its folder keeps what finished)."""
+        if self._worker is not None and self.running:
+            self._worker.stop()
+            self._worker.wait(5000)
+
     def wait(self, ms: int = 60000) -> bool:
         return self._worker.wait(ms) if self._worker is not None else True
 

@@ -130,3 +130,12 @@ def test_the_view_reopens_on_the_last_lesson_with_its_result(qtbot, tmp_path) ->
     assert "94.0% after" in view.headline.text() and view.compare.rowCount() == 2
     view.select("unlabelled")  # never run here: nothing to show
     assert view.outcome is None and view.chart.chart is None
+
+
+def test_closing_the_window_stops_a_running_lesson(qtbot, tmp_path) -> None:
+    view = QtClassroomView(lessons_root=tmp_path, lesson_fn=fake_lesson(threading.Event()))
+    qtbot.addWidget(view)
+    assert view.start(tmp_path / "ul")
+    qtbot.waitUntil(lambda: "teacher" in view.log.toPlainText(), timeout=30000)
+    view.shutdown()  # what the main window calls on close
+    assert not view._worker._thread.isRunning()
