@@ -60,6 +60,12 @@ class World:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def device(self) -> torch.device:
+        """Where collectives' tensors live: NCCL reduces GPU tensors only."""
+        return torch.device("cuda", self.local_rank) if self.backend == "nccl" else \
+            torch.device("cpu")
+
     # -- data ---------------------------------------------------------------------------------
     def per_rank_batch(self, global_batch: int) -> int:
         """Samples per batch on each rank for a global ``training.batch_size``."""
@@ -90,7 +96,7 @@ class World:
         """``values`` summed over the ranks (one collective)."""
         import torch.distributed as dist
 
-        t = torch.tensor([float(v) for v in values], dtype=torch.float64)
+        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t.tolist()
 
@@ -103,7 +109,7 @@ class World:
             self._read_control_file(control)
         flags = torch.tensor(
             [float(control.stop_requested), float(control.paused), float(nonfinite)]
-            if self.is_main else [0.0, 0.0, float(nonfinite)]
+            if self.is_main else [0.0, 0.0, float(nonfinite)], device=self.device
         )
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
         stop, paused, bad = (bool(v) for v in flags.tolist())
