@@ -157,3 +157,33 @@ def test_modules_in_a_script_cannot_start_processes() -> None:
                              torch.utils.data.TensorDataset(torch.zeros(4, 1, 2, 2),
                                                             torch.zeros(4, dtype=torch.long)),
                              None, training={"processes": 2})
+
+
+def test_world_agrees_on_the_launchers_stop_and_completes_the_cache(tmp_path: Path) -> None:
+    """The collectives on a one-process gloo group (no launch): the control file's stop reaches
+    the loop's checkpoint, and the cache is completed from what the ranks filled."""
+    import torch.distributed as dist
+
+    from kdgui.core.errors import RunStopped
+    from kdgui.engine.distributed.world import World
+    from kdgui.engine.training import TeacherCache
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    try:
+        world = World(rank=0, local_rank=0, size=1, backend="gloo",
+                      control_file=tmp_path / "control")
+        control = RunControl()
+        assert list(world.checkpoint(control)) == [] and not control.stop_requested
+        assert world.sum(1.5, torch.tensor(2), 3) == [1.5, 2.0, 3.0]
+        cache = TeacherCache(4)
+        cache.lookup(torch.tensor([2, 0]), lambda: torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+        world.share_cache(cache)
+        assert cache.shared and not cache.complete  # samples 1 and 3 were nobody's
+        assert cache.values[2].tolist() == [1.0, 2.0] and cache.values[0].tolist() == [3.0, 4.0]
+        (tmp_path / "control").write_text("stop")
+        with pytest.raises(RunStopped):
+            list(world.checkpoint(control))
+        assert world.any_nonfinite(RunControl(), torch.tensor(float("nan")))
+    finally:
+        dist.destroy_process_group()
