@@ -56,7 +56,8 @@ def model_layers(source: str) -> tuple[str, list[dict[str, Any]]]:
 
 #: Output key and layer-table key of each column the diff shows.
 _SHOWN = (("type", "type"), ("shape", "out_shape"), ("params", "params"), ("nonzero", "nonzero"),
-          ("sparsity", "sparsity"), ("bits", "bits"), ("rank", "rank"))
+          ("sparsity", "sparsity"), ("bits", "bits"), ("rank", "rank"),
+          ("removed_channels", "removed_channels"))
 
 
 def _get(row: dict[str, Any] | None, key: str) -> Any:
@@ -73,8 +74,9 @@ def change_kind(row: dict[str, Any]) -> str:
     ``removed``/``added`` (one side only), ``decomposed`` (a rank appeared), ``quantized`` (bits
     appeared and the layer type changed, e.g. ``Linear`` → ``DynamicQuantizedLinear``),
     ``shared`` (bits appeared on the same float type: weight sharing to 2^bits values),
-    ``pruned`` (fewer non-zeros, removed channels or fewer parameters), ``changed`` (anything
-    else that differs, e.g. another width in a student), ``same``.
+    ``pruned`` (channels removed by structured pruning, or as many parameters with fewer
+    non-zeros), ``changed`` (anything else that differs, e.g. another type or a narrower layer
+    in a student: fewer parameters alone do not say the layer was pruned), ``same``.
     """
     if row["status"] in ("only A", "only B"):
         return "removed" if row["status"] == "only A" else "added"
@@ -86,8 +88,10 @@ def change_kind(row: dict[str, Any]) -> str:
     if "bits" in changed and row["bits"][1] is not None:
         return "quantized" if "type" in changed else "shared"
     (pa, pb), (na, nb) = row["params"], row.get("nonzero") or [None, None]
-    if "removed_channels" in changed or (na is not None and nb is not None and nb < na) or (
-            "type" not in changed and pa is not None and pb is not None and pb < pa):
+    if "type" in changed:
+        return "changed"
+    if ("removed_channels" in changed and row["removed_channels"][1]) or (
+            pa == pb and na is not None and nb is not None and nb < na):
         return "pruned"
     return "changed"
 
@@ -97,7 +101,8 @@ def diff_layers(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[s
 
     Keys: ``name``, ``status`` (``same``, ``changed``, ``only A``, ``only B``), ``changed``
     (the compared keys that differ), ``kind`` (:func:`change_kind`), and ``type``, ``shape``,
-    ``params``, ``nonzero``, ``sparsity``, ``bits``, ``rank`` as ``[A value, B value]`` pairs
+    ``params``, ``nonzero``, ``sparsity``, ``bits``, ``rank``, ``removed_channels`` as
+    ``[A value, B value]`` pairs
     (None on the missing side).
     """
     by_b = {row["name"]: row for row in b}

@@ -88,6 +88,16 @@ def test_change_kinds_of_real_pruned_quantized_shared_and_factorised_pairs() -> 
                                                        layer_table(_int8(before), shape))}
     assert kinds == {"0": "same", "1": "quantized", "2": "same", "3": "quantized"}
 
+    narrow = copy.deepcopy(before)  # 8 of fc1's 32 outputs gone, as structured pruning does
+    narrow[1], narrow[3] = nn.Linear(64, 24), nn.Linear(24, 10)
+    kinds = {r["name"]: r["kind"] for r in diff_layers(layer_table(before, shape),
+                                                       layer_table(narrow, shape))}
+    assert kinds["1"] == "changed"  # fewer parameters alone: e.g. a narrower student
+    narrow[1].kdgui_removed_channels = list(range(8))
+    kinds = {r["name"]: r["kind"] for r in diff_layers(layer_table(before, shape),
+                                                       layer_table(narrow, shape))}
+    assert kinds["1"] == "pruned"
+
     shared = copy.deepcopy(before)
     with torch.no_grad():  # 16 shared values, as weight sharing at 4 bits leaves them
         w = shared[3].weight
