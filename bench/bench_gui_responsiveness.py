@@ -72,19 +72,31 @@ from kdgui.core.config_io import config_from_dict
 from kdgui.engine.session import run
 import json
 sys.path.insert(0, {bench!r})
-from bench_gui_responsiveness import training_rate
+from bench_gui_responsiveness import threads_chosen, training_rate
 config = config_from_dict(json.loads({config!r}))
-print(training_rate(list(run(config, Path({out!r})))))
+events = list(run(config, Path({out!r})))
+print(threads_chosen(events))
+print(training_rate(events))
 """
 
 
-def headless(config, out: Path) -> float:
+def threads_chosen(events: list) -> str:
+    """The engine's own words on the CPU threads it trains with (the fast path may choose 1 or 2
+    by measuring, and a different choice in the window and headless explains a ratio)."""
+    from kdgui.core.events import LogEvent
+
+    return next((e.message.split(":")[0] for e in events
+                 if isinstance(e, LogEvent) and "CPU thread" in e.message), "threads: not said")
+
+
+def headless(config, out: Path) -> tuple[float, str]:
     """The same run without Qt, on the main thread of a fresh process (like ``kdgui run``)."""
     code = HEADLESS.format(root=str(ROOT), bench=str(ROOT / "bench"),
                            config=config.model_dump_json(), out=str(out))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
-    return float(result.stdout.strip().splitlines()[-1])
+    lines = result.stdout.strip().splitlines()
+    return float(lines[-1]), lines[-2]
 
 
 def settle(window, app, limit_s: float = 120.0) -> None:
@@ -158,6 +170,7 @@ def windowed(config, out: Path, app, *, at_once: bool = True) -> tuple[float, li
     timer.stop()
     window.close()
     app.processEvents()
+    first["threads"] = threads_chosen(events)
     return training_rate(events), late, first
 
 
@@ -205,15 +218,17 @@ def main() -> int:
             order = ("headless", "window")
             for kind in order if i % 2 == 0 else order[::-1]:
                 if kind == "headless":
-                    headless_rates.append(headless(config, Path(tmp) / f"headless-{i}"))
+                    rate, threads = headless(config, Path(tmp) / f"headless-{i}")
+                    headless_rates.append(rate)
                 else:
                     rate, late, first = windowed(config, Path(tmp) / f"window-{i}", app,
                                                  at_once=not args.settle)
                     window_rates.append(rate)
                     lateness += late
                     firsts.append(first)
-            print(f"round {i + 1}: headless {headless_rates[-1]:,.0f}, window "
-                  f"{window_rates[-1]:,.0f} samples/s", flush=True)
+            print(f"round {i + 1}: headless {headless_rates[-1]:,.0f} ({threads}), window "
+                  f"{window_rates[-1]:,.0f} samples/s ({firsts[-1]['threads']}); load "
+                  f"{os.getloadavg()[0]:.1f}", flush=True)
     lateness.sort()
     p50 = lateness[len(lateness) // 2]
     p99 = lateness[min(len(lateness) - 1, int(0.99 * len(lateness)))]
