@@ -157,7 +157,7 @@ class _Lesson:
         self.name, self.out, self.control, self.total, self.done = name, out, control, total, 0
         self.start = time.perf_counter()
 
-    def step(self, message: str) -> Generator[Event, None, None]:
+    def step(self, message: str, last: bool = False) -> Generator[Event, None, None]:
         """A progress event (the window's bar) and the same words as a log line (the CLI);
         then, when a stop was asked for, :class:`_Stopped` (the half-trained models of a
         stopped lesson prove nothing, so nothing more is measured or written)."""
@@ -165,7 +165,7 @@ class _Lesson:
         yield JobProgress(job=f"lesson:{self.name}", done=self.done, total=self.total,
                           message=message)
         yield LogEvent(level="info", message=message)
-        if self.control.stop_requested:
+        if self.control.stop_requested and not last:  # the last step: everything is measured
             raise _Stopped
 
     def stopped(self) -> Generator[Event, None, dict[str, Any]]:
@@ -250,7 +250,7 @@ def run_missing_digit(out_dir: str | Path, *, control: RunControl | None = None,
         for line in missing_digit_lines(result):
             yield lesson.log(line)
         bar_chart(lesson.out, rows, result["class_names"])
-        yield from lesson.step("results written")
+        yield from lesson.step("results written", last=True)
         event = lesson.finish(result)
         yield event
         return result
@@ -334,6 +334,7 @@ def run_unlabelled(out_dir: str | Path, *, control: RunControl | None = None,
         yield lesson.log(f"distillation on unlabelled images adds {result['gain_points']:.1f} "
                          "points")
         bar_chart(lesson.out, rows, result["class_names"])
+        yield from lesson.step("results written", last=True)
         event = lesson.finish(result)
         yield event
         return result
