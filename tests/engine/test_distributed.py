@@ -182,8 +182,10 @@ def test_world_agrees_on_the_launchers_stop_and_completes_the_cache(tmp_path: Pa
         assert cache.shared and not cache.complete  # samples 1 and 3 were nobody's
         assert cache.values[2].tolist() == [1.0, 2.0] and cache.values[0].tolist() == [3.0, 4.0]
         (tmp_path / "control").write_text("stop")
+        assert list(world.checkpoint(control)) == []  # decided on the last step's agreement
+        assert not world.any_nonfinite(control, torch.tensor(1.0))  # a step agrees: reads it
         with pytest.raises(RunStopped):
             list(world.checkpoint(control))
-        assert world.any_nonfinite(RunControl(), torch.tensor(float("nan")))
+        assert world.any_nonfinite(control, torch.tensor(float("nan")))
     finally:
         dist.destroy_process_group()

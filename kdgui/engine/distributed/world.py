@@ -54,6 +54,9 @@ class World:
     backend: str
     control_file: Path | None = None
     _control_seen: float = field(default=-1.0, repr=False)
+    #: The (stop, pause) every rank agreed on last; a signal may change a rank's own control
+    #: at any instant, so the loop decides on this, never on the live control.
+    _agreed: tuple[bool, bool] | None = field(default=None, repr=False)
     _wrapped: list[Any] = field(default_factory=list, repr=False)
 
     @property
@@ -113,6 +116,7 @@ class World:
         )
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
         stop, paused, bad = (bool(v) for v in flags.tolist())
+        self._agreed = (stop, paused)
         if stop:
             control.stop()
         elif paused:
@@ -122,17 +126,23 @@ class World:
         return bad
 
     def checkpoint(self, control: RunControl) -> Iterator[Event]:
-        """The loop's between-batches check, the same on every rank: pause waits (polling rank
-        0's control, so every collective stays well inside its timeout), stop raises."""
-        self.agree(control)
-        if control.paused and not control.stop_requested:
+        """The loop's between-batches check, the same on every rank. It decides on what the
+        ranks agreed at the previous step (:meth:`any_nonfinite` agrees on the requests too, so
+        a step costs one collective of ours besides DDP's); pause waits, polling rank 0's
+        control so every collective stays well inside its timeout; stop raises."""
+        if self._agreed is None:
+            self.agree(control)
+        assert self._agreed is not None
+        stop, paused = self._agreed
+        if paused and not stop:
             yield StateEvent(state="paused")
-            while control.paused and not control.stop_requested:
+            while paused and not stop:
                 time.sleep(0.2)
                 self.agree(control)
-            if not control.stop_requested:
+                stop, paused = self._agreed
+            if not stop:
                 yield StateEvent(state="resumed")
-        if control.stop_requested:
+        if stop:
             raise RunStopped("the user asked the run to stop")
 
     def any_nonfinite(self, control: RunControl, total: torch.Tensor) -> bool:
