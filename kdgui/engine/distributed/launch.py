@@ -193,14 +193,23 @@ def _end(proc: subprocess.Popen[str]) -> None:
     """End the agent (and with it its workers) if it still runs; never leave it behind."""
     if proc.poll() is not None:
         return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
+    _signal(proc, "SIGTERM")
     try:
         proc.wait(timeout=TERMINATE_GRACE_S)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        _signal(proc, "SIGKILL")
         proc.wait()
+
+
+def _signal(proc: subprocess.Popen[str], name: str) -> None:
+    """On POSIX the agent leads its own session: its workers get the signal too."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, getattr(signal, name))
+        elif name == "SIGTERM":
+            proc.terminate()
+        else:
+            proc.kill()
 
 
 __all__ = ["CONTROL_FILE_ENV", "env_rank", "launched", "run_launched", "torchrun_command",
