@@ -266,7 +266,8 @@ class TrainLoop:
             if not self.world.is_main:  # rank 0 validates, saves and reports
                 return
         train_loss = float(loss_sum) / max(seen, 1)
-        train_accuracy = int(correct) / max(labelled, 1)
+        # NaN when no sample had a label (a folder of unlabelled images): not measured, not 0.
+        train_accuracy = int(correct) / labelled if labelled else float("nan")
         model = phase.distiller.student
         result = None
         if phase.validation is not None:

@@ -6,6 +6,7 @@ fine-tuning continues the curve to the right; a vertical line marks where each s
 
 from __future__ import annotations
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
@@ -49,7 +50,9 @@ class QtAccuracyPlot(QtLivePlot):
         self._stage_lines: list[pg.InfiniteLine] = []
 
     def set_teacher(self, accuracy: float | None) -> None:
-        if accuracy is None or as_percent(float(accuracy)) == self.teacher_accuracy:
+        # NaN: not measured (no labelled validation image) — a NaN line breaks the view range.
+        if accuracy is None or accuracy != accuracy or \
+                as_percent(float(accuracy)) == self.teacher_accuracy:
             return  # every epoch event repeats it; rebuilding the legend each time is costly
         self.teacher_accuracy = as_percent(float(accuracy))
         self.teacher_line.setPos(self.teacher_accuracy)
@@ -74,8 +77,11 @@ class QtAccuracyPlot(QtLivePlot):
         self.mark_dirty()
 
     def redraw(self) -> None:
-        self.train_curve.setData(self.x.view(), self.train.view())
-        self.val_curve.setData(self.x.view(), self.val.view())
+        x = self.x.view()
+        for curve, buf in ((self.train_curve, self.train), (self.val_curve, self.val)):
+            y = buf.view()
+            shown = np.isfinite(y)  # unmeasured epochs (no labelled images) are left out
+            curve.setData(x[shown], y[shown])
 
     def clear(self) -> None:
         for buf in (self.x, self.train, self.val):

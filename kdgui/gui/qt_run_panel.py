@@ -367,6 +367,11 @@ class QtRunPanel(QtPanel):
         student = s.get("student", {}) if isinstance(s.get("student"), dict) else {}
         teacher = s.get("teacher", {}) if isinstance(s.get("teacher"), dict) else {}
         head = "Stopped" if ev.stopped else "Finished"
+        acc = student.get("accuracy")
+        if acc is not None and acc != acc and student.get("agreement") is not None:
+            return (f"{head}: the student agrees with the teacher on "
+                    f"{100 * student['agreement']:.1f}% of the validation images (no labels: "
+                    f"accuracy not measured) · {Path(ev.run_dir).name}")
         if student.get("accuracy") is not None and teacher.get("accuracy") is not None:
             return (f"{head}: student {100 * student['accuracy']:.2f}% vs teacher "
                     f"{100 * teacher['accuracy']:.2f}% with "

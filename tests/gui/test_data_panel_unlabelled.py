@@ -32,3 +32,18 @@ def test_data_panel_previews_a_folder_of_images_only(qtbot, tmp_path) -> None:
     qtbot.waitUntil(lambda: len(panel.samples.tiles) > 0, timeout=10000)
     names = [t.text() for t in panel.samples.tiles if t.text()]
     assert names and set(names) == {"unlabelled"}
+
+
+def test_accuracy_plot_leaves_out_unmeasured_accuracy(qtbot) -> None:
+    """No labels: the engine reports NaN accuracy; the plot draws nothing for it, no error."""
+    from kdgui.gui.qt_accuracy_plot import QtAccuracyPlot
+
+    plot = QtAccuracyPlot()
+    qtbot.addWidget(plot)
+    plot.set_teacher(float("nan"))
+    assert plot.teacher_accuracy is None and not plot.teacher_line.isVisible()
+    plot.add(float("nan"), float("nan"))
+    plot.add(0.5, float("nan"))
+    plot.redraw()
+    assert list(plot.train_curve.getData()[1]) == [50.0]
+    assert plot.val_curve.getData()[0] is None or len(plot.val_curve.getData()[0]) == 0
