@@ -223,7 +223,8 @@ def run_mode(data: str, check: bool, rounds: int) -> int:
                         if isinstance(ev, RunStarted):
                             fp = ev.fast_path
                             chosen = f"teacher {fp['teacher']['label']}, " \
-                                     f"student {fp['student']['label']}"
+                                     f"student {fp['student']['label']}, " \
+                                     f"{fp['teacher'].get('threads', '?')} thread(s)"
                         if isinstance(ev, StepEvent) and ev.stage == "distill":
                             rates.append(ev.samples_per_s)
                 engine_rates.append(statistics.median(rates[1:] or rates))  # 1st: warm-up
