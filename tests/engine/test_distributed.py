@@ -76,13 +76,20 @@ def test_shards_of_two_ranks_make_the_one_process_batches() -> None:
     assert shard(order, 0, 2).tolist() == [5, 3, 1] and shard(order, 1, 2).tolist() == [4, 2, 5]
 
 
-def test_launch_uses_torchruns_agent_on_a_free_port() -> None:
+def test_launch_uses_torchruns_agent_on_a_free_port(tmp_path: Path) -> None:
     command = launch.torchrun_command(2, ["run", "c.yaml"])
     assert command[1:4] == ["-m", "torch.distributed.run", "--standalone"]
     assert "--nproc-per-node=2" in command and command[-4:] == ["-m", "kdgui", "run", "c.yaml"]
     assert launch.wants_launch(_config(2)) and not launch.wants_launch(_config(1))
     assert launch._event('{"event": "log", "level": "info", "message": "x"}').message == "x"
     assert launch._event("a library's print") is None
+    log = tmp_path / "stderr.log"
+    log.write_text("W torchrun noise\nkdgui: error: data.spec 'x' is unknown. Use digits.\n")
+    failed = launch._failure(2, log)
+    assert not failed.internal and failed.error["what"].startswith("data.spec 'x' is unknown")
+    log.write_text("Traceback ...\nRuntimeError: gloo broke\n")
+    assert launch._failure(1, log).internal
+    assert "gloo broke" in launch._failure(1, log).error["what"]
 
 
 def test_automatic_fast_path_choices_are_fixed_for_every_rank() -> None:

@@ -175,7 +175,12 @@ def _failure(code: int, stderr_path: Path) -> RunFailed:
         text = stderr_path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         text = ""
-    errors = [ln for ln in text.splitlines() if "kdgui: " in ln or "Error" in ln]
+    lines = text.splitlines()
+    user = [ln.split("kdgui: error: ", 1)[1] for ln in lines if "kdgui: error: " in ln]
+    if user:  # a process refused bad input before it could send an event: its one line
+        return RunFailed(run_dir="", error={"type": "ConfigError", "what": user[0].strip(),
+                                            "fix": "", "source": "", "message": user[0].strip()})
+    errors = [ln for ln in lines if "kdgui: " in ln or "Error" in ln]
     detail = (errors[-1] if errors else (text.strip().splitlines() or [""])[-1]).strip()
     return RunFailed(run_dir="", internal=True, error={
         "type": "DistributedRunFailed",
