@@ -85,7 +85,7 @@ SHOTS: tuple[Shot, ...] = (
         "classroom", "run", "missing-digit", "--out",
         "{runs}/lessons/20260101-000000-missing-digit"]),
     Shot("view-history", "history"),
-    Shot("view-models", "models", extra=["--screenshot-delay", "8000"]),
+    Shot("view-models", "models", extra=["--screenshot-delay", "1000"]),
     # A run pruned then quantized is made first (the newest run), and its last two stages
     # compared: outlines of the int8 layers, quantization error as the fill.
     Shot("view-models-compare", "models",

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
     p.add_argument("--screenshot-delay", type=int, default=300, metavar="MS",
                    help="without --autorun: wait this long before the screenshot (default 300; "
-                   "a Netron graph needs a few seconds)")
+                   "on the models panel, counted from when the graph is drawn)")
     p.add_argument("--compare", action="store_true",
                    help="with --panel models: the newest run's last two models side by side, "
                    "measured (as Compare… does)")
@@ -157,13 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.hint is not None:
         window.hint.setVisible(args.hint)
     window.show_panel(args.panel or ("run" if args.autorun else "teacher"))
-    compare: Any = None
-    if args.compare and args.panel == "models":
+    drawn: Any = None  # the Models view's "graph drawn" signal: a screenshot waits for it
+    if args.panel == "models":
         models: Any = window.view("models")
-        models.set_compare(True)
-        compare = models.compare_view
-        compare.colour_combo.setCurrentText("quantization error")
-        compare.compare(measure=True)
+        drawn = models.graph.drawn
+        if args.compare:
+            models.set_compare(True)
+            drawn = models.compare_view.graphsDrawn
+            models.compare_view.colour_combo.setCurrentText("quantization error")
+            models.compare_view.compare(measure=True)
     result = {"code": 0}
 
     class _FirstPaint(QObject):
@@ -216,13 +218,16 @@ def main(argv: list[str] | None = None) -> int:
         QTimer.singleShot(0, start)
     elif args.screenshot:
         def shot() -> None:
+            if result.get("shot"):
+                return
+            result["shot"] = 1
             window.grab().save(args.screenshot)
             if args.exit_when_done:
                 app.exit(0)
 
-        if compare is not None:  # the delay counts from when both graphs are drawn
-            compare.graphsDrawn.connect(
-                lambda: QTimer.singleShot(max(0, args.screenshot_delay), shot))
+        if drawn is not None:  # the delay counts from when the graph is drawn (2 min at most)
+            drawn.connect(lambda: QTimer.singleShot(max(0, args.screenshot_delay), shot))
+            QTimer.singleShot(120_000, shot)
         else:
             QTimer.singleShot(max(0, args.screenshot_delay), shot)
 

@@ -234,6 +234,10 @@ class CompareView(QWidget):
         if key and scale:
             self.scale_legend.set_scale(f"fill: {overlay_title(key, log)}", f"{scale[0]:.3g}",
                                         f"{scale[1]:.3g}")
+        elif key and (self.result.a.overlays or self.result.b.overlays):
+            why = " (no quantized layer with a float counterpart)" if key == "quant_error" else ""
+            self.scale_legend.set_swatches(
+                f"fill: no {self.colour_combo.currentText()} on either side{why}", [])
         elif key:
             self.scale_legend.set_swatches(f"fill: no {self.colour_combo.currentText()} "
                                            "measured (tick measure and compare again)", [])

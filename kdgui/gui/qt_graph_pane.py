@@ -1,5 +1,6 @@
-"""One graph pane of the compare view: a title, Netron embedded (or the browser, with a notice),
-and the colours kdgui paints on the graph (:mod:`kdgui.gui.qt_graph_paint`).
+"""One Netron graph in the window: a title, Netron embedded (or the browser, with a notice), and
+the colours kdgui paints on the graph (:mod:`kdgui.gui.qt_graph_paint`). The Models view shows
+one, its compare mode two.
 
 The pane owns its Netron server (127.0.0.1 only, stopped in :meth:`shutdown`) and its web view,
 created on first use. Paint requests made before the graph is drawn are kept and applied when
@@ -35,9 +36,13 @@ class QtGraphPane(QWidget):
 
     nodeClicked = Signal(str)
     drawn = Signal()
+    loadFailed = Signal(str)
 
     def __init__(self, title: str, parent: QWidget | None = None, *, embed: bool = True,
-                 open_url: Callable[[str], Any] | None = None) -> None:
+                 open_url: Callable[[str], Any] | None = None,
+                 placeholder: str = "Press Compare to draw the two models.",
+                 cannot_draw: str = "The graph cannot be drawn; the diff table still works."
+                 ) -> None:
         super().__init__(parent)
         self.embed = embed
         self._open_url = open_url or (lambda url: None)
@@ -46,9 +51,11 @@ class QtGraphPane(QWidget):
         self.painted = 0
         self._paint: tuple[dict[str, str], dict[str, str]] = ({}, {})
         self._selected = ""
+        self._cannot_draw = cannot_draw
         self.title = QLabel(title)
         self.title.setStyleSheet("font-weight: bold")
-        self.placeholder = QLabel("Press Compare to draw the two models.")
+        self.title.setVisible(bool(title))
+        self.placeholder = QLabel(placeholder)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
         self._layout = QVBoxLayout(self)
@@ -56,14 +63,14 @@ class QtGraphPane(QWidget):
         self._layout.addWidget(self.title)
         self._layout.addWidget(self.placeholder, 1)
 
-    def show_file(self, onnx_path: Path, title: str) -> list[str]:
+    def show_file(self, onnx_path: Path, title: str = "") -> list[str]:
         """Serve ``onnx_path`` and draw it here (or in the browser); returns notices."""
         jobs = _jobs()
         self.title.setText(title)
         self._stop_server()
         info = jobs.netron_info()
         if not info.usable:
-            self._placeholder("The graph cannot be drawn; the diff table still works.")
+            self._placeholder(self._cannot_draw)
             return [info.message]
         notes = [info.message] if info.problem else []
         try:
@@ -74,11 +81,15 @@ class QtGraphPane(QWidget):
             return [*notes, f"Netron could not start: {exc}"]
         web = self._web_view() if self.embed else None
         if web is None:
+            from kdgui.gui.qt_netron_web import webengine_status
+
+            why = webengine_status()[1] if self.embed else "the embedded viewer is turned off"
             self._placeholder(f"Opened in your browser: {url}")
             self._open_url(url)
-            return [*notes, f"{title} opens in your web browser (the embedded viewer is not "
-                            "available)."]
+            return [*notes, f"{title + ' opens' if title else 'The graph opens'} in your web "
+                            f"browser ({why or 'the embedded viewer could not start'})."]
         self.painted = 0
+        web.show()
         web.load(url)
         return notes
 
@@ -91,6 +102,7 @@ class QtGraphPane(QWidget):
             except Exception:
                 return None
             self.web.graphShown.connect(self._on_drawn)
+            self.web.loadFailed.connect(self.loadFailed)
             self.placeholder.hide()
             self._layout.addWidget(self.web, 1)
         return self.web

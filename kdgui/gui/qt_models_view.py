@@ -37,7 +37,8 @@ from PySide6.QtWidgets import (
 
 from kdgui.core.errors import UserError
 from kdgui.core.run_folders import find_runs
-from kdgui.gui.qt_graph_paint import QtColourLegend, overlay_fills, overlay_title, paint_script
+from kdgui.gui.qt_graph_paint import QtColourLegend, overlay_fills, overlay_title
+from kdgui.gui.qt_graph_pane import QtGraphPane
 from kdgui.gui.qt_model_tables import COLUMNS, QtLayerTable, QtModelSummaries
 from kdgui.gui.qt_worker import QtWorker
 
@@ -63,8 +64,6 @@ class ModelsView(QWidget):
         self.embed = embed
         self._open_url = open_url or (lambda url: QDesktopServices.openUrl(QUrl(url)))
         self._work = Path(tempfile.mkdtemp(prefix="kdgui-models-"))
-        self._server: Any = None
-        self._web: Any = None
         self._current: Any = None
         self._sources: list[Any] = []
         self._task: QtWorker | None = None
@@ -102,13 +101,12 @@ class ModelsView(QWidget):
         self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.notice.hide()
 
-        self.graph_area = QWidget()
-        self._graph_layout = QVBoxLayout(self.graph_area)
-        self._graph_layout.setContentsMargins(0, 0, 0, 0)
-        self.placeholder = QLabel("Pick a model and press Show to draw its graph.")
-        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.placeholder.setWordWrap(True)
-        self._graph_layout.addWidget(self.placeholder)
+        self.graph = QtGraphPane(
+            "", self, embed=self.embed, open_url=lambda url: self._open_url(url),
+            placeholder="Pick a model and press Show to draw its graph.",
+            cannot_draw="The graph cannot be drawn. The layer table and summaries still work.")
+        self.placeholder = self.graph.placeholder
+        self.graph.loadFailed.connect(lambda text: self._set_notice(text))
 
         self.layer_table = QtLayerTable(self)
         self.layer_model = self.layer_table.source
@@ -122,7 +120,7 @@ class ModelsView(QWidget):
         side.setStretchFactor(0, 3)
         side.setStretchFactor(1, 1)
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(self.graph_area)
+        split.addWidget(self.graph)
         split.addWidget(side)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
@@ -260,31 +258,8 @@ class ModelsView(QWidget):
 
     def _serve(self, onnx_path: Path) -> list[str]:
         """(Re)start the server on the new file and show it; returns notices to display."""
-        jobs = _jobs()
-        self._stop_server()
-        self.browser_button.setEnabled(False)
-        info = jobs.netron_info()
-        if not info.usable:
-            self._show_placeholder("The graph cannot be drawn. The layer table and summaries "
-                                   "still work.")
-            return [info.message]
-        notes = [info.message] if info.problem else []
-        try:
-            self._server = jobs.netron_server(onnx_path)
-            url = self._server.start()
-        except Exception as exc:
-            self._server = None
-            return [*notes, f"Netron could not start: {exc}"]
-        self.browser_button.setEnabled(True)
-        web = self._web_view() if self.embed else None
-        if web is None:
-            from kdgui.gui.qt_netron_web import webengine_status
-
-            why = webengine_status()[1] if self.embed else "the embedded viewer is turned off"
-            self._show_placeholder(f"Opened in your browser: {url}")
-            self._open_url(url)
-            return [*notes, f"The graph opens in your web browser ({why})."]
-        web.load(url)
+        notes = self.graph.show_file(onnx_path)
+        self.browser_button.setEnabled(self.graph.server is not None)
         return notes
 
     # -- overlays and compare mode -----------------------------------------------------------------
@@ -299,8 +274,7 @@ class ModelsView(QWidget):
         measured = getattr(self, "_measured", None)
         key = ("", "latency_ms", "quant_error")[self.overlay_combo.currentIndex()]
         (fills,), scale, log = overlay_fills([measured], key)
-        if self._web is not None and self._web.view is not None and self._web.drawn:
-            self._web.view.page().runJavaScript(paint_script(fills, {}), 0)  # else once drawn
+        self.graph.paint(fills, {})  # now, or once the graph is drawn
         self.legend.setVisible(bool(key))
         if scale:
             self.legend.set_scale(overlay_title(key, log), f"{scale[0]:.3g}", f"{scale[1]:.3g}")
@@ -324,32 +298,9 @@ class ModelsView(QWidget):
             self.compare_view.setVisible(on)
         self.compare_button.setChecked(on)
 
-    def _web_view(self) -> Any:
-        from kdgui.gui.qt_netron_web import NetronWebView, webengine_status
-
-        if self._web is not None:
-            return self._web
-        if not webengine_status()[0]:
-            return None
-        try:
-            self._web = NetronWebView(self.graph_area)
-        except Exception:
-            return None
-        self._web.loadFailed.connect(lambda text: self._set_notice(text))
-        self._web.graphShown.connect(self.paint_overlay)
-        self.placeholder.hide()
-        self._graph_layout.addWidget(self._web)
-        return self._web
-
-    def _show_placeholder(self, text: str) -> None:
-        self.placeholder.setText(text)
-        self.placeholder.show()
-        if self._web is not None:
-            self._web.hide()
-
     def open_in_browser(self) -> None:
-        if self._server is not None and self._server.address is not None:
-            self._open_url(self._server.url)
+        if self.server is not None and self.server.address is not None:
+            self._open_url(self.server.url)
 
     def _set_notice(self, text: str) -> None:
         import re
@@ -362,24 +313,16 @@ class ModelsView(QWidget):
 
     @property
     def server(self) -> Any:
-        return self._server
+        return self.graph.server
 
     @property
     def web(self) -> Any:
-        return self._web
+        return self.graph.web
 
     # -- cleanup ---------------------------------------------------------------------------------
-    def _stop_server(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
     def shutdown(self) -> None:
         """Stop the server, release the web page and delete the prepared files (idempotent)."""
-        self._stop_server()
-        if self._web is not None:
-            self._web.shutdown()
-            self._web = None
+        self.graph.shutdown()
         if self.compare_view is not None:
             self.compare_view.shutdown()
         shutil.rmtree(self._work, ignore_errors=True)
