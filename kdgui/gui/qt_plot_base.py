@@ -140,9 +140,12 @@ class FrameClock(QObject):
         super().__init__()
         self._queue: list[QtLivePlot] = []
         self._quiet_until = 0.0
+        # Single-shot: while every waiting plot waits for the budget, the clock sleeps until
+        # the quiet time ends instead of waking the UI thread (and taking the GIL) every frame.
         self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
         self._timer.setInterval(FRAME_MS)
-        self._timer.timeout.connect(self.tick)
+        self._timer.timeout.connect(self._on_timer)
         #: Redraws done by :meth:`tick` (tests count them).
         self.ticks_drawn = 0
 
@@ -150,7 +153,7 @@ class FrameClock(QObject):
         if plot not in self._queue:
             self._queue.append(plot)
         if not self._timer.isActive():
-            self._timer.start()
+            self._timer.start(FRAME_MS)
 
     def forget(self, plot: QtLivePlot) -> None:
         if plot in self._queue:
@@ -163,6 +166,13 @@ class FrameClock(QObject):
 
     def pending(self) -> list[QtLivePlot]:
         return list(self._queue)
+
+    def _on_timer(self) -> None:
+        self.tick()
+        if self._queue:
+            wait_ms = 1000 * (self._quiet_until - time.perf_counter())
+            fresh = any(not p.drawn_since_clear for p in self._queue)
+            self._timer.start(FRAME_MS if fresh else int(max(FRAME_MS, wait_ms)))
 
     def tick(self) -> QtLivePlot | None:
         """Redraw the plot that has waited longest, if the budget allows; returns it."""

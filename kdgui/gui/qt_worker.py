@@ -44,9 +44,11 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal
 from kdgui.core.errors import UserError
 from kdgui.core.events import RunControl, RunFailed
 
-#: How often the UI thread takes the values a worker has queued (ms): one frame, so a run's
-#: first live point waits at most a frame; an empty queue costs one GIL hand-over per frame.
+#: How often the UI thread takes the values a worker has queued (ms): every frame until the
+#: first value (a run's first live point waits at most a frame), then :data:`STEADY_DRAIN_MS`
+#: (each wake-up takes the GIL from the training thread; the plots redraw a few times a second).
 DRAIN_MS = 33
+STEADY_DRAIN_MS = 100
 
 #: Workers whose thread is still running. Held here (not by a Qt parent) so that closing the
 #: widget that started one never destroys a running QThread, which aborts the process.
@@ -201,6 +203,8 @@ class QtWorker(QObject):
         """Emit every queued value on this (the UI) thread, in order; returns how many."""
         n = 0
         queue = self._queue
+        if queue and self._timer.interval() != STEADY_DRAIN_MS:
+            self._timer.setInterval(STEADY_DRAIN_MS)
         while queue and not self._orphaned:
             kind, value = queue.popleft()
             n += 1
@@ -293,5 +297,5 @@ def run_off_ui_thread(fn: Callable[[], Any], *, needs_engine: bool = True) -> An
     return result.get("value")
 
 
-__all__ = ["DRAIN_MS", "QtWorker", "engine_run_fn", "ensure_engine", "error_dict", "run_off_ui_thread",
+__all__ = ["DRAIN_MS", "STEADY_DRAIN_MS", "QtWorker", "engine_run_fn", "ensure_engine", "error_dict", "run_off_ui_thread",
            "wait_for_workers"]
