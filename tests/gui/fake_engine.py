@@ -45,7 +45,7 @@ def _data_info() -> dict[str, Any]:
     return {"name": "digits", "source": "fake digits (1,797 images, 8×8)",
             "input_shape": INPUT_SHAPE, "num_classes": CLASSES,
             "class_names": [str(i) for i in range(CLASSES)], "n_train": 1438, "n_val": 359,
-            "mean": [0.3049], "std": [0.3758]}
+            "n_unlabelled": 0, "mean": [0.3049], "std": [0.3758]}
 
 
 def _student_info(config: ExperimentConfig, params: int) -> dict[str, Any]:
