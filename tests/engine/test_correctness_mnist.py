@@ -98,7 +98,7 @@ def test_engine_matches_a_plain_kd_loop_over_three_seeds(mnist_and_teacher, tmp_
     xva, yva = bundle.val.tensors
     teacher_acc = accuracy(teacher, xva, yva)
     assert teacher_acc > 0.93
-    engine, plain = [], []
+    engine, plain, chosen = [], [], set()
     for seed in range(3):
         torch.manual_seed(seed)
         s_plain = student_net()
@@ -116,11 +116,13 @@ def test_engine_matches_a_plain_kd_loop_over_three_seeds(mnist_and_teacher, tmp_
         ))
         assert isinstance(events[-1], RunFinished), events[-1]
         engine.append(events[-1].summary["student"]["accuracy"])
+        fast = events[-1].summary["fast_path"]  # the fast path is on (auto): say what ran
+        chosen.add(f"teacher {fast['teacher']['label']}, student {fast['student']['label']}")
         assert engine[-1] == pytest.approx(accuracy(s_engine, xva, yva), abs=1e-6)
     e, p = np.array(engine), np.array(plain)
     # Seed noise: the spread of accuracies across seeds, but never below one point.
     noise = max(0.01, float(np.std(p)), float(np.std(e)))
     print(f"\nteacher {teacher_acc:.4f}; engine {e.round(4)} mean {e.mean():.4f}; "
-          f"plain {p.round(4)} mean {p.mean():.4f}")
+          f"plain {p.round(4)} mean {p.mean():.4f}; fast path: {'; '.join(sorted(chosen))}")
     assert abs(e.mean() - p.mean()) <= noise, (engine, plain)
     assert e.min() > 0.9, engine
