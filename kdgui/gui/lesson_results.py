@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,9 +125,19 @@ def from_run_summary(summary: dict[str, Any], published: str) -> Outcome:
                                   {"accuracy": list(acc.values())}, muted=("teacher",)))
 
 
+def window_words(text: str) -> str:
+    """A lesson's text or message as the window says it: the CLI's ``--data SPEC`` is the
+    view's data field (``SPEC under data``)."""
+    return re.sub(r"--data (\S+)", r"\1 under data", text)
+
+
 def lesson_html(lesson: Any) -> str:
-    """The lesson as a teacher reads it (the text ``kdgui classroom show`` prints)."""
-    e = html.escape
+    """The lesson as a teacher reads it (the text ``kdgui classroom show`` prints, with the
+    window's words for the command's options)."""
+
+    def e(text: str) -> str:
+        return html.escape(window_words(text))
+
     paras = "".join(f"<p>{e(p)}</p>" for p in lesson.explanation.split("\n\n"))
     look = "".join(f"<li>{e(x)}</li>" for x in lesson.look_at)
     published = (f"<p><b>Published:</b> {e(lesson.published)}</p>" if lesson.published else "")
@@ -153,4 +164,4 @@ def outcome_from_folder(lesson: Any, folder: Path) -> Outcome | None:
 
 
 __all__ = ["Chart", "Outcome", "from_lesson_result", "from_run_summary", "from_sweep_rows",
-           "lesson_html", "outcome_from_folder"]
+           "lesson_html", "outcome_from_folder", "window_words"]

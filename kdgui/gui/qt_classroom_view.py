@@ -86,7 +86,9 @@ class QtClassroomView(QWidget):
 
         self.list = QListWidget()
         self.list.setWordWrap(True)
-        self.list.setSpacing(2)
+        # No item spacing: with it, a wrapped title is sized for three lines but painted in two
+        # with '…' and a blank line ("Deep Compression, all three stages …" at 180 px).
+        self.list.setSpacing(0)
         for lesson in LESSONS:
             item = QListWidgetItem(lesson.title)
             item.setData(Qt.ItemDataRole.UserRole, lesson.name)
@@ -334,7 +336,9 @@ class QtClassroomView(QWidget):
 
     def _show_error(self, error: dict[str, Any]) -> None:
         self.last_error = error
-        self.status.setText(f"{error.get('what', 'failed')}. {error.get('fix', '')}".strip())
+        what = lesson_results.window_words(str(error.get("what", "failed")))
+        fix = lesson_results.window_words(str(error.get("fix", "")))
+        self.status.setText(f"{what}. {fix}".strip())
 
     def _on_done(self) -> None:
         self.run_button.setEnabled(True)
@@ -343,10 +347,12 @@ class QtClassroomView(QWidget):
         stopped = self._worker is not None and self._worker.control.stop_requested
         if self.last_error is not None:
             self.progress.setRange(0, 1)
+            self.progress.setValue(0)
             return
         lesson, end = self.lesson, self._end
         if end is None or (end[0] == "lesson" and end[1].get("stopped")):
             self.progress.setRange(0, 1)
+            self.progress.setValue(0)  # not full: nothing was measured
             self.status.setText("Stopped: nothing measured." if stopped else
                                 "The lesson ended without a result.")
             return

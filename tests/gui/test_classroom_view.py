@@ -93,6 +93,7 @@ def test_stop_ends_a_lesson_without_a_result(qtbot, tmp_path) -> None:
     qtbot.waitUntil(lambda: not view.running, timeout=10000)
     assert view.status.text().startswith("Stopped") and view.outcome is None
     assert view.chart.chart is None
+    assert view.progress.value() < view.progress.maximum()  # the bar does not read 100%
 
 
 def test_a_bad_data_spec_is_one_line_and_nothing_starts(qtbot, tmp_path) -> None:
@@ -102,6 +103,16 @@ def test_a_bad_data_spec_is_one_line_and_nothing_starts(qtbot, tmp_path) -> None
     view.data.setText("cifar10:/nowhere")
     assert not view.start()
     assert not view.running and "needs MNIST or the digits" in view.status.text()
+    assert "--data" not in view.status.text()  # the window's words, not the command's
+
+
+def test_lesson_text_speaks_of_the_data_field_not_the_command_option(qtbot, tmp_path) -> None:
+    view = QtClassroomView(lessons_root=tmp_path)
+    qtbot.addWidget(view)
+    for name in ("missing-digit", "unlabelled"):
+        view.select(name)
+        text = view.text.toPlainText()
+        assert "--" not in text and "mnist:ROOT under data" in text
 
 
 def test_a_sweep_lesson_draws_accuracy_per_value(qtbot, tmp_path) -> None:
