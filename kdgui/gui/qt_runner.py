@@ -15,7 +15,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from kdgui.core.config import ExperimentConfig
-from kdgui.core.events import Event, RunControl, RunFailed, RunFinished
+from kdgui.core.events import Event, RunControl, RunFailed, RunFinished, StepEvent
 from kdgui.gui.qt_worker import QtWorker, engine_run_fn
 
 RunFn = Callable[..., Iterator[Event]]
@@ -80,6 +80,8 @@ class QtRunner(QObject):
     def _on_event(self, ev: Any) -> None:
         if isinstance(ev, (RunFinished, RunFailed)):
             self._ended = True
+        elif isinstance(ev, StepEvent) and self._worker is not None:
+            self._worker.steady()  # the first live point is out: events every 100 ms suffice
         self.event.emit(ev)
 
     def pause(self) -> None:

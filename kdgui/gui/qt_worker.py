@@ -44,9 +44,10 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal
 from kdgui.core.errors import UserError
 from kdgui.core.events import RunControl, RunFailed
 
-#: How often the UI thread takes the values a worker has queued (ms): every frame until the
-#: first value (a run's first live point waits at most a frame), then :data:`STEADY_DRAIN_MS`
-#: (each wake-up takes the GIL from the training thread; the plots redraw a few times a second).
+#: How often the UI thread takes the values a worker has queued (ms): every frame until its
+#: owner calls :meth:`QtWorker.steady` (the run does at its first step: the first live point
+#: waits at most a frame), then :data:`STEADY_DRAIN_MS` (each wake-up takes the GIL from the
+#: training thread, and the plots redraw only a few times a second anyway).
 DRAIN_MS = 33
 STEADY_DRAIN_MS = 100
 
@@ -196,6 +197,10 @@ class QtWorker(QObject):
             self._on_thread_finished()
         return True
 
+    def steady(self) -> None:
+        """From now on drain every :data:`STEADY_DRAIN_MS` instead of every frame."""
+        self._timer.setInterval(STEADY_DRAIN_MS)
+
     def _orphan(self) -> None:
         self._orphaned = True
 
@@ -203,8 +208,6 @@ class QtWorker(QObject):
         """Emit every queued value on this (the UI) thread, in order; returns how many."""
         n = 0
         queue = self._queue
-        if queue and self._timer.interval() != STEADY_DRAIN_MS:
-            self._timer.setInterval(STEADY_DRAIN_MS)
         while queue and not self._orphaned:
             kind, value = queue.popleft()
             n += 1

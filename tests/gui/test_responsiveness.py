@@ -190,3 +190,22 @@ def test_a_growing_curve_moves_its_axes_in_steps_not_at_every_point(qtbot) -> No
     qtbot.wait(1)
     (_x0, _x1), (ly0, ly1) = plot.plot.getViewBox().viewRange()
     assert ly0 <= -1.04 and ly1 >= 0.26  # log10 of 0.09 … 1.82: all data inside
+
+
+def test_a_run_is_drained_every_frame_until_its_first_step(make_window, qtbot) -> None:
+    """The first live point waits at most a frame; after it, events every 100 ms suffice (each
+    wake-up of the UI thread takes the GIL from the training thread)."""
+    import functools
+
+    from kdgui.gui.qt_worker import DRAIN_MS, STEADY_DRAIN_MS
+    from tests.gui.fake_engine import fake_run
+
+    window = make_window(run_fn=functools.partial(fake_run, step_s=0.01, steps_per_epoch=30))
+    window.state.set(("training", "epochs"), 20)
+    assert window.start_run()
+    worker = window.runner.worker
+    assert worker._timer.interval() == DRAIN_MS < STEADY_DRAIN_MS
+    qtbot.waitUntil(lambda: window.run_panel.last_step is not None, timeout=10_000)
+    assert worker._timer.interval() == STEADY_DRAIN_MS
+    with qtbot.waitSignal(window.run_ended, timeout=20_000):
+        window.stop_run()
