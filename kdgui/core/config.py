@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from kdgui.core.components.compression import STEP_KINDS, method_traits
+from kdgui.core.components.distill import reads
 from kdgui.core.components.export import format_names
 from kdgui.core.data_spec import known_kinds_text, parse_data_spec
 
@@ -380,6 +381,18 @@ class ExperimentConfig(Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     compression: CompressionConfig = Field(default_factory=CompressionConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+
+    @model_validator(mode="after")
+    def _per_sample_state_in_one_process(self) -> ExperimentConfig:
+        """CRD's memory bank would keep only rank 0's state under DDP (buffers are broadcast)."""
+        n = self.training.processes
+        for t in self.distill.active_terms() if n > 1 else ():
+            if reads(REGISTRIES["loss"].get(t.name).params, "index"):
+                raise ValueError(f"distill term '{t.name}' keeps state per training sample, which "
+                                 f"a distributed run (training.processes = {n}) does not keep "
+                                 "across processes: train it in one process (training.processes "
+                                 "1, --nproc 1) or drop the term")
+        return self
 
 
 def demo_config() -> ExperimentConfig:

@@ -76,8 +76,7 @@ def format_validation_error(
     so an error in a value given as a flag names the flag rather than the config path.
     """
     err = exc.errors()[0]
-    loc = tuple(err.get("loc", ()))
-    path = ".".join(str(p) for p in loc) or "config"
+    path = ".".join(map(str, loc := tuple(err.get("loc", ())))) or "config"
     kind = err.get("type", "")
     label = (labels or {}).get(path)
     if kind == "extra_forbidden":
@@ -92,6 +91,8 @@ def format_validation_error(
     if label is not None:
         what = f"{label} {shown} is invalid: {msg}"
         source = None
+    elif not loc:  # a rule across sections: its message names the fields and the remedy
+        return ConfigError(msg, source=None if source == "--set" else source)
     elif isinstance(value, dict):
         what = f"{path}: {msg}"
     else:

@@ -1,0 +1,59 @@
+"""Regressions found by trying the wave's features as a new user would (CLI and config files).
+
+Each test is one thing that broke or misled, checked in-process through ``kdgui.cli.main.main``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kdgui.cli.main import main
+from kdgui.core.config import ExperimentConfig
+from kdgui.core.errors import CompatibilityError
+
+CRD_TERMS = {"terms": [{"name": "hard"}, {"name": "crd", "weight": 0.8}]}
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_crd_in_several_processes_is_refused_at_config_check(tmp_path: Path, capsys) -> None:
+    """CRD's memory bank under DDP kept only rank 0's state: refused, in one line naming the
+    term and the remedy, by ``config --check`` and by ``run`` with ``--nproc`` and ``--term``."""
+    with pytest.raises(ValueError, match="crd"):
+        ExperimentConfig.model_validate({"distill": CRD_TERMS, "training": {"processes": 2}})
+    ExperimentConfig.model_validate({"distill": CRD_TERMS})  # one process: fine
+    ExperimentConfig.model_validate({"training": {"processes": 2}})  # no CRD: fine
+
+    config = tmp_path / "crd2.yaml"
+    config.write_text("distill:\n  terms: [{name: hard}, {name: crd, weight: 0.8}]\n"
+                      "training: {processes: 2}\n", encoding="utf-8")
+    assert main(["config", "--check", str(config)]) != 0
+    err = _one_error_line(capsys)
+    assert "crd2.yaml: distill term 'crd' keeps state per training sample" in err
+    assert "--nproc 1" in err and "config:" not in err
+
+    assert main(["run", "--teacher", "demo", "--data", "digits", "--out", str(tmp_path / "r"),
+                 "--term", "hard", "--term", "crd:weight=0.8", "--nproc", "2"]) != 0
+    err = _one_error_line(capsys)
+    assert err.startswith("kdgui: error: distill term 'crd'"), err  # not '--set: config: ...'
+    assert not (tmp_path / "r").exists()
+
+
+def test_feature_terms_on_a_pt2_teacher_name_the_terms_remedy() -> None:
+    """The refusal of feature-map losses on a frozen teacher told a terms-list user to 'set beta
+    and gamma to 0', which a terms config does not have."""
+    torch = pytest.importorskip("torch")
+    from kdgui.engine.distill.taps import check_hookable
+    from kdgui.engine.models.frozen import FrozenTeacher
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    scripted = torch.jit.script(net)
+    with pytest.raises(CompatibilityError) as info:
+        check_hookable(FrozenTeacher(scripted, "torchscript", "TorchScript"), "teacher")
+    assert "no feature-map terms" in info.value.one_line()
