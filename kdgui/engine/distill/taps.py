@@ -41,8 +41,8 @@ def check_hookable(model: nn.Module, role: str = "teacher") -> None:
     reason = feature_maps_refusal(model, role)
     if reason is not None:
         raise CompatibilityError(
-            reason, f"Give the {role} as {FEATURE_FORMATS}; or use only logit losses (beta and "
-            "gamma 0, no feature-map terms: logit distillation works with every format).",
+            reason, f"Give the {role} as {FEATURE_FORMATS}; or use only logit losses (set beta and "
+            "gamma to 0, no feature-map terms: logit distillation works with every format).",
             source=role)
 
 
@@ -54,8 +54,8 @@ def _register(module: nn.Module, name: str, hook: Callable[..., None]) -> Any:
         raise CompatibilityError(
             f"cannot watch layer '{name}' of a {type(module).__name__} ({exc})",
             f"Feature and attention losses need an eager nn.Module: {FEATURE_FORMATS}; "
-            "not a TorchScript, .pt2 or ONNX file. Or use only logit losses (beta and gamma 0, "
-            "no feature-map terms).",
+            "not a TorchScript, .pt2 or ONNX file. Or use only logit losses (set beta and gamma "
+            "to 0, no feature-map terms).",
         ) from None
 
 
