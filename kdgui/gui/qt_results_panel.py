@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -167,6 +167,11 @@ class QtResultsPanel(QtPanel):
         self.result_tabs.addTab(plots, "Plots")
         self.result_tabs.addTab(self.deep_compression, "Deep Compression")
         r_layout.addWidget(self.result_tabs, 1)
+        # Below the comparison the tabs start near the window's bottom: bring the one chosen
+        # into view (the Deep Compression tab showed only its first lines at 1280×800).
+        self.result_tabs.tabBarClicked.connect(
+            lambda _i: QTimer.singleShot(0, lambda: self.scroll.ensureWidgetVisible(
+                self.result_tabs, 0, 0)))
         splitter.addWidget(right)
         splitter.setSizes([260, 800])
         self.body_layout.addWidget(splitter, 1)
@@ -318,7 +323,10 @@ class QtResultsPanel(QtPanel):
         self.compare.setColumnCount(len(records))
         self.compare.setRowCount(len(COMPARE_ROWS) + 2)
         self.compare.setHorizontalHeaderLabels([r.name for r in records])
-        labels = [label for label, _s, _k in COMPARE_ROWS] + ["compression ratio", "status"]
+        # summary['compression_ratio'] is teacher params / student params (0.05× for a student
+        # bigger than its teacher, beside a 30× Deep Compression): say so.
+        labels = [label for label, _s, _k in COMPARE_ROWS] + ["teacher ÷ student params",
+                                                             "status"]
         self.compare.setVerticalHeaderLabels(labels)
         for c, record in enumerate(records):
             values = stage_values(record)

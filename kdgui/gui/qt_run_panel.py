@@ -373,10 +373,12 @@ class QtRunPanel(QtPanel):
                     f"{100 * student['agreement']:.1f}% of the validation images (no labels: "
                     f"accuracy not measured) · {Path(ev.run_dir).name}")
         if student.get("accuracy") is not None and teacher.get("accuracy") is not None:
+            ratio = s.get("compression_ratio") or 0
+            # teacher / student params: a student bigger than its teacher has more, not 0.0×
+            fewer = (f" with {ratio:.1f}× fewer parameters" if ratio >= 1 else
+                     f" with {1 / ratio:.1f}× more parameters" if ratio > 0 else "")
             return (f"{head}: student {100 * student['accuracy']:.2f}% vs teacher "
-                    f"{100 * teacher['accuracy']:.2f}% with "
-                    f"{s.get('compression_ratio', 0):.1f}× fewer parameters · "
-                    f"{Path(ev.run_dir).name}")
+                    f"{100 * teacher['accuracy']:.2f}%{fewer} · {Path(ev.run_dir).name}")
         return f"{head} · {Path(ev.run_dir).name}"
 
     def _log(self, text: str) -> None:
