@@ -5,12 +5,13 @@ the **last** epoch (never the best one), and every run goes through the engine (
 the same runs and run folders as ``kdgui run``).
 
 * **CPU, runs here** (the default): the MNIST test set in ``../shared/data`` split 8,000 train /
-  2,000 validation (ordered, by the data layer's own split), a *small labelled subset* of the
+  2,000 validation (ordered, by the data layer's own split), resized to 14×14 (``--image-size``),
+  a *small labelled subset* of the
   training images for the student (``--labels``, default 1,000: the other images are unlabelled,
   so they teach only through the teacher, where soft targets matter most). The teacher is trained
   once, on all 8,000 labels, and reused by every run::
 
-      nice .venv/bin/python bench/bench_kd_methods.py [--seeds 3] [--epochs 4] [--labels 1000]
+      nice .venv/bin/python bench/bench_kd_methods.py [--seeds 3] [--epochs 10] [--labels 1000]
                                                      [--methods KD,DKD,RKD] [--work DIR]
 
 * **The published protocol**, for a machine with the data and a GPU: CIFAR-100, 240 epochs, SGD
@@ -105,7 +106,7 @@ def protocol(args: argparse.Namespace) -> Protocol:
     options: dict[str, Any] = {"split": "ordered", "val_fraction": 0.2}
     if args.image_size:
         options["image_size"] = args.image_size
-    return Protocol(args.data, pair, args.epochs or 3, args.teacher_epochs or 3,
+    return Protocol(args.data, pair, args.epochs or 10, args.teacher_epochs or 3,
                     1000 if args.labels is None else args.labels or None, training, options)
 
 
@@ -244,8 +245,8 @@ def main(argv: list[str] | None = None,
                         "resnet32x4-resnet8x4 on CIFAR-100)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps", "auto"])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, help="student epochs (CPU 4, CIFAR 240)")
-    parser.add_argument("--teacher-epochs", type=int, help="teacher epochs (CPU 4, CIFAR 240)")
+    parser.add_argument("--epochs", type=int, help="student epochs (CPU 10, CIFAR 240)")
+    parser.add_argument("--teacher-epochs", type=int, help="teacher epochs (CPU 3, CIFAR 240)")
     parser.add_argument("--labels", type=int, help="labelled training images for the student "
                         "(CPU default 1000; 0 = all)")
     parser.add_argument("--batch", type=int, help="batch size (default 64)")
