@@ -57,3 +57,25 @@ def test_feature_terms_on_a_pt2_teacher_name_the_terms_remedy() -> None:
     with pytest.raises(CompatibilityError) as info:
         check_hookable(FrozenTeacher(scripted, "torchscript", "TorchScript"), "teacher")
     assert "no feature-map terms" in info.value.one_line()
+
+
+def test_a_kdc_file_is_a_model_file_inspect_and_compress_read(tmp_path: Path, capsys) -> None:
+    """``model.kdc`` (the deepc export) could not be inspected or given as a model: the model
+    loader did not know the format it was written in."""
+    torch = pytest.importorskip("torch")
+    from kdgui.core.config import ModelRef
+    from kdgui.engine.export import export_model
+    from kdgui.engine.models.arch import build_arch
+    from kdgui.engine.models.loading import load_model
+
+    model = build_arch("preset:mlp-tiny", num_classes=10, input_shape=(1, 8, 8)).module.eval()
+    path = tmp_path / "model.kdc"
+    export_model(model, "deepc", path, torch.randn(2, 1, 8, 8))
+    loaded = load_model(ModelRef(path=str(path)))
+    assert loaded.format == "deepc" and not loaded.module.training
+    x = torch.randn(4, 1, 8, 8)
+    torch.testing.assert_close(loaded.module(x), model(x))
+
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "format: deepc" in out and "params: " in out

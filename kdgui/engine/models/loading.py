@@ -71,6 +71,12 @@ def load_model(ref: ModelRef, *, input_shape: tuple[int, ...] | None = None,
         return finish_loaded(LoadedModel(module, fmt, src, input_shape, n_cls, {}))
     if fmt == sniff.EXPORT:
         return finish_loaded(_load_pt2(path, input_shape, n_cls))
+    if fmt == sniff.KDC:  # rebuilt from the architecture recorded in the file
+        from kdgui.engine.export import load_exported
+
+        kdc = load_exported(path, fmt="deepc")
+        return finish_loaded(LoadedModel(kdc.module, fmt, src, input_shape, n_cls,
+                                         dict(kdc.metadata)))
     if fmt == sniff.ONNX:
         module = _guard(lambda: load_onnx(path), src, fmt)
         shape = module.input_shape() or input_shape

@@ -19,6 +19,7 @@ EXPORT = "pt2"
 TORCH_SAVE = "torch_save"
 SAFETENSORS = "safetensors"
 ONNX = "onnx"
+KDC = "deepc"  # KD Studio's Deep Compression file (model.kdc), reloaded by its exporter
 
 TITLES = {
     TORCHSCRIPT: "TorchScript archive",
@@ -26,6 +27,7 @@ TITLES = {
     TORCH_SAVE: "torch.save file",
     SAFETENSORS: "safetensors weights",
     ONNX: "ONNX model",
+    KDC: "Deep Compression file (.kdc)",
 }
 
 _FIX_FORMAT = (
@@ -53,6 +55,8 @@ def sniff(path: Path) -> str:
         head = fh.read(64)
     if head.startswith(b"PK"):
         return _sniff_zip(path)
+    if head.startswith(b"KDC1"):
+        return KDC
     if head[:1] == b"\x08" and _is_onnx(path):  # protobuf field 1 (ir_version) of a ModelProto
         return ONNX
     if _looks_like_safetensors(path, head, size):
