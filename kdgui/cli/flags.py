@@ -54,6 +54,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                                       "help": help_text.replace("%", "%%")}
             if spec.kind == "bool":
                 kwargs["action"] = argparse.BooleanOptionalAction
+            elif spec.kind == "choice" and spec.extra.get("more_choices"):  # checked by the config
+                kwargs["metavar"] = spec.name.upper()
             elif spec.kind == "choice":
                 kwargs["choices"] = list(spec.choices)
             else:

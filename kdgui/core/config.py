@@ -7,14 +7,20 @@ releases migrate old files instead of misreading them.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from kdgui.core.components.compression import STEP_KINDS, method_traits
 from kdgui.core.components.distill import reads
 from kdgui.core.components.export import format_names
-from kdgui.core.data_spec import known_kinds_text, parse_data_spec
+from kdgui.core.data_spec import (
+    check_class_ids,
+    class_ids_from_text,
+    known_kinds_text,
+    parse_data_spec,
+)
+from kdgui.core.devices import DEVICE_KINDS, NUMBERED_DEVICE, check_device
 
 # The distillation section lives with its terms; re-exported here, where every section is.
 from kdgui.core.distill_terms import DistillConfig as DistillConfig
@@ -85,27 +91,12 @@ class DataConfig(Section):
     @field_validator("exclude_classes", mode="before")
     @classmethod
     def _class_ids_text(cls, value: Any) -> Any:
-        """'3', '3, 7' or '[3, 7]' as typed in a text field, or one number (--set reads
-        data.exclude_classes=3 as the number 3)."""
-        if isinstance(value, int) and not isinstance(value, bool):
-            return [value]
-        if isinstance(value, str):
-            parts = value.strip().strip("[]").replace(",", " ").split()
-            if not all(p.lstrip("-").isdigit() for p in parts):
-                raise ValueError(f"'{value}' is not a list of class ids (write e.g. 3, 7)")
-            return [int(p) for p in parts]
-        return value
+        return class_ids_from_text(value)
 
     @field_validator("exclude_classes")
     @classmethod
     def _class_ids(cls, value: list[int]) -> list[int]:
-        """Negative or repeated ids are typos; ids beyond the dataset's classes are caught when
-        the data are loaded (the number of classes is not known here)."""
-        if any(c < 0 for c in value):
-            raise ValueError(f"class ids must be ≥ 0 (got {value})")
-        if len(set(value)) != len(value):
-            raise ValueError(f"class ids are repeated (got {value})")
-        return sorted(value)
+        return check_class_ids(value)
 
     @field_validator("spec")
     @classmethod
@@ -213,9 +204,9 @@ class TrainingConfig(Section):
         0.1, "Factor applied to the rate at each milestone of schedule 'multistep'.", gt=0.0,
         le=1.0, step=0.05)
     seed: int = param(0, "Random seed for initialisation and batch order.", ge=0, le=MAX_SEED)
-    device: Literal["auto", "cpu", "cuda", "mps"] = param(
-        "auto", "Where to train: 'auto' picks CUDA, then MPS, then CPU."
-    )
+    device: Annotated[str, BeforeValidator(check_device)] = param(
+        "auto", "Where to train: 'auto' picks CUDA, then MPS, then CPU; 'cuda:N' GPU number N.",
+        choices=DEVICE_KINDS, more_choices=NUMBERED_DEVICE, choices_from="devices")
     amp: bool = param(False, "Mixed precision (CUDA only; ignored elsewhere).")
     cache_teacher: Literal["auto", "on", "off"] = param(
         "auto",

@@ -9,6 +9,7 @@ core (no torch) so that the config itself rejects an unknown kind: ``kdgui confi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from kdgui.core.errors import DataError
 
@@ -77,3 +78,26 @@ def parse_data_spec(spec: str) -> tuple[str, str | None]:
             source="data.spec",
         )
     return kind, (path or None)
+
+
+def class_ids_from_text(value: Any) -> Any:
+    """``data.exclude_classes`` as typed: '3', '3, 7' or '[3, 7]' in a text field, or one number
+    (--set reads data.exclude_classes=3 as the number 3); a list passes through."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, str):
+        parts = value.strip().strip("[]").replace(",", " ").split()
+        if not all(p.lstrip("-").isdigit() for p in parts):
+            raise ValueError(f"'{value}' is not a list of class ids (write e.g. 3, 7)")
+        return [int(p) for p in parts]
+    return value
+
+
+def check_class_ids(value: list[int]) -> list[int]:
+    """Negative or repeated ids are typos; ids beyond the dataset's classes are caught when
+    the data are loaded (the number of classes is not known here)."""
+    if any(c < 0 for c in value):
+        raise ValueError(f"class ids must be ≥ 0 (got {value})")
+    if len(set(value)) != len(value):
+        raise ValueError(f"class ids are repeated (got {value})")
+    return sorted(value)

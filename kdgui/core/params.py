@@ -56,9 +56,23 @@ def param(
     step: float | None = None,
     formula: str = "",
     max_length: int | None = None,
+    choices: tuple[str, ...] = (),
+    more_choices: str = "",
+    choices_from: str = "",
 ) -> Any:
-    """Declare one parameter: default, help text, range, unit and slider step, once."""
+    """Declare one parameter: default, help text, range, unit and slider step, once.
+
+    A text parameter with ``choices`` is shown as a choice; ``more_choices`` says in words what
+    else it takes (its validator checks it: ``"cuda:N (GPU number N)"``), and ``choices_from``
+    names where a front end can learn this machine's actual choices (``"devices"``).
+    """
     extra: dict[str, Any] = {}
+    if choices:
+        extra["choices"] = list(choices)
+    if more_choices:
+        extra["more_choices"] = more_choices
+    if choices_from:
+        extra["choices_from"] = choices_from
     if unit:
         extra["unit"] = unit
     if step is not None:
@@ -93,7 +107,8 @@ class ParamSpec:
     def range_text(self) -> str:
         """Human text for the allowed range, e.g. ``0 < T ≤ 100``."""
         if self.choices:
-            return "one of " + ", ".join(str(c) for c in self.choices)
+            more = self.extra.get("more_choices")
+            return "one of " + ", ".join(str(c) for c in self.choices) + (f" or {more}" if more else "")
         lo = hi = ""
         if self.minimum is not None:
             lo = f"{'>' if self.exclusive_min else '≥'} {_number(self.minimum)}"
@@ -158,6 +173,8 @@ def describe(model: type[BaseModel]) -> list[ParamSpec]:
         kind, choices = _kind_of(annotation)
         extra = dict(info.json_schema_extra or {}) if isinstance(info.json_schema_extra, dict) else {}
         default = info.get_default(call_default_factory=True)
+        if kind == "str" and "choices" in extra:  # an open choice: param(..., choices=...)
+            kind, choices = "choice", tuple(extra.pop("choices"))
         specs.append(
             ParamSpec(
                 name=name,

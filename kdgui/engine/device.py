@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import torch
 
+from kdgui.core.devices import gpu_index
 from kdgui.core.errors import ConfigError
 
 
@@ -24,6 +26,15 @@ def pick_device(requested: str = "auto") -> torch.device:
             "training.device = 'cuda' but no CUDA GPU is available",
             "Use training.device: auto or cpu.",
         )
+    index = gpu_index(requested)
+    if index is not None:
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if index >= count:
+            have = (f"{count} CUDA GPU{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})"
+                    if count else "no CUDA GPU")
+            fix = f"cuda:0 … cuda:{count - 1}, auto or cpu" if count else "auto or cpu"
+            raise ConfigError(f"training.device = '{requested}' but this machine has {have}",
+                              f"Use training.device: {fix}.")
     if requested == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
@@ -32,6 +43,31 @@ def pick_device(requested: str = "auto") -> torch.device:
                 "Use training.device: auto or cpu.",
             )
     return torch.device(requested)
+
+
+def available_devices() -> list[dict[str, Any]]:
+    """This machine's devices: ``cpu``, each ``cuda:N`` with its name and memory, ``mps`` when
+    available. Each is ``{"device", "label", "name", "memory_bytes"}``; ``label`` is what the
+    window shows (``cuda:0 — NVIDIA H200 (139 GiB)``). A GPU that cannot be queried is left out."""
+    found: list[dict[str, Any]] = [
+        {"device": "cpu", "label": "cpu", "name": "CPU", "memory_bytes": None}]
+    try:
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # a broken driver: train on what is left
+        count = 0
+    for i in range(count):
+        try:
+            props = torch.cuda.get_device_properties(i)
+        except Exception:
+            continue
+        gib = props.total_memory / 2**30
+        found.append({"device": f"cuda:{i}", "label": f"cuda:{i} — {props.name} ({gib:.0f} GiB)",
+                      "name": props.name, "memory_bytes": int(props.total_memory)})
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append({"device": "mps", "label": "mps — Apple GPU", "name": "Apple MPS",
+                      "memory_bytes": None})
+    return found
 
 
 def seed_everything(seed: int) -> None:

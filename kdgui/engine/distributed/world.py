@@ -220,6 +220,10 @@ def setup(device_preference: str) -> World | None:
     size = int(os.environ["WORLD_SIZE"])
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_preference.startswith("cuda:"):
+        raise ConfigError(f"training.device = '{device_preference}' names one GPU, but each of "
+                          f"the {size} processes trains on a GPU of its own",
+                          "Use training.device: cuda (or auto) with training.processes > 1.")
     cuda = torch.cuda.is_available() and device_preference in ("auto", "cuda")
     backend = "nccl" if cuda else "gloo"
     if cuda:

@@ -18,6 +18,7 @@ from typing import Any
 #: public name -> "submodule:attribute" (submodules of this package). One line per job; a new
 #: job is its module plus its line here.
 _EXPORTS: dict[str, str] = {
+    "available_devices": "probes:available_devices",
     "data_preview": "probes:data_preview",
     "derive_spec": "probes:derive_spec",
     "explorer_data": "probes:explorer_data",

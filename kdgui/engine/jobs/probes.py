@@ -29,7 +29,8 @@ def warm_up() -> dict[str, Any]:
     """Import torch and the parts that load lazily (dynamo, export, ONNX), once per process.
 
     Thread-safe and idempotent: the first caller imports, every other caller waits for it and
-    then returns at once. Returns ``{"torch": version, "seconds": import time}``.
+    then returns at once. Returns ``{"torch": version, "seconds": import time, "devices":
+    available_devices()}`` (the window fills its device list from it, off its UI thread).
     """
     if _WARM:
         return dict(_WARM)
@@ -46,7 +47,16 @@ def warm_up() -> dict[str, Any]:
             import kdgui.engine.models  # noqa: F401
 
             _WARM.update(torch=torch.__version__, seconds=time.perf_counter() - start)
+            _WARM.update(devices=available_devices())  # the window's device list
     return dict(_WARM)
+
+
+def available_devices() -> list[dict[str, Any]]:
+    """This machine's devices for ``training.device``: cpu, each cuda:N with its name and memory,
+    mps when available (see :func:`kdgui.engine.device.available_devices`)."""
+    from kdgui.engine.device import available_devices as found
+
+    return found()
 
 
 def inspect_model(ref: ModelRef | dict[str, Any] | str | Path, *, arch: str | None = None,
@@ -167,6 +177,7 @@ def write_report(folder: str | Path, html_path: str | Path,
 
 
 __all__ = [
+    "available_devices",
     "data_preview",
     "derive_spec",
     "explorer_data",
