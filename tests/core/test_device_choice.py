@@ -72,3 +72,15 @@ def test_available_devices_lists_cpu_and_each_gpu() -> None:
     for d in found:
         assert d["label"].startswith(d["device"])
     assert jobs.warm_up()["devices"] == found
+
+
+def test_cli_run_on_an_absent_gpu_exits_2_in_one_line_with_no_folder(tmp_path, capsys) -> None:
+    from kdgui.cli.main import main
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    out = tmp_path / "r"
+    assert main(["demo", "--epochs", "1", "--quiet", "--device", f"cuda:{count + 1}",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"'cuda:{count + 1}' but this machine has" in err
+    assert not out.exists()

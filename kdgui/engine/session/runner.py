@@ -20,7 +20,7 @@ from kdgui.core.events import Event, RunControl, RunFailed
 from kdgui.core.history import default_root
 from kdgui.core.run_folders import new_run_dir
 from kdgui.engine import distributed
-from kdgui.engine.device import seed_everything
+from kdgui.engine.device import pick_device, seed_everything
 from kdgui.engine.distributed import session_hooks as hooks
 from kdgui.engine.rundir import RunDir
 from kdgui.engine.session.context import RunContext
@@ -85,6 +85,8 @@ def run_prepared(
     world = None
     try:
         world = distributed.setup(config.training.device)
+        if world is None:  # a GPU this machine lacks is refused before any folder is written
+            pick_device(config.training.device)
         run_dir = make_run_dir() if world is None else hooks.open_run_dir(world, make_run_dir)
     except UserError as exc:
         distributed.teardown(world)
