@@ -79,3 +79,32 @@ def test_a_kdc_file_is_a_model_file_inspect_and_compress_read(tmp_path: Path, ca
     assert main(["inspect", str(path)]) == 0
     out = capsys.readouterr().out
     assert "format: deepc" in out and "params: " in out
+
+
+def test_unlabelled_folder_with_a_state_dict_teacher_takes_classes_from_it(tmp_path: Path) -> None:
+    """A folder of images only (0 classes) built the teacher's architecture with 0 outputs, so
+    its own state_dict did not fit ('set num_classes to 4'); the classes come from the teacher."""
+    torch = pytest.importorskip("torch")
+    from PIL import Image
+
+    from kdgui.engine.session.prepare import prepare
+
+    images = tmp_path / "unlab"
+    images.mkdir()
+    for i in range(10):
+        Image.new("RGB", (8, 8), (20 * i, 0, 0)).save(images / f"{i}.png")
+    (tmp_path / "net.py").write_text(
+        "import torch\n"
+        "class Net(torch.nn.Sequential):\n"
+        "    def __init__(self, num_classes=3):\n"
+        "        super().__init__(torch.nn.Flatten(), torch.nn.Linear(192, num_classes))\n",
+        encoding="utf-8")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 3))
+    torch.save(net.state_dict(), tmp_path / "t.pt")
+    config = ExperimentConfig.model_validate({
+        "data": {"spec": f"folder:{images}"},
+        "teacher": {"path": str(tmp_path / "t.pt"), "arch": f"{tmp_path / 'net.py'}:Net"},
+        "student": {"preset": "mlp-tiny"}})
+    prepared = prepare(config)
+    assert prepared.num_classes == 3

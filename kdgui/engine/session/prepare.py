@@ -40,11 +40,10 @@ def prepare(config: ExperimentConfig) -> Prepared:
 
     bundle = load_data(config.data)
     teacher_ref = config.teacher
+    classes = bundle.num_classes or None  # 0: unlabelled images only, the teacher will say
     if teacher_ref.path is None and teacher_ref.num_classes is None and teacher_ref.arch:
-        teacher_ref = teacher_ref.model_copy(update={"num_classes": bundle.num_classes})
-    loaded = load_model(
-        teacher_ref, input_shape=bundle.input_shape, num_classes=bundle.num_classes
-    )
+        teacher_ref = teacher_ref.model_copy(update={"num_classes": classes})
+    loaded = load_model(teacher_ref, input_shape=bundle.input_shape, num_classes=classes)
     teacher = loaded.module
     if bundle.num_classes == 0:  # a folder of unlabelled images only: the teacher says
         bundle = _classes_from_teacher(bundle, teacher, config.teacher.path)
