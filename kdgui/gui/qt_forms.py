@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from kdgui.core.params import ParamSpec
+from kdgui.gui.qt_choice_sources import choice_items, follow_source
 from kdgui.gui.qt_config_state import Path, QtConfigState
 
 #: Slider positions used for continuous (step-less) or logarithmic ranges.
@@ -185,8 +186,9 @@ class QtParamField(QWidget):
             self.editor = box
         elif spec.kind == "choice":
             combo = QComboBox()
-            for choice in spec.choices:
-                combo.addItem(str(choice), choice)
+            for value, text in choice_items(spec):
+                combo.addItem(text, value)
+            follow_source(combo, spec)  # e.g. this machine's GPUs, after the engine warm-up
             combo.currentIndexChanged.connect(lambda i: self._emit(combo.itemData(i)))
             layout.addWidget(combo)
             layout.addStretch(1)
@@ -324,6 +326,9 @@ class QtParamField(QWidget):
                 self.editor.setChecked(bool(value))
             elif isinstance(self.editor, QComboBox):
                 i = self.editor.findData(value)
+                if i < 0 and value is not None and self.spec.extra.get("more_choices"):
+                    self.editor.addItem(str(value), value)  # cuda:1 on a machine without it
+                    i = self.editor.count() - 1
                 self.editor.setCurrentIndex(max(0, i))
             elif isinstance(self.editor, QLineEdit):
                 self.editor.setText("" if value is None else str(value))
