@@ -174,6 +174,15 @@ class ModelsView(QWidget):
         self.open_button.setEnabled(bool(self._sources))
         if self.compare_view is not None:
             self.compare_view.set_sources(self._sources)
+        if self._current is not None and self._sources:
+            # A model is on screen: draw the chosen run's instead (the graph, its table and an
+            # overlay stayed on the previous run while the picker named the new one). Hidden,
+            # the view draws it when next shown.
+            self._measured = None
+            if self.isVisible():
+                QTimer.singleShot(0, self.show_selected)
+            else:
+                self._auto_shown = False
 
     def showEvent(self, event: Any) -> None:
         """The first time the view is shown with a model to pick, draw it: nothing to click."""
@@ -208,7 +217,9 @@ class ModelsView(QWidget):
         """Prepare ``source`` on the worker (load it, write its ONNX; with an overlay chosen,
         measure its layers too), then show it."""
         if self._task is not None and self._task.running:
+            self._pending = source  # shown when the one being prepared is
             return
+        self._pending = None
         self.open_button.setEnabled(False)
         measure = self.overlay_combo.currentIndex() > 0
         self._set_notice(f"Preparing {source.label}" + (" and measuring its layers" if measure
@@ -226,6 +237,9 @@ class ModelsView(QWidget):
     # -- showing ---------------------------------------------------------------------------------
     def _prepare_ended(self) -> None:
         self.open_button.setEnabled(bool(self._sources))
+        pending, self._pending = getattr(self, "_pending", None), None
+        if pending is not None:
+            QTimer.singleShot(0, lambda: self.show_source(pending))
 
     def _on_prepare_failed(self, error: dict[str, str]) -> None:
         fix = f" {error['fix']}" if error.get("fix") else ""

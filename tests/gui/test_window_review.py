@@ -52,3 +52,40 @@ def test_choosing_the_deep_compression_tab_brings_it_into_view(window, qtbot, tm
     qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(1).center())
     assert tabs.currentIndex() == 1
     qtbot.waitUntil(lambda: bottom_in_view() >= 0, timeout=3000)
+
+
+def test_the_models_view_follows_the_run_picked_after_a_model_is_shown(qtbot, tmp_path) -> None:
+    """With a model on screen, picking another run (or a run finishing in the window) left the
+    graph, the layer table and the overlay on the previous run's model."""
+    from kdgui.gui.qt_models_view import ModelsView
+    from tests.engine.netron_run import make_run
+
+    first, second = make_run(tmp_path / "a"), make_run(tmp_path / "b")
+    view = ModelsView(runs_root=tmp_path / "a", embed=False, open_url=lambda _url: None)
+    qtbot.addWidget(view)
+    view.show()
+    with qtbot.waitSignal(view.prepared, timeout=120_000) as shown:
+        pass  # the view draws the newest run's final model when first shown
+    assert shown.args[0].source.run_dir == first
+    with qtbot.waitSignal(view.prepared, timeout=120_000) as shown:
+        view.set_run(second)
+    assert shown.args[0].source.run_dir == second and view._current.source.run_dir == second
+    view.close()
+
+
+def test_term_cards_keep_the_distillation_panel_within_a_1280_window(window, qtbot) -> None:
+    """Adding DKD + RKD + CRD widened the Loss column (the loss picker sized by its longest
+    title, a range column on every card, the formula on one line): the Training column went
+    off a 1280×800 window behind a horizontal scroll bar."""
+    window.resize(1280, 800)
+    window.show_panel("distill")
+    panel = window.panels["distill"]
+    shorthand = panel.body.minimumSizeHint().width()
+    for key in ("dkd", "rkd", "crd"):
+        panel.terms_editor.add_term(key)
+    qtbot.wait(50)
+    assert [t.key for t in window.state.config.distill.terms][-3:] == ["dkd", "rkd", "crd"]
+    assert panel.body.minimumSizeHint().width() <= shorthand
+    assert panel.scroll.horizontalScrollBar().maximum() == 0
+    card = panel.terms_editor.cards[-1]
+    assert "Allowed" in card.weight_form.findChildren(type(panel.formula))[0].toolTip()
