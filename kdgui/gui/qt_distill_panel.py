@@ -59,6 +59,7 @@ class QtDistillPanel(QtPanel):
         self.formula = QLabel()
         self.formula.setObjectName("lossFormula")
         self.formula.setStyleSheet("font-size: 13pt;")
+        self.formula.setWordWrap(True)  # a list of many terms wraps instead of widening the panel
         w_layout.addWidget(self.formula)
         self.form = QtParamForm(describe(DistillConfig), state, ("distill",))
         w_layout.addWidget(self.form)

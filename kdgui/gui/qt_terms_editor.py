@@ -84,6 +84,12 @@ class QtTermCard(QGroupBox):
                 layout.addWidget(self.params_form)
                 if reads(component.params, "features"):
                     self._add_pairs_row(layout, editor.state, index, term)
+            # The allowed range is in each name's tooltip: the column of ranges made every card
+            # ~80 px wider than the shorthand's form and pushed the Training column off a
+            # 1280-px window (horizontal scroll bar, its ranges cut).
+            for form in (self.weight_form, self.params_form):
+                for label in form.findChildren(QLabel, "rangeLabel") if form else []:
+                    label.hide()
         else:
             values = ", ".join(f"{k} = {v}" for k, v in (term.get("params") or {}).items())
             layout.addWidget(QLabel(f"weight {float(term.get('weight', 0)):.2f}"
@@ -149,6 +155,11 @@ class QtTermsEditor(QWidget):
         row = QHBoxLayout()
         self.loss_combo = QComboBox()
         self.loss_combo.setObjectName("termLoss")
+        # Sized by a short title, not the longest ("Contrastive representation … (crd)"): this
+        # row set the Loss column's width and pushed the Training column off a 1280-px window.
+        self.loss_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.loss_combo.setMinimumContentsLength(12)
         for comp in losses:
             self.loss_combo.addItem(f"{comp.title} ({comp.name})", comp.name)
             self.loss_combo.setItemData(self.loss_combo.count() - 1, comp.summary, 3)
