@@ -72,8 +72,7 @@ def format_validation_error(
 ) -> ConfigError:
     """Turn pydantic's error into a :class:`ConfigError` naming field, value and range.
 
-    ``labels`` maps a dotted key to what the user typed for it (``distill.alpha`` → ``--alpha``),
-    so an error in a value given as a flag names the flag rather than the config path.
+    ``labels`` maps a dotted key to the flag typed for it (``distill.alpha`` → ``--alpha``).
     """
     err = exc.errors()[0]
     path = ".".join(map(str, loc := tuple(err.get("loc", ())))) or "config"
@@ -93,8 +92,9 @@ def format_validation_error(
         source = None
     elif not loc:  # a rule across sections: its message names the fields and the remedy
         return ConfigError(msg, source=None if source == "--set" else source)
-    elif isinstance(value, dict):
-        what = f"{path}: {msg}"
+    elif isinstance(value, dict):  # e.g. one of the terms of --term: named by that flag
+        flag = (labels or {}).get(path.rstrip("0123456789").rstrip("."))
+        what, source = (f"{flag}: {msg}", None) if flag else (f"{path}: {msg}", source)
     else:
         what = f"{path} = {shown} is invalid: {msg}"
     if allowed:

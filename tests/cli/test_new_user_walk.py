@@ -108,3 +108,12 @@ def test_unlabelled_folder_with_a_state_dict_teacher_takes_classes_from_it(tmp_p
         "student": {"preset": "mlp-tiny"}})
     prepared = prepare(config)
     assert prepared.num_classes == 3
+
+
+def test_a_bad_term_flag_is_named_as_the_flag_typed(capsys) -> None:
+    """'--term crd:foo=1' was reported as '--set: distill.terms.0: ...' (a flag not typed)."""
+    assert main(["run", "--teacher", "demo", "--data", "digits", "--out", "r",
+                 "--term", "hard", "--term", "crd:foo=1"]) != 0
+    err = _one_error_line(capsys)
+    assert err.startswith("kdgui: error: --term: unknown parameter 'foo' of loss 'crd'"), err
+    assert "--set" not in err
