@@ -40,11 +40,17 @@ def check_setup(config: ExperimentConfig) -> dict[str, Any]:
                              "num_classes": int(bundle.num_classes),
                              "data_name": str(bundle.describe().get("name", config.data.spec))}
     teacher_ref = config.teacher
+    classes = bundle.num_classes or None  # 0: unlabelled images only, the teacher will say
     if teacher_ref.path is None and teacher_ref.num_classes is None and teacher_ref.arch:
-        teacher_ref = teacher_ref.model_copy(update={"num_classes": bundle.num_classes})
+        teacher_ref = teacher_ref.model_copy(update={"num_classes": classes})
     try:
         teacher = load_model(teacher_ref, input_shape=bundle.input_shape,
-                             num_classes=bundle.num_classes).module
+                             num_classes=classes).module
+        if bundle.num_classes == 0:  # as a run does (session.prepare): the teacher's outputs
+            from kdgui.engine.session.prepare import _classes_from_teacher
+
+            bundle = _classes_from_teacher(bundle, teacher, config.teacher.path)
+            facts["num_classes"] = int(bundle.num_classes)
         check_compatibility(teacher, None, bundle.input_shape, bundle.num_classes,
                             bundle.input_shape[0])
     except UserError as exc:
