@@ -117,3 +117,25 @@ def test_a_bad_term_flag_is_named_as_the_flag_typed(capsys) -> None:
     err = _one_error_line(capsys)
     assert err.startswith("kdgui: error: --term: unknown parameter 'foo' of loss 'crd'"), err
     assert "--set" not in err
+
+
+def test_exporting_a_pt2_stage_to_onnx_warns_nothing(tmp_path: Path) -> None:
+    """'kdgui export RUN --format onnx' of a .pt2 stage printed torch.onnx's 'Exporting a model
+    while it is in training mode' (a .pt2 module refuses eval(); its graph is eval already)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    import warnings
+
+    from kdgui.core.config import ModelRef
+    from kdgui.engine.export import export_model
+    from kdgui.engine.models.loading import load_model
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)).eval()
+    x = torch.randn(2, 1, 4, 4)
+    torch.export.save(torch.export.export(net, (x,)), tmp_path / "m.pt2")
+    module = load_model(ModelRef(path=str(tmp_path / "m.pt2"))).module
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = export_model(module, "onnx", tmp_path / "m.onnx", x)
+    assert result.verified
+    assert not [w for w in caught if "training mode" in str(w.message)]

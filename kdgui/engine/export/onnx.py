@@ -18,6 +18,7 @@ import statistics
 import time
 from pathlib import Path
 from typing import Any
+from warnings import catch_warnings, filterwarnings
 
 import numpy as np
 import torch
@@ -123,7 +124,10 @@ class OnnxExporter(Exporter):
                 f"{ORT_INT8_TOLERANCE:g} x max(1, max|y|)"]
 
     def _export(self, model: nn.Module, example: torch.Tensor, dynamic: bool) -> Any:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), catch_warnings():
+            # A .pt2 stage's module refuses eval() and keeps training=True, but its graph was
+            # exported in eval mode: torch.onnx's "training mode" notice is not true of it.
+            filterwarnings("ignore", "Exporting a model while it is in training mode")
             return torch.onnx.export(
                 model,
                 (tracing_input(example, dynamic),),
