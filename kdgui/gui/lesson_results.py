@@ -128,7 +128,7 @@ def from_run_summary(summary: dict[str, Any], published: str) -> Outcome:
 def window_words(text: str) -> str:
     """A lesson's text or message as the window says it: the CLI's ``--data SPEC`` is the
     view's data field (``SPEC under data``)."""
-    return re.sub(r"--data (\S+)", r"\1 under data", text)
+    return re.sub(r"--data (\S+?)([.,;:)]?)(?=\s|$)", r"\1 under data\2", text)
 
 
 def lesson_html(lesson: Any) -> str:

@@ -104,6 +104,7 @@ def test_a_bad_data_spec_is_one_line_and_nothing_starts(qtbot, tmp_path) -> None
     assert not view.start()
     assert not view.running and "needs MNIST or the digits" in view.status.text()
     assert "--data" not in view.status.text()  # the window's words, not the command's
+    assert view.status.text().endswith("or digits under data.")
 
 
 def test_lesson_text_speaks_of_the_data_field_not_the_command_option(qtbot, tmp_path) -> None:
