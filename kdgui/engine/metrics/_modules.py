@@ -145,3 +145,18 @@ def prunable_weight(module: nn.Module) -> torch.Tensor | None:
             tensors = packed_tensors(module)
             return tensors[0] if tensors else None
     return None
+
+
+def first_tensor(value: object) -> torch.Tensor | None:
+    """The tensor a module produced: itself, or the first tensor inside a tuple, list or dict
+    output (hooks see whatever ``forward`` returned)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            found = first_tensor(item)
+            if found is not None:
+                return found
+    if isinstance(value, dict):
+        return first_tensor(list(value.values()))
+    return None

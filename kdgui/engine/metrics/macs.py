@@ -21,7 +21,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from kdgui.engine.metrics._modules import eval_mode, is_quantized_module, model_device
+from kdgui.engine.metrics._modules import (
+    eval_mode,
+    first_tensor,
+    is_quantized_module,
+    model_device,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +39,6 @@ class MacTrace:
     per_module: dict[str, int] = field(default_factory=dict)
     out_shapes: dict[str, list[int]] = field(default_factory=dict)
     note: str = ""
-
-
-def _first_tensor(value: object) -> torch.Tensor | None:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            found = _first_tensor(item)
-            if found is not None:
-                return found
-    if isinstance(value, dict):
-        return _first_tensor(list(value.values()))
-    return None
 
 
 def _quantized_macs(module: nn.Module, out: torch.Tensor) -> int:
@@ -86,7 +78,7 @@ def trace_macs(model: nn.Module, input_shape: tuple[int, ...]) -> MacTrace:
 
     def hook(module: nn.Module, _inputs: object, output: object) -> None:
         name = names.get(module, "")
-        tensor = _first_tensor(output)
+        tensor = first_tensor(output)
         if tensor is None:
             return
         shapes.setdefault(name, list(tensor.shape))

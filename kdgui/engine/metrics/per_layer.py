@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kdgui.engine.metrics._modules import eval_mode, is_quantized_module
+from kdgui.engine.metrics._modules import eval_mode, first_tensor, is_quantized_module
 
 #: Untimed passes first (TorchScript's profiling executor optimises on its second call).
 WARMUP = 2
@@ -66,17 +66,6 @@ def accepts_hooks(model: nn.Module) -> bool:
     return not isinstance(model, torch.jit.ScriptModule)
 
 
-def _first_tensor(value: Any) -> torch.Tensor | None:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            found = _first_tensor(item)
-            if found is not None:
-                return found
-    return None
-
-
 def capture(model: nn.Module, batches: Sequence[torch.Tensor]
             ) -> dict[str, list[tuple[tuple[Any, ...], torch.Tensor]]]:
     """``{leaf: [(positional inputs, output) per batch]}`` from forward hooks on ``model``."""
@@ -84,7 +73,7 @@ def capture(model: nn.Module, batches: Sequence[torch.Tensor]
     handles = []
     for name, module in leaf_modules(model).items():
         def hook(_m: nn.Module, args: tuple[Any, ...], out: Any, name: str = name) -> None:
-            tensor = _first_tensor(out)
+            tensor = first_tensor(out)
             if tensor is not None and tensor.is_floating_point():
                 seen.setdefault(name, []).append((args, tensor.detach().clone()))
         handles.append(module.register_forward_hook(hook))
@@ -180,7 +169,7 @@ def layer_quant_error(reference: nn.Module, model: nn.Module, batches: Sequence[
             diffs, norms = 0.0, 0.0
             try:
                 for args, expected in calls:
-                    got = _first_tensor(layer(*args))
+                    got = first_tensor(layer(*args))
                     if got is None or got.shape != expected.shape:
                         raise TypeError("shape")
                     got = got.dequantize() if got.is_quantized else got
