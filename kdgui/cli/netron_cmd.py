@@ -62,6 +62,16 @@ def _pause(seconds: float) -> None:
     time.sleep(seconds)
 
 
+def _serve_until_stopped(servers: list) -> None:
+    """Keep the servers up until one stops or the person presses Ctrl-C (or SIGTERM arrives)."""
+    print("serving on 127.0.0.1 only; Ctrl-C to stop", file=sys.stderr)
+    try:
+        while all(server.running for server in servers):
+            _pause(0.2)
+    except KeyboardInterrupt:
+        print("\nstopped", file=sys.stderr)
+
+
 def cmd_netron(args: argparse.Namespace) -> int:
     from kdgui.core.errors import ConfigError
     from kdgui.engine.jobs import (
@@ -96,12 +106,7 @@ def cmd_netron(args: argparse.Namespace) -> int:
             print(url, flush=True)
             if not args.no_browser:
                 webbrowser.open(url)
-            print("serving on 127.0.0.1 only; Ctrl-C to stop", file=sys.stderr)
-            try:
-                while server.running:
-                    _pause(0.2)
-            except KeyboardInterrupt:
-                print("\nstopped", file=sys.stderr)
+            _serve_until_stopped([server])
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if previous is not None:
@@ -150,12 +155,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 print(f"{label}: {url}" if len(servers) > 1 else url, flush=True)
                 if not args.no_browser:
                     webbrowser.open(url)
-            print("serving on 127.0.0.1 only; Ctrl-C to stop", file=sys.stderr)
-            try:
-                while all(server.running for server in servers):
-                    _pause(0.2)
-            except KeyboardInterrupt:
-                print("\nstopped", file=sys.stderr)
+            _serve_until_stopped(servers)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if previous is not None:
