@@ -9,7 +9,8 @@ of one run share: the device, mixed precision, the pause/stop control and the gl
 so the loss plot's x axis runs on across teacher pre-training, distillation and fine-tuning.
 
 The loop is the hot path of every run, so it stays lean: running sums live on the device as
-tensors and are read (a GPU sync) only when an event is sent, every ``log_every`` steps.
+tensors and are read (a GPU sync) only when an event is sent: every ``log_every`` steps and at
+each epoch's first step (so a live plot has a point at once).
 """
 
 from __future__ import annotations
@@ -223,13 +224,17 @@ class TrainLoop:
             loss_sum += total.detach().float() * n
             for k, v in losses.items():
                 sums[k] = sums[k] + v.detach().float() if k in sums else v.detach().float()
-            if self.step % self.log_every == 0 and self.world is not None:
+            # Every log_every-th step, and the first step of each epoch: a live plot gets its
+            # first point at once, not log_every steps after Run. Per epoch (not per run) so
+            # a resumed run, which starts at an epoch, logs the same lines as a clean one.
+            send = self.step % self.log_every == 0 or epoch_steps == 1
+            if send and self.world is not None:
                 sums, window_samples = self._gather(sums, window_samples)
                 if not self.world.is_main:  # other ranks only take part in the sums
                     sums, window_steps, window_start = {}, 0, time.perf_counter()
                     window_samples = 0
                     continue
-            if self.step % self.log_every == 0:
+            if send:
                 names, sparsity = self._sparsity(phase, layer_sparsity)
                 now = time.perf_counter()
                 rate = window_samples / max(now - window_start, 1e-9)

@@ -71,12 +71,37 @@ def test_steps_count_on_across_phases_and_on_step_counts_the_phase() -> None:
     events = list(loop.run(sgd_phase(mlp(1), ds, 2, on_step=calls.append)))
     assert calls == list(range(1, 13))  # the phase's own count, for pruning schedules
     steps = [e for e in events if isinstance(e, StepEvent)]
-    assert [e.step for e in steps] == [8, 12, 16]  # global steps: 6 before, every 4th
-    assert [e.stage for e in steps] == ["finetune"] * 3
-    # progress over this phase only: its steps 2, 6 and 10 of 12
-    assert [round(e.progress, 4) for e in steps] == [round(t / 12, 4) for t in (2, 6, 10)]
-    assert [e.step for e in first if isinstance(e, StepEvent)] == [4]
+    # global steps: 6 before; every 4th, and each epoch's first (7 and 13) for a point at once
+    assert [e.step for e in steps] == [7, 8, 12, 13, 16]
+    assert [e.stage for e in steps] == ["finetune"] * 5
+    # progress over this phase only: its steps 1, 2, 6, 7 and 10 of 12
+    assert [round(e.progress, 4) for e in steps] == [round(t / 12, 4) for t in (1, 2, 6, 7, 10)]
+    assert [e.step for e in first if isinstance(e, StepEvent)] == [1, 4]
     assert set(steps[0].losses) >= {"hard", "total"} and steps[0].losses["soft"] == 0.0
+
+
+def test_the_first_step_of_each_epoch_sends_an_event_of_that_step_alone() -> None:
+    """A live plot's first point comes at step 1, not log_every steps after Run; each event's
+    losses are the mean over the steps since the previous one."""
+    ds = data()
+    by_hand, by_loop = mlp(), mlp()
+    opt = torch.optim.SGD(by_hand.parameters(), lr=0.1, momentum=0.9)
+    gen = torch.Generator().manual_seed(3)
+    x_all, y_all = ds.tensors
+    losses: list[float] = []
+    order = torch.randperm(N, generator=gen)
+    for i in range(0, N, BATCH):
+        idx = order[i:i + BATCH]
+        loss = F.cross_entropy(by_hand(x_all[idx]), y_all[idx])
+        losses.append(float(loss.detach()))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    events = list(TrainLoop("cpu", log_every=4).run(sgd_phase(by_loop, ds, 1)))
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert [e.step for e in steps] == [1, 4]
+    assert steps[0].losses["total"] == pytest.approx(losses[0], rel=1e-5)
+    assert steps[1].losses["total"] == pytest.approx(sum(losses[1:4]) / 3, rel=1e-5)
 
 
 def test_epoch_events_carry_validation_and_teacher_agreement() -> None:
