@@ -61,8 +61,11 @@ class QtRunner(QObject):
         control = RunControl()
 
         def run() -> Iterator[Event]:
-            fn = injected or engine_run_fn()
-            return fn(config, out_dir, control=control, resume=resume)
+            if injected is not None:
+                return injected(config, out_dir, control=control, resume=resume)
+            # interactive: the engine leaves a core of a small machine to this window's UI
+            return engine_run_fn()(config, out_dir, control=control, resume=resume,
+                                   interactive=True)
 
         worker = QtWorker(run, control=control, needs_engine=injected is None, name="kdgui-run",
                           owner=self)

@@ -273,3 +273,73 @@ def test_the_thread_count_is_chosen_by_timing_whole_steps(
     assert ms["1 thread"] == pytest.approx(one * 1000)
     assert ms["2 threads"] == pytest.approx(two * 1000)
     assert passes == ([1, 2] if two == 1.0 else [1, 2, 1, 2, 1])
+
+
+@pytest.mark.parametrize(("interactive", "cores", "default", "expected"), [
+    (False, 2, 2, (2, "")),                                 # headless: torch's default
+    (True, 2, 2, (1, "one of 2 cores left for the window")),
+    (True, 4, 4, (3, "one of 4 cores left for the window")),
+    (True, 8, 8, (8, "")),                                  # a big machine: nothing held back
+    (True, 1, 1, (1, "")),
+    (True, 4, 2, (2, "")),                                  # the default already leaves one
+])
+def test_an_interactive_run_on_a_small_machine_leaves_a_core_to_the_window(
+    interactive: bool, cores: int, default: int, expected: tuple[int, str]
+) -> None:
+    from kdgui.engine import fast_student
+
+    assert fast_student.thread_ceiling(default, interactive=interactive, cores=cores) == expected
+
+
+def test_the_ceiling_is_what_auto_times_against_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kdgui.engine import fast_student
+
+    now = [0.0]
+    passes: list[int] = []
+    monkeypatch.setattr(fast_path, "clock", lambda: now[0])
+
+    def step() -> None:
+        passes.append(torch.get_num_threads())
+        now[0] += 1 / 64 if torch.get_num_threads() == 1 else 1 / 128
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        threads, ms = fast_student.choose_threads(step, torch.device("cpu"), TrainingConfig(),
+                                                  upper=3)
+        assert torch.get_num_threads() == 4  # the caller's count is put back
+    finally:
+        torch.set_num_threads(before)
+    assert threads == 3 and set(ms) == {"1 thread", "3 threads"}
+    assert passes == [1, 3, 1, 3, 1]
+
+
+@pytest.mark.parametrize("interactive", [True, False])
+def test_the_run_applies_and_says_the_core_left_to_the_window(
+    monkeypatch: pytest.MonkeyPatch, interactive: bool
+) -> None:
+    from types import SimpleNamespace
+
+    from kdgui.core.config import ExperimentConfig
+    from kdgui.engine import fast_student
+    from kdgui.engine.session import fast
+
+    monkeypatch.setattr(fast_student.os, "cpu_count", lambda: 2)
+    timed: list[int] = []
+    monkeypatch.setattr(fast_student, "choose_threads",
+                        lambda *a, **k: (timed.append(k["upper"]), (2, {}))[1])
+    ctx = SimpleNamespace(device=torch.device("cpu"), config=ExperimentConfig(),
+                          interactive=interactive, previous_threads=None)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        messages = fast._threads(ctx, None, nn.Linear(2, 2), torch.zeros(1, 2))  # type: ignore[arg-type]
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    if interactive:  # 1 = max(1, 2 - 1): nothing left to time
+        assert after == 1 and ctx.previous_threads == 2 and timed == []
+        assert messages == [("info", "training runs on 1 CPU thread: one of 2 cores left for "
+                             "the window (auto)")]
+    else:  # headless: the timed choice between 1 and the default, as before
+        assert after == 2 and timed == [2] and messages == []

@@ -109,11 +109,13 @@ def fake_run(
     control: RunControl | None = None,
     resume: bool = False,
     runs_root: str | Path = "runs",
+    interactive: bool = False,
     step_s: float = 0.004,
     steps_per_epoch: int = 20,
 ) -> Iterator[Event]:
     """The engine's ``run``: same arguments, same events (tests/gui/test_fake_engine_contract.py
-    holds it to that), no torch. Events come every ``log_every`` "batches" of ``step_s``."""
+    holds it to that), no torch. Step events come every ``log_every`` "batches" of ``step_s`` and at
+    each epoch's first batch, as the engine's do."""
     control = control or RunControl()
     run_dir = Path(out_dir) if out_dir else Path(runs_root) / f"fake-{config.name}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +143,7 @@ def fake_run(
     step = 0
     stopped = False
     for epoch in range(1, epochs + 1):
-        for _ in range(steps_per_epoch):
+        for batch in range(steps_per_epoch):
             if control.paused and not control.stop_requested:
                 yield emit(StateEvent(state="paused"))
                 control.wait_while_paused()
@@ -152,7 +154,7 @@ def fake_run(
                 break
             pause.wait(step_s)  # the "batch"
             step += 1
-            if step % config.training.log_every == 0:
+            if step % config.training.log_every == 0 or batch == 0:  # and each epoch's first
                 decay = float(np.exp(-step / (total / 3)))
                 yield emit(StepEvent(
                     step=step, epoch=epoch,

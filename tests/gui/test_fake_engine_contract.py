@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from kdgui.core.config import ExperimentConfig, demo_config
-from kdgui.core.events import Event, RunControl, StepEvent
+from kdgui.core.events import Event, RunControl, RunStarted, StepEvent
 from tests.gui.fake_engine import fake_run
 
 #: Events the real engine sends that the fake may leave out, and why.
@@ -170,7 +170,27 @@ def test_fake_engine_tells_the_run_in_the_real_engines_order(
     for events in (real_events[scenario], fake_events):  # numbers a plot relies on
         steps = [e for e in events if isinstance(e, StepEvent)]
         assert [e.step for e in steps] == sorted({e.step for e in steps})
-        assert all(e.step % _config().training.log_every == 0 for e in steps)
+        per_epoch = next(e for e in events if isinstance(e, RunStarted)).steps_per_epoch
+        # every log_every steps, and each epoch's first step: a live plot's point at once
+        assert steps[0].step == 1
+        assert all(e.step % _config().training.log_every == 0 or (e.step - 1) % per_epoch == 0
+                   for e in steps)
         assert all(len(e.layer_names) == e.sparsity.size for e in steps)
         assert [e.progress for e in steps] == sorted(e.progress for e in steps)
         assert events[-1].stopped is (scenario != "finished")
+
+
+def test_fake_engine_takes_the_run_jobs_keywords() -> None:
+    """The window calls the engine's run job with keywords (interactive=True, resume, ...); the
+    fake must take each of them, with the same defaults."""
+    import inspect
+
+    from kdgui.engine.jobs import run as job
+
+    real = inspect.signature(job).parameters
+    fake = inspect.signature(fake_run).parameters
+    assert "interactive" in real
+    for name, param in real.items():
+        assert name in fake and fake[name].kind == param.kind, name
+        if name != "runs_root":  # the fake's default is a plain folder, the engine's the config's
+            assert fake[name].default == param.default, name

@@ -33,7 +33,8 @@ def test_demo_run_plots_live_data_and_finishes(window, qtbot) -> None:
     panel.flush()
     assert set(panel.loss_plot.curves) == {"total", "hard", "soft"}
     x, _y = panel.loss_plot.curves["total"].getData()
-    steps = [10, 20, 30, 40, 50, 60]  # 3 epochs × 20 batches, an event every log_every = 10
+    # 3 epochs × 20 batches: an event every log_every = 10, and at each epoch's first batch
+    steps = [1, 10, 20, 21, 30, 40, 41, 50, 60]
     assert list(x) == list(panel.loss_plot.steps["total"].view()) == steps
     assert list(panel.accuracy_plot.val.view()) == pytest.approx([80.0, 82.0, 84.0])
     assert panel.accuracy_plot.teacher_line.isVisible()
@@ -148,8 +149,9 @@ def test_reopen_a_run_folder_and_replay_its_curves(make_window, qtbot, tmp_path:
     assert second.current_panel() == "run"
     assert list(second.run_panel.accuracy_plot.val.view()) == pytest.approx([80.0, 82.0])
     replayed = second.run_panel.loss_plot
-    assert list(replayed.steps["total"].view()) == [10, 20, 30, 40]  # 2 epochs × 20, every 10
-    assert replayed.point_count() == 4 * 3  # total, hard, soft (the zero terms are not drawn)
+    # 2 epochs × 20: every 10, and each epoch's first step
+    assert list(replayed.steps["total"].view()) == [1, 10, 20, 21, 30, 40]
+    assert replayed.point_count() == 6 * 3  # total, hard, soft (the zero terms are not drawn)
     # a folder that is not a run gives a message, not a crash
     assert second.open_run(tmp_path) is None
     assert "not a run folder" in second.errors[-1]["what"]
@@ -228,3 +230,24 @@ def test_stop_on_the_real_engine_leaves_a_complete_run_folder(make_window, qtbot
     assert summary["student"]["accuracy"] is not None  # the stopped student was measured
     assert window.errors == []
     assert window.results_panel.run_list.count() == 1
+
+
+def test_the_window_tells_the_engine_its_run_is_interactive(qtbot, monkeypatch, tmp_path) -> None:
+    """A run started from the window is interactive (the engine then leaves a core of a small
+    machine to the UI); the engine's run job is called with interactive=True."""
+    from kdgui.core.config import demo_config
+    from kdgui.gui import qt_runner
+
+    calls: list[dict] = []
+
+    def engine(*args, **kw):
+        calls.append(kw)
+        return fake_run(*args, **kw)
+
+    monkeypatch.setattr(qt_runner, "engine_run_fn", lambda: engine)
+    runner = qt_runner.QtRunner()
+    config = demo_config()
+    config.training.epochs = 1
+    with qtbot.waitSignal(runner.finished, timeout=20000):
+        runner.start(config, tmp_path / "run")
+    assert len(calls) == 1 and calls[0]["interactive"] is True

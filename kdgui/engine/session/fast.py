@@ -46,10 +46,10 @@ def choose(
     auto = "auto" in (tcfg.teacher_precision, tcfg.channels_last)
     messages: list[tuple[str, str]] = []
     # Threads first: on a busy machine every other timing at the default count is slow and noisy.
-    if auto and tcfg.compile == "off" and len(ctx.batches(shuffle=False)) * tcfg.epochs >= \
-            MIN_TEACHER_BATCHES:
-        online = features or (dcfg.needs("logits") and not _cached(ctx, features))
-        messages += _threads(ctx, teacher if online else None, student, batch)
+    measure = auto and tcfg.compile == "off" and len(ctx.batches(shuffle=False)) * tcfg.epochs \
+        >= MIN_TEACHER_BATCHES
+    online = measure and (features or (dcfg.needs("logits") and not _cached(ctx, features)))
+    messages += _threads(ctx, teacher if online else None, student, batch, measure=measure)
     if not dcfg.needs("logits") and not features:
         runner: nn.Module = teacher
         t_choice = FastChoice("teacher", Variant(), "it does not run during training (no term "
@@ -118,32 +118,43 @@ def _compile(
 
 
 def _threads(
-    ctx: RunContext, runner: nn.Module | None, student: nn.Module, batch: torch.Tensor
+    ctx: RunContext, runner: nn.Module | None, student: nn.Module, batch: torch.Tensor, *,
+    measure: bool = True,
 ) -> list[tuple[str, str]]:
     """Torch's thread count for the run, by timing whole steps (the teacher's forward when it
     runs every step, and the student's forward + backward on a copy), as loaded; applied here
-    and put back when the run ends (``ctx.previous_threads``)."""
-    device = ctx.device
-    probe = copy.deepcopy(student).train()
-    variant = Variant()
+    and put back when the run ends (``ctx.previous_threads``). An interactive run (the window)
+    on a small machine leaves a core to the UI (:func:`fast_student.thread_ceiling`), measured
+    or not."""
+    device, tcfg = ctx.device, ctx.config.training
+    if tcfg.num_threads or device.type != "cpu":
+        return []
+    upper, why = fast_student.thread_ceiling(torch.get_num_threads(), interactive=ctx.interactive)
+    threads, ms = upper, {}
+    if measure and upper > 1:
+        probe = copy.deepcopy(student).train()
+        variant = Variant()
 
-    def step() -> None:
-        if runner is not None:
-            with torch.inference_mode():
-                runner(batch)
-        fast_student.student_pass(probe, batch, variant, device)
+        def step() -> None:
+            if runner is not None:
+                with torch.inference_mode():
+                    runner(batch)
+            fast_student.student_pass(probe, batch, variant, device)
 
-    with fast_path.restore_rng(device):
-        threads, ms = fast_student.choose_threads(step, device, ctx.config.training)
-    if not ms:
+        with fast_path.restore_rng(device):
+            threads, ms = fast_student.choose_threads(step, device, tcfg, upper=upper)
+    if not ms and not why:
         return []
     if threads != torch.get_num_threads():
         if ctx.previous_threads is None:
             ctx.previous_threads = torch.get_num_threads()
         torch.set_num_threads(threads)
+    said = f"training runs on {threads} CPU thread{'s' * (threads > 1)}"
+    if not ms:
+        return [("info", f"{said}: {why} (auto)")]
     figures = ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items())
-    return [("info", f"training runs on {threads} CPU thread{'s' * (threads > 1)}: the faster "
-             f"whole step measured (auto; {figures})")]
+    return [("info", f"{said}: the faster whole step measured (auto; {why + '; ' if why else ''}"
+             f"{figures})")]
 
 
 def _teacher_batches(ctx: RunContext, features: bool) -> int:
