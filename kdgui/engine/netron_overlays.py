@@ -36,6 +36,7 @@ from kdgui.engine.metrics.per_layer import (
     layer_latency,
     layer_quant_error,
 )
+from kdgui.engine.models.script_load import load_script_module
 from kdgui.engine.netron_sources import ModelSource, PreparedModel, run_sources
 
 #: Overlay keys, in display order, and what a legend calls them.
@@ -81,7 +82,7 @@ def runnable(source: ModelSource) -> Runnable:
                 shape = shape or _program_input_shape(program)
                 return torch.export.unflatten(program), shape, ""
             if path.suffix == ".ts":
-                return torch.jit.load(str(path), map_location="cpu").eval(), shape, ""
+                return load_script_module(path), shape, ""
         return None, shape, f"{source.label} is an ONNX Runtime model: not measured per layer"
     if path is not None and path.suffix.lower() == ".onnx":
         return None, shape, f"{source.label} is an ONNX model: not measured per layer"

@@ -61,10 +61,9 @@ class TorchScriptExporter(Exporter):
 
     @classmethod
     def load(cls, path: Path, model: nn.Module | None = None) -> LoadedModel:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            module = torch.jit.load(str(path), map_location="cpu")
-        module.eval()
+        from kdgui.engine.models.script_load import load_script_module
+
+        module = load_script_module(path)
         return LoadedModel(cls.name, path, module, module, cls.read_metadata(path))
 
     @classmethod

@@ -190,12 +190,9 @@ def _onnx_initializers(path: str) -> list[nn.Parameter]:
 
 
 def load_torchscript(path: Path) -> FrozenTeacher:
-    import warnings
+    from kdgui.engine.models.script_load import load_script_module
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        module = torch.jit.load(str(path), map_location="cpu")
-    module.eval()
+    module = load_script_module(path)
     return FrozenTeacher(module, "torchscript", "TorchScript", path=str(path))
 
 
