@@ -275,17 +275,26 @@ def choose_teacher(
                     continue
             ms = time_passes(lambda r=runner: [r(b) for b in batches], device, best,
                        warm=len(batches) == 1, deadline=deadline)
-            if ms is None:
-                choice.refused[variant.label] = "more than 3x slower than the best"
-                continue
-            choice.timings_ms[variant.label] = ms
-            if best is None or ms < best:
-                best, choice.variant = ms, variant
+            best = keep_fastest(choice, variant, ms, best)
     choice.reason = (
         f"fastest of {len(choice.timings_ms)} measured (auto)" if len(candidates) > 1
         else "set in the config"
     )
     return apply_variant(teacher, choice.variant, device), choice
+
+
+def keep_fastest(choice: FastChoice, variant: Variant, ms: float | None,
+                 best: float | None) -> float | None:
+    """Record one candidate's timing on ``choice`` (``None``: given up on as too slow) and
+    return the best time so far; the teacher's and the student's choosers share this rule."""
+    if ms is None:
+        choice.refused[variant.label] = "more than 3x slower than the best"
+        return best
+    choice.timings_ms[variant.label] = ms
+    if best is None or ms < best:
+        choice.variant = variant
+        return ms
+    return best
 
 
 def first_batches(data: Any, batch_size: int, n: int, device: torch.device) -> list[Tensor]:

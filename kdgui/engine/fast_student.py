@@ -59,12 +59,7 @@ def choose_student(
             fast_path.set_channels_last(probe, variant.channels_last)
             ms = fast_path.time_passes(lambda v=variant: student_pass(probe, batch, v, device),
                                        device, best, deadline=deadline)
-            if ms is None:
-                choice.refused[variant.label] = "more than 3x slower than the best"
-                continue
-            choice.timings_ms[variant.label] = ms
-            if best is None or ms < best:
-                best, choice.variant = ms, variant
+            best = fast_path.keep_fastest(choice, variant, ms, best)
     choice.reason = f"fastest of {len(choice.timings_ms)} measured (auto; weights stay fp32)"
     return choice
 
