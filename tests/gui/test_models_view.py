@@ -50,9 +50,13 @@ def make_view(qtbot, runs_root: Path):
 
 
 def show_and_wait(qtbot, view: ModelsView, index: int | None = None):
+    """Show the selected model and return *its* preparation: a model the view was already
+    preparing (e.g. the run's final one on opening) is shown first, then the one asked for."""
     if index is not None:
         view.model_combo.setCurrentIndex(index)
-    with qtbot.waitSignal(view.prepared, timeout=PREPARE_TIMEOUT_MS) as blocker:
+    wanted = view.model_combo.currentText()
+    with qtbot.waitSignal(view.prepared, timeout=PREPARE_TIMEOUT_MS,
+                          check_params_cb=lambda p: p.source.label == wanted) as blocker:
         view.show_selected()
     return blocker.args[0]
 
@@ -76,17 +80,22 @@ def test_embedded_netron_renders_the_graph_offscreen_and_stays_on_loopback(
         "stage 0: before", "stage 1: prune", "stage 2: int8"]
     prepared = show_and_wait(qtbot, view, 1)
     assert view.web is not None, view.notice.text()
-    qtbot.waitUntil(lambda: view.web.drawn, timeout=DRAW_TIMEOUT_MS)
+    # The model the view was preparing when it opened (the final one) is drawn first, on its
+    # own server: wait until the page of the one asked for has fetched its graph and drawn it.
+    qtbot.waitUntil(lambda: view._task is None or not view._task.running, timeout=PREPARE_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: view.web.drawn and any(
+        u.startswith(f"http://127.0.0.1:{view.server.port}/data/") for u in view.web.allowed),
+        timeout=DRAW_TIMEOUT_MS)
     qtbot.wait(500)  # let the last layout pass paint
     image = view.web.grab().toImage()
     path = tmp_path / "netron.png"
     assert image.save(str(path)) and path.stat().st_size > 5_000
     assert non_blank(image)
     port = view.server.port
-    assert view.web.allowed and all(u.startswith(f"http://127.0.0.1:{port}/")
-                                    for u in view.web.allowed)
+    # every request went to a loopback Netron server (one per model shown), nothing else
+    assert view.web.allowed and all(u.startswith("http://127.0.0.1:") for u in view.web.allowed)
     assert all("127.0.0.1" not in u.split("/")[2] for u in view.web.blocked)
-    assert any(u.startswith(f"http://127.0.0.1:{port}/data/") for u in view.web.allowed)
+    assert any("/data/" in u for u in view.web.allowed)  # (the waits above saw it on its port)
     assert view.layer_model.rowCount() == len(prepared.layers)
     view.close()
     assert view.server is None and ns.port_is_free(port)
