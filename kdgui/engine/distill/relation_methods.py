@@ -22,6 +22,7 @@ is detached; everything is computed in float32.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -79,26 +80,43 @@ def rkd_angle(s: Tensor, t: Tensor) -> Tensor:
     return F.smooth_l1_loss(angles(s), a_t)
 
 
-class RKDLoss(nn.Module):
-    """``w_d · distance + w_a · angle``, averaged over the layer pairs."""
+class _RelationLoss(nn.Module):
+    """A relation loss between the student's and the teacher's batch of embeddings, averaged
+    over the layer pairs: subclasses give ``pair_loss(e_s, e_t)``; the pair check, the
+    embedding (``params.pool``), the teacher's detach and the average live here once."""
 
     pair_rule = "any"
 
-    def __init__(self, params: RKDParams | None = None) -> None:
+    def __init__(self, params: Any) -> None:
         super().__init__()
-        self.params = params or RKDParams()
+        self.params = params
+
+    def pair_loss(self, e_s: Tensor, e_t: Tensor) -> Tensor:
+        raise NotImplementedError
 
     def forward(self, student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor]) -> Tensor:
-        _check("RKDLoss", student_feats, teacher_feats)
-        p = self.params
+        _check(type(self).__name__, student_feats, teacher_feats)
         total = torch.zeros((), device=student_feats[0].device)
         for s, t in zip(student_feats, teacher_feats, strict=True):
-            e_s, e_t = embed(s, p.pool), embed(t.detach(), p.pool)
-            if p.distance_weight > 0:
-                total = total + p.distance_weight * rkd_distance(e_s, e_t)
-            if p.angle_weight > 0:
-                total = total + p.angle_weight * rkd_angle(e_s, e_t)
+            total = total + self.pair_loss(embed(s, self.params.pool),
+                                           embed(t.detach(), self.params.pool))
         return total / len(student_feats)
+
+
+class RKDLoss(_RelationLoss):
+    """``w_d · distance + w_a · angle``, averaged over the layer pairs."""
+
+    def __init__(self, params: RKDParams | None = None) -> None:
+        super().__init__(params or RKDParams())
+
+    def pair_loss(self, e_s: Tensor, e_t: Tensor) -> Tensor:
+        p = self.params
+        loss = torch.zeros((), device=e_s.device)
+        if p.distance_weight > 0:
+            loss = loss + p.distance_weight * rkd_distance(e_s, e_t)
+        if p.angle_weight > 0:
+            loss = loss + p.angle_weight * rkd_angle(e_s, e_t)
+        return loss
 
 
 def pkt_conditional(e: Tensor) -> Tensor:
@@ -108,24 +126,15 @@ def pkt_conditional(e: Tensor) -> Tensor:
     return sim / sim.sum(dim=1, keepdim=True)
 
 
-class PKTLoss(nn.Module):
+class PKTLoss(_RelationLoss):
     """``mean_i Σ_j p_t(j|i) log(p_t(j|i) / p_s(j|i))``, averaged over the layer pairs."""
 
-    pair_rule = "any"
-
     def __init__(self, params: PKTParams | None = None) -> None:
-        super().__init__()
-        self.params = params or PKTParams()
+        super().__init__(params or PKTParams())
 
-    def forward(self, student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor]) -> Tensor:
-        _check("PKTLoss", student_feats, teacher_feats)
-        total = torch.zeros((), device=student_feats[0].device)
-        for s, t in zip(student_feats, teacher_feats, strict=True):
-            p_s = pkt_conditional(embed(s, self.params.pool))
-            p_t = pkt_conditional(embed(t.detach(), self.params.pool))
-            kl = p_t * torch.log((p_t + PKT_EPS) / (p_s + PKT_EPS))
-            total = total + kl.sum(dim=1).mean()
-        return total / len(student_feats)
+    def pair_loss(self, e_s: Tensor, e_t: Tensor) -> Tensor:
+        p_s, p_t = pkt_conditional(e_s), pkt_conditional(e_t)
+        return (p_t * torch.log((p_t + PKT_EPS) / (p_s + PKT_EPS))).sum(dim=1).mean()
 
 
 def similarity(e: Tensor) -> Tensor:
@@ -133,25 +142,13 @@ def similarity(e: Tensor) -> Tensor:
     return F.normalize(e @ e.t(), p=2, dim=1)
 
 
-class SPLoss(nn.Module):
+class SPLoss(_RelationLoss):
     """``‖G_t − G_s‖_F² / N²``, averaged over the layer pairs."""
 
-    pair_rule = "any"
-
     def __init__(self, params: SPParams | None = None) -> None:
-        super().__init__()
-        self.params = params or SPParams()
+        super().__init__(params or SPParams())
 
-    def forward(self, student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor]) -> Tensor:
-        _check("SPLoss", student_feats, teacher_feats)
-        total = torch.zeros((), device=student_feats[0].device)
-        for s, t in zip(student_feats, teacher_feats, strict=True):
-            g_s = similarity(embed(s, self.params.pool))
-            g_t = similarity(embed(t.detach(), self.params.pool))
-            n = g_s.shape[0]
-            total = total + (g_t - g_s).pow(2).sum() / (n * n)
-        return total / len(student_feats)
-
-
-__all__ = ["PKTLoss", "RKDLoss", "SPLoss", "angles", "embed", "pairwise_distances",
-           "pkt_conditional", "similarity"]
+    def pair_loss(self, e_s: Tensor, e_t: Tensor) -> Tensor:
+        g_s, g_t = similarity(e_s), similarity(e_t)
+        n = g_s.shape[0]
+        return (g_t - g_s).pow(2).sum() / (n * n)
