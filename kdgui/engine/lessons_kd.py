@@ -42,6 +42,7 @@ from kdgui.engine.bias_correction import (
     teacher_shares,
 )
 from kdgui.engine.data.load import load_data
+from kdgui.engine.device import one_thread
 from kdgui.engine.distill.losses import HardLoss, SoftTargetLoss
 from kdgui.engine.lessons_kd_results import (
     PAPER_MISSING_DIGIT,
@@ -187,14 +188,6 @@ class _Lesson:
                            stopped=self.control.stop_requested)
 
 
-def _threads() -> int:
-    """One thread, like the other lessons: on shared cores, two threads spin-wait and ran 20×
-    slower in a measurement here; one leaves the second core to the window."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    return previous
-
-
 def run_missing_digit(out_dir: str | Path, *, control: RunControl | None = None,
                       meta: dict[str, Any] | None = None,
                       spec: str | None = None) -> Generator[Event, None, dict[str, Any]]:
@@ -202,62 +195,60 @@ def run_missing_digit(out_dir: str | Path, *, control: RunControl | None = None,
     chosen, spec = spec is not None, spec or lesson_data_spec()
     size = _sizes(spec)
     lesson = _Lesson("missing-digit", Path(out_dir), control or RunControl(), 5)
-    previous = _threads()
-    try:
-        for line in _data_lines(spec, chosen):
-            yield lesson.log(line)
-        base = DataConfig(spec=spec, val_fraction=0.2, split="ordered")
-        x_tr, y_tr, x_va, y_va, k = _arrays(base)
-        tx, ty, _, _, _ = _arrays(base.model_copy(update={"exclude_classes": [MISSING]}))
-        yield lesson.log(f"data: {spec} · {len(x_tr):,} train ({len(tx):,} without "
-                         f"{MISSING}s: the transfer set) · {len(x_va):,} validation")
-        teacher = mlp(x_tr.shape[1], size["teacher_hidden"], k, size["dropout"])
-        train(teacher, x_tr, y_tr, epochs=size["teacher_epochs"], seed=0, control=lesson.control)
-        t_val = logits_of(teacher, x_va)
-        yield from lesson.step(f"teacher: val accuracy {_accuracy(t_val, y_va):.1%}")
+    with one_thread():
+        try:
+            for line in _data_lines(spec, chosen):
+                yield lesson.log(line)
+            base = DataConfig(spec=spec, val_fraction=0.2, split="ordered")
+            x_tr, y_tr, x_va, y_va, k = _arrays(base)
+            tx, ty, _, _, _ = _arrays(base.model_copy(update={"exclude_classes": [MISSING]}))
+            yield lesson.log(f"data: {spec} · {len(x_tr):,} train ({len(tx):,} without "
+                             f"{MISSING}s: the transfer set) · {len(x_va):,} validation")
+            teacher = mlp(x_tr.shape[1], size["teacher_hidden"], k, size["dropout"])
+            train(teacher, x_tr, y_tr, epochs=size["teacher_epochs"], seed=0, control=lesson.control)
+            t_val = logits_of(teacher, x_va)
+            yield from lesson.step(f"teacher: val accuracy {_accuracy(t_val, y_va):.1%}")
 
-        hard_only = mlp(x_tr.shape[1], size["student_hidden"], k, seed=1)
-        train(hard_only, tx, ty, epochs=size["student_epochs"], seed=1, control=lesson.control)
-        yield from lesson.step("student from labels alone trained")
+            hard_only = mlp(x_tr.shape[1], size["student_hidden"], k, seed=1)
+            train(hard_only, tx, ty, epochs=size["student_epochs"], seed=1, control=lesson.control)
+            yield from lesson.step("student from labels alone trained")
 
-        student = mlp(x_tr.shape[1], size["student_hidden"], k, seed=1)
-        train(student, tx, ty, epochs=size["student_epochs"], seed=1, control=lesson.control,
-              teacher_logits=logits_of(teacher, tx), alpha=0.9, temperature=8.0)
-        s_val = logits_of(student, x_va)
-        yield from lesson.step("distilled student trained")
+            student = mlp(x_tr.shape[1], size["student_hidden"], k, seed=1)
+            train(student, tx, ty, epochs=size["student_epochs"], seed=1, control=lesson.control,
+                  teacher_logits=logits_of(teacher, tx), alpha=0.9, temperature=8.0)
+            s_val = logits_of(student, x_va)
+            yield from lesson.step("distilled student trained")
 
-        shifts = frequency_matching_shifts(s_val.numpy(), [MISSING],
-                                           teacher_shares(t_val.numpy(), k))
-        apply_shifts(student, shifts, k)
-        c_val = logits_of(student, x_va)
-        yield from lesson.step(f"bias of class {MISSING} raised by {shifts[MISSING]:.2f}")
+            shifts = frequency_matching_shifts(s_val.numpy(), [MISSING],
+                                               teacher_shares(t_val.numpy(), k))
+            apply_shifts(student, shifts, k)
+            c_val = logits_of(student, x_va)
+            yield from lesson.step(f"bias of class {MISSING} raised by {shifts[MISSING]:.2f}")
 
-        y = y_va.numpy()
-        rows = {name: _summary(logits.numpy(), y, k) for name, logits in (
-            ("teacher", t_val), ("labels only", logits_of(hard_only, x_va)),
-            ("distilled", s_val), ("distilled + bias", c_val))}
-        result = {"lesson": "missing-digit", **(meta or {}), "data": spec,
-                  "n_train": len(x_tr), "n_transfer": len(tx), "n_val": len(x_va),
-                  "excluded": [MISSING], "bias_shift": shifts[MISSING],
-                  "bias_rule": "class share of the student's predictions on the validation "
-                               "images = the teacher's (no labels used)",
-                  "models": rows, "paper": PAPER_MISSING_DIGIT,
-                  "held_out": {"class": MISSING,
-                               "before": rows["distilled"]["accuracy_on_3"],
-                               "after": rows["distilled + bias"]["accuracy_on_3"]},
-                  "class_names": [str(c) for c in range(k)]}
-        result["compare"] = missing_digit_compare(result)
-        for line in missing_digit_lines(result):
-            yield lesson.log(line)
-        bar_chart(lesson.out, rows, result["class_names"])
-        yield from lesson.step("results written", last=True)
-        event = lesson.finish(result)
-        yield event
-        return result
-    except _Stopped:
-        return (yield from lesson.stopped())
-    finally:
-        torch.set_num_threads(previous)
+            y = y_va.numpy()
+            rows = {name: _summary(logits.numpy(), y, k) for name, logits in (
+                ("teacher", t_val), ("labels only", logits_of(hard_only, x_va)),
+                ("distilled", s_val), ("distilled + bias", c_val))}
+            result = {"lesson": "missing-digit", **(meta or {}), "data": spec,
+                      "n_train": len(x_tr), "n_transfer": len(tx), "n_val": len(x_va),
+                      "excluded": [MISSING], "bias_shift": shifts[MISSING],
+                      "bias_rule": "class share of the student's predictions on the validation "
+                                   "images = the teacher's (no labels used)",
+                      "models": rows, "paper": PAPER_MISSING_DIGIT,
+                      "held_out": {"class": MISSING,
+                                   "before": rows["distilled"]["accuracy_on_3"],
+                                   "after": rows["distilled + bias"]["accuracy_on_3"]},
+                      "class_names": [str(c) for c in range(k)]}
+            result["compare"] = missing_digit_compare(result)
+            for line in missing_digit_lines(result):
+                yield lesson.log(line)
+            bar_chart(lesson.out, rows, result["class_names"])
+            yield from lesson.step("results written", last=True)
+            event = lesson.finish(result)
+            yield event
+            return result
+        except _Stopped:
+            return (yield from lesson.stopped())
 
 
 def _summary(logits: np.ndarray, y: np.ndarray, k: int) -> dict[str, Any]:
@@ -279,66 +270,64 @@ def run_unlabelled(out_dir: str | Path, *, control: RunControl | None = None,
     chosen, spec = spec is not None, spec or lesson_data_spec()
     size = _sizes(spec)
     lesson = _Lesson("unlabelled", Path(out_dir), control or RunControl(), 4)
-    previous = _threads()
-    try:
-        for line in _data_lines(spec, chosen):
-            yield lesson.log(line)
-        base = DataConfig(spec=spec, val_fraction=0.2, split="ordered")
-        x_tr, y_tr, x_va, y_va, k = _arrays(base)
-        masked = base.model_copy(update={"ignore_labels": True,
-                                         "labelled_count": size["labels"]})
-        ux, uy, _, _, _ = _arrays(masked)
-        labelled = uy >= 0
-        yield lesson.log(f"data: {spec} · {len(ux):,} training images, {int(labelled.sum())} "
-                         f"of them labelled · {len(x_va):,} validation")
-        teacher = mlp(x_tr.shape[1], size["teacher_hidden"], k, size["dropout"])
-        train(teacher, x_tr, y_tr, epochs=size["teacher_epochs"], seed=0, control=lesson.control)
-        t_val = logits_of(teacher, x_va)
-        yield from lesson.step(f"teacher: val accuracy {_accuracy(t_val, y_va):.1%}")
+    with one_thread():
+        try:
+            for line in _data_lines(spec, chosen):
+                yield lesson.log(line)
+            base = DataConfig(spec=spec, val_fraction=0.2, split="ordered")
+            x_tr, y_tr, x_va, y_va, k = _arrays(base)
+            masked = base.model_copy(update={"ignore_labels": True,
+                                             "labelled_count": size["labels"]})
+            ux, uy, _, _, _ = _arrays(masked)
+            labelled = uy >= 0
+            yield lesson.log(f"data: {spec} · {len(ux):,} training images, {int(labelled.sum())} "
+                             f"of them labelled · {len(x_va):,} validation")
+            teacher = mlp(x_tr.shape[1], size["teacher_hidden"], k, size["dropout"])
+            train(teacher, x_tr, y_tr, epochs=size["teacher_epochs"], seed=0, control=lesson.control)
+            t_val = logits_of(teacher, x_va)
+            yield from lesson.step(f"teacher: val accuracy {_accuracy(t_val, y_va):.1%}")
 
-        # Same number of optimizer steps as the distilled student: the comparison is the data.
-        few = mlp(x_tr.shape[1], size["student_hidden"], k, seed=1)
-        steps = size["student_epochs"] * len(ux) // int(labelled.sum())
-        train(few, ux[labelled], uy[labelled], epochs=max(1, steps), seed=1,
-              control=lesson.control, batch_size=min(128, int(labelled.sum())))
-        f_val = logits_of(few, x_va)
-        yield from lesson.step(f"student from {int(labelled.sum())} labels: "
-                          f"{_accuracy(f_val, y_va):.1%}")
+            # Same number of optimizer steps as the distilled student: the comparison is the data.
+            few = mlp(x_tr.shape[1], size["student_hidden"], k, seed=1)
+            steps = size["student_epochs"] * len(ux) // int(labelled.sum())
+            train(few, ux[labelled], uy[labelled], epochs=max(1, steps), seed=1,
+                  control=lesson.control, batch_size=min(128, int(labelled.sum())))
+            f_val = logits_of(few, x_va)
+            yield from lesson.step(f"student from {int(labelled.sum())} labels: "
+                              f"{_accuracy(f_val, y_va):.1%}")
 
-        student = mlp(x_tr.shape[1], size["student_hidden"], k, seed=1)
-        train(student, ux, uy, epochs=size["student_epochs"], seed=1, control=lesson.control,
-              teacher_logits=logits_of(teacher, ux), alpha=0.5, temperature=4.0)
-        s_val = logits_of(student, x_va)
-        yield from lesson.step(f"distilled student: {_accuracy(s_val, y_va):.1%}")
+            student = mlp(x_tr.shape[1], size["student_hidden"], k, seed=1)
+            train(student, ux, uy, epochs=size["student_epochs"], seed=1, control=lesson.control,
+                  teacher_logits=logits_of(teacher, ux), alpha=0.5, temperature=4.0)
+            s_val = logits_of(student, x_va)
+            yield from lesson.step(f"distilled student: {_accuracy(s_val, y_va):.1%}")
 
-        y = y_va.numpy()
-        rows = {name: {"accuracy": _accuracy(lg, y),
-                       "per_class": per_class_accuracy(lg.numpy(), y, k)}
-                for name, lg in (("teacher", t_val), (f"{int(labelled.sum())} labels", f_val),
-                                 ("distilled, unlabelled", s_val))}
-        result = {"lesson": "unlabelled", **(meta or {}), "data": spec,
-                  "n_transfer": len(ux), "n_labelled": int(labelled.sum()),
-                  "n_val": len(x_va), "models": rows,
-                  "gain_points": 100 * (rows["distilled, unlabelled"]["accuracy"]
-                                        - rows[f"{int(labelled.sum())} labels"]["accuracy"]),
-                  "class_names": [str(c) for c in range(k)]}
-        acc = [row["accuracy"] for row in rows.values()]
-        result["compare"] = [
-            ["few labels alone", "44.5% (hard labels of 3% of the data)",
-             f"{acc[1]:.1%} ({result['n_labelled']} labels)"],
-            ["distilled", "57.0% (soft targets on the same 3%)",
-             f"{acc[2]:.1%} ({len(ux):,} images, {result['n_labelled']} labelled)"],
-            ["all labels", "58.9% (all the data)", f"{acc[0]:.1%} (the teacher)"]]
-        for name, row in rows.items():
-            yield lesson.log(f"{name:<24} validation accuracy {row['accuracy']:.1%}")
-        yield lesson.log(f"distillation on unlabelled images adds {result['gain_points']:.1f} "
-                         "points")
-        bar_chart(lesson.out, rows, result["class_names"])
-        yield from lesson.step("results written", last=True)
-        event = lesson.finish(result)
-        yield event
-        return result
-    except _Stopped:
-        return (yield from lesson.stopped())
-    finally:
-        torch.set_num_threads(previous)
+            y = y_va.numpy()
+            rows = {name: {"accuracy": _accuracy(lg, y),
+                           "per_class": per_class_accuracy(lg.numpy(), y, k)}
+                    for name, lg in (("teacher", t_val), (f"{int(labelled.sum())} labels", f_val),
+                                     ("distilled, unlabelled", s_val))}
+            result = {"lesson": "unlabelled", **(meta or {}), "data": spec,
+                      "n_transfer": len(ux), "n_labelled": int(labelled.sum()),
+                      "n_val": len(x_va), "models": rows,
+                      "gain_points": 100 * (rows["distilled, unlabelled"]["accuracy"]
+                                            - rows[f"{int(labelled.sum())} labels"]["accuracy"]),
+                      "class_names": [str(c) for c in range(k)]}
+            acc = [row["accuracy"] for row in rows.values()]
+            result["compare"] = [
+                ["few labels alone", "44.5% (hard labels of 3% of the data)",
+                 f"{acc[1]:.1%} ({result['n_labelled']} labels)"],
+                ["distilled", "57.0% (soft targets on the same 3%)",
+                 f"{acc[2]:.1%} ({len(ux):,} images, {result['n_labelled']} labelled)"],
+                ["all labels", "58.9% (all the data)", f"{acc[0]:.1%} (the teacher)"]]
+            for name, row in rows.items():
+                yield lesson.log(f"{name:<24} validation accuracy {row['accuracy']:.1%}")
+            yield lesson.log(f"distillation on unlabelled images adds {result['gain_points']:.1f} "
+                             "points")
+            bar_chart(lesson.out, rows, result["class_names"])
+            yield from lesson.step("results written", last=True)
+            event = lesson.finish(result)
+            yield event
+            return result
+        except _Stopped:
+            return (yield from lesson.stopped())

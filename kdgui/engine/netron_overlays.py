@@ -20,9 +20,7 @@ as the model runs.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kdgui.engine.device import one_thread
 from kdgui.engine.metrics.per_layer import (
     accepts_hooks,
     capture,
@@ -105,19 +104,6 @@ def _twins(float_layers: list[dict[str, Any]], layers: list[dict[str, Any]]) -> 
     return (not is_quantized(float_layers) and len(common) * 2 >= len(layers) and all(
         r.get("params") == ours[r["name"]].get("params")
         and r.get("out_shape") == ours[r["name"]].get("out_shape") for r in common))
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """One intra-op thread while layers are timed. A layer of a small model takes well under a
-    millisecond; timed with a thread pool on a busy CPU it mostly measures the pool waking up
-    (30-120 ms per layer measured on 2 loaded cores, against 0.1-0.2 ms with one thread)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def float_reference(source: ModelSource) -> ModelSource | None:
