@@ -63,9 +63,7 @@ class QtRunner(QObject):
         def run() -> Iterator[Event]:
             if injected is not None:
                 return injected(config, out_dir, control=control, resume=resume)
-            # interactive: the engine leaves a core of a small machine to this window's UI
-            return engine_run_fn()(config, out_dir, control=control, resume=resume,
-                                   interactive=True)
+            return engine_run_fn()(config, out_dir, control=control, resume=resume)
 
         worker = QtWorker(run, control=control, needs_engine=injected is None, name="kdgui-run",
                           owner=self)

@@ -109,7 +109,6 @@ def fake_run(
     control: RunControl | None = None,
     resume: bool = False,
     runs_root: str | Path = "runs",
-    interactive: bool = False,
     step_s: float = 0.004,
     steps_per_epoch: int = 20,
 ) -> Iterator[Event]:

@@ -181,15 +181,15 @@ def test_fake_engine_tells_the_run_in_the_real_engines_order(
 
 
 def test_fake_engine_takes_the_run_jobs_keywords() -> None:
-    """The window calls the engine's run job with keywords (interactive=True, resume, ...); the
-    fake must take each of them, with the same defaults."""
+    """The window calls the engine's run job with keywords (control, resume, ...); the fake must
+    take each of them, with the same defaults."""
     import inspect
 
     from kdgui.engine.jobs import run as job
 
     real = inspect.signature(job).parameters
     fake = inspect.signature(fake_run).parameters
-    assert "interactive" in real
+    assert {"control", "resume"} <= set(real)
     for name, param in real.items():
         assert name in fake and fake[name].kind == param.kind, name
         if name != "runs_root":  # the fake's default is a plain folder, the engine's the config's

@@ -230,24 +230,3 @@ def test_stop_on_the_real_engine_leaves_a_complete_run_folder(make_window, qtbot
     assert summary["student"]["accuracy"] is not None  # the stopped student was measured
     assert window.errors == []
     assert window.results_panel.run_list.count() == 1
-
-
-def test_the_window_tells_the_engine_its_run_is_interactive(qtbot, monkeypatch, tmp_path) -> None:
-    """A run started from the window is interactive (the engine then leaves a core of a small
-    machine to the UI); the engine's run job is called with interactive=True."""
-    from kdgui.core.config import demo_config
-    from kdgui.gui import qt_runner
-
-    calls: list[dict] = []
-
-    def engine(*args, **kw):
-        calls.append(kw)
-        return fake_run(*args, **kw)
-
-    monkeypatch.setattr(qt_runner, "engine_run_fn", lambda: engine)
-    runner = qt_runner.QtRunner()
-    config = demo_config()
-    config.training.epochs = 1
-    with qtbot.waitSignal(runner.finished, timeout=20000):
-        runner.start(config, tmp_path / "run")
-    assert len(calls) == 1 and calls[0]["interactive"] is True

@@ -25,12 +25,8 @@ def run(
     control: RunControl | None = None,
     resume: bool = False,
     runs_root: str | Path | None = None,
-    interactive: bool = False,
 ) -> RunGenerator:
     """Run the experiment ``config`` describes; yields events, returns the summary dict.
-
-    ``interactive``: a person watches the run in a window (the GUI passes True); with ``auto``
-    CPU threads on a machine of at most 4 cores the run then leaves one core to the window.
 
     Bad input (a missing dataset, a corrupt model file, mismatched shapes) is reported as one
     ``RunFailed`` event before any run folder is created. With ``training.processes`` > 1 (and
@@ -43,8 +39,7 @@ def run(
         return run_launched(config, out_dir, control=control, resume=resume, runs_root=runs_root)
     from kdgui.engine.session import run as session_run
 
-    events = session_run(config, out_dir, control=control, resume=resume, runs_root=runs_root,
-                         interactive=interactive)
+    events = session_run(config, out_dir, control=control, resume=resume, runs_root=runs_root)
     if not config.training.tensorboard:
         return events
     from kdgui.engine.tensorboard import with_tensorboard

@@ -38,9 +38,6 @@ class RunContext:
     trained_teacher: bool = False
     teacher_eval: dict[str, Any] | None = None
     previous_threads: int | None = None
-    #: A person watches the run in a window (the GUI says so): ``auto`` threads leave a core to
-    #: the UI on a small machine (:func:`kdgui.engine.fast_student.thread_ceiling`).
-    interactive: bool = False
     #: How teacher and student run (:mod:`kdgui.engine.fast_path`), chosen at run start.
     fast: dict[str, FastChoice] = field(default_factory=dict)
     #: The teacher as it runs for distillation and caching (wrapped in its chosen precision and

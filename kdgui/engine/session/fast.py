@@ -123,38 +123,29 @@ def _threads(
 ) -> list[tuple[str, str]]:
     """Torch's thread count for the run, by timing whole steps (the teacher's forward when it
     runs every step, and the student's forward + backward on a copy), as loaded; applied here
-    and put back when the run ends (``ctx.previous_threads``). An interactive run (the window)
-    on a small machine leaves a core to the UI (:func:`fast_student.thread_ceiling`), measured
-    or not."""
+    and put back when the run ends (``ctx.previous_threads``). The same rule in the window and
+    headless (:func:`fast_student.choose_threads`)."""
     device, tcfg = ctx.device, ctx.config.training
-    if tcfg.num_threads or device.type != "cpu":
+    if not measure or tcfg.num_threads or device.type != "cpu" or torch.get_num_threads() <= 1:
         return []
-    upper, why = fast_student.thread_ceiling(torch.get_num_threads(), interactive=ctx.interactive)
-    threads, ms = upper, {}
-    if measure and upper > 1:
-        probe = copy.deepcopy(student).train()
-        variant = Variant()
+    probe = copy.deepcopy(student).train()
+    variant = Variant()
 
-        def step() -> None:
-            if runner is not None:
-                with torch.inference_mode():
-                    runner(batch)
-            fast_student.student_pass(probe, batch, variant, device)
+    def step() -> None:
+        if runner is not None:
+            with torch.inference_mode():
+                runner(batch)
+        fast_student.student_pass(probe, batch, variant, device)
 
-        with fast_path.restore_rng(device):
-            threads, ms = fast_student.choose_threads(step, device, tcfg, upper=upper)
-    if not ms and not why:
-        return []
+    with fast_path.restore_rng(device):
+        threads, ms = fast_student.choose_threads(step, device, tcfg)
     if threads != torch.get_num_threads():
         if ctx.previous_threads is None:
             ctx.previous_threads = torch.get_num_threads()
         torch.set_num_threads(threads)
-    said = f"training runs on {threads} CPU thread{'s' * (threads > 1)}"
-    if not ms:
-        return [("info", f"{said}: {why} (auto)")]
     figures = ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items())
-    return [("info", f"{said}: the faster whole step measured (auto; {why + '; ' if why else ''}"
-             f"{figures})")]
+    return [("info", f"training runs on {threads} CPU thread{'s' * (threads > 1)}: the faster "
+             f"whole step measured (auto; {figures})")]
 
 
 def _teacher_batches(ctx: RunContext, features: bool) -> int:

@@ -37,13 +37,11 @@ def run(
     control: RunControl | None = None,
     resume: bool = False,
     runs_root: str | Path | None = None,
-    interactive: bool = False,
 ) -> RunGenerator:
     """Run the experiment described by ``config``; yields events, returns the summary dict.
 
     Bad input (a missing dataset, a corrupt model file, mismatched shapes) is reported as a
-    single :class:`RunFailed` event before any run folder is created. ``interactive``: a window
-    shows the run (see :attr:`RunContext.interactive`).
+    single :class:`RunFailed` event before any run folder is created.
     """
     config = config.model_copy(deep=True)
     # Seeded before the student is built, so its initial weights follow training.seed too.
@@ -56,7 +54,6 @@ def run(
     return (
         yield from run_prepared(
             prepared, config, out_dir, control=control, resume=resume, runs_root=runs_root,
-            interactive=interactive,
         )
     )
 
@@ -69,7 +66,6 @@ def run_prepared(
     control: RunControl | None = None,
     resume: bool = False,
     runs_root: str | Path | None = None,
-    interactive: bool = False,
 ) -> RunGenerator:
     """Run on already-loaded models and data (the Python API's entry point).
 
@@ -101,7 +97,6 @@ def run_prepared(
         config = hooks.same_on_every_rank(config)
     ctx = RunContext.create(prepared, config, run_dir, control, resume)
     ctx.world = ctx.loop.world = world
-    ctx.interactive = interactive
     try:
         # One place logs every event and applies commands sent into the generator; the
         # session's own code (and the compression pipeline's) only yields.
