@@ -31,6 +31,8 @@ from PySide6.QtCore import QObject, QPointF, Qt, QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
+from kdgui.gui.qt_steady_view import SteadyViewBox, cache_axes
+
 #: The frame clock's period: at most one plot redraws per frame (≤ 30 redraws a second).
 FRAME_MS = 33
 #: The share of the UI thread's time (and of the GIL) that redrawing plots may take.
@@ -234,6 +236,7 @@ class QtLivePlot(QWidget):
         def clear(self: QtLivePlot, *args: object, **kw: object) -> object:
             result = own(self, *args, **kw)
             self.drawn_since_clear = False
+            self.plan_x(None)  # a cleared plot shows a new run: the old plan is not its own
             return result
 
         clear._marks_fresh = True  # type: ignore[attr-defined]
@@ -241,13 +244,10 @@ class QtLivePlot(QWidget):
 
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        view = None
-        if self.steady_range:
-            from kdgui.gui.qt_steady_view import SteadyViewBox
-
-            view = SteadyViewBox()
+        view = SteadyViewBox() if self.steady_range else None
         self.plot_widget = _TimedPlotWidget(self, background=background(), viewBox=view)
         self.plot = self.plot_widget.getPlotItem()
+        cache_axes(self.plot)
         fg = foreground()
         self.plot.setTitle(title, color=fg, size="10pt")
         self._full_title = title
@@ -299,6 +299,11 @@ class QtLivePlot(QWidget):
         legend = self.plot.addLegend(offset=offset, labelTextColor=foreground())
         legend.setBrush(pg.mkBrush(background() + "c8"))
         return legend
+
+    def plan_x(self, upper: float | None) -> None:
+        """The x data will reach at least ``upper`` (a planned run's end; None: no plan)."""
+        if isinstance(view := self.plot.getViewBox(), SteadyViewBox):
+            view.plan_x(upper)
 
     def mark_dirty(self) -> None:
         """Ask the frame clock for a redraw; any number of calls before it costs one redraw."""

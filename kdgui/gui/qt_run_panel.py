@@ -271,6 +271,12 @@ class QtRunPanel(QtPanel):
                 f"teacher outputs {'cached' if ev.teacher_cached else 'computed each step'}"
             )
             self._log(f"run folder: {ev.run_dir}")
+            # The x axes span the planned run (after a teacher's training; steps count globally).
+            steps = (self.last_step.step if self.last_step else 0) + ev.epochs * ev.steps_per_epoch
+            self.loss_plot.plan_x(steps)
+            self.accuracy_plot.plan_x(len(self.accuracy_plot.x) + ev.epochs)
+            self.heatmap.plan_x(len(self.heatmap.xs) + ev.epochs, "epoch")
+            self.heatmap.plan_x(steps, "step")
         elif isinstance(ev, ArtifactEvent):
             self.artifacts.append(ev)
             failed = export_failure(ev.what, ev.details)

@@ -2,6 +2,11 @@
 
 An ``ImageItem`` with ``axisOrder='row-major'`` (row = layer, column = epoch) and fixed levels, so
 a colour means the same sparsity in every frame and every run; layer names label the rows.
+
+The x view covers the planned run (:meth:`QtSparsityHeatmap.plan_x`, from ``RunStarted``) and the
+data's columns, and is set only when they leave it: each change lays the x axis out again
+(several ms of UI thread holding the GIL the training needs), and a view fitted to the columns
+changed at every new column. The image itself always spans the data's columns only.
 """
 
 from __future__ import annotations
@@ -11,9 +16,13 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
 from kdgui.gui.qt_plot_base import QtLivePlot, foreground
+from kdgui.gui.qt_steady_view import REFIT_BELOW
 
 #: Longest layer name shown on the axis; longer names keep their tail (the distinctive part).
 NAME_CHARS = 18
+#: Room beyond the needed x span on each side when the view is set, as a fraction of it: the
+#: first columns' spacing settles (steps 1, 10, 20, …) without moving the view again.
+X_MARGIN = 0.02
 
 
 def short_name(name: str) -> str:
@@ -40,6 +49,19 @@ class QtSparsityHeatmap(QtLivePlot):
         self.stages: list[str] = []
         self.xs: list[float] = []
         self.unit = "epoch"
+        #: The planned run's last column per unit ("epoch", "step"), from :meth:`plan_x`.
+        self.plans: dict[str, float] = {}
+        self._x_view: tuple[float, float] | None = None
+        self._ticks: list[tuple[float, str]] | None = None
+
+    def plan_x(self, upper: float | None, unit: str = "epoch") -> None:
+        """Columns in ``unit`` will reach at least ``upper`` (None: forget every unit's plan)."""
+        if upper is None:
+            self.plans.clear()
+        else:
+            self.plans[unit] = float(upper)
+        self._x_view = None
+        self.mark_dirty()
 
     def add(self, layer_names: list[str], sparsity: np.ndarray, stage: str = "",
             x: float | None = None, unit: str = "epoch") -> None:
@@ -59,6 +81,7 @@ class QtSparsityHeatmap(QtLivePlot):
         self.xs.append(float(len(self.xs) + 1 if x is None else x))
         if unit != self.unit:
             self.unit = unit
+            self._x_view = None
             self.plot.setLabel("bottom", unit)
         self.mark_dirty()
 
@@ -81,9 +104,23 @@ class QtSparsityHeatmap(QtLivePlot):
         self.image.setRect(left, 0, spacing * n, data.shape[0])
         ticks = [(i + 0.5, short_name(n)) for i, n in enumerate(self.layer_names)]
         step = max(1, len(ticks) // 24)  # keep labels legible for deep models
-        self.plot.getAxis("left").setTicks([ticks[::step], []])
-        self.plot.setXRange(left, left + spacing * n, padding=0)
+        if ticks[::step] != self._ticks:  # setting them lays the axis out again
+            self._ticks = ticks[::step]
+            self.plot.getAxis("left").setTicks([self._ticks, []])
+        self._fit_x(left, left + spacing * n, spacing)
         self.plot.setYRange(0, data.shape[0], padding=0)
+
+    def _fit_x(self, left: float, right: float, spacing: float) -> None:
+        """Show the data's columns and the planned run's (module docstring)."""
+        plan = self.plans.get(self.unit)
+        lo, hi = left, right if plan is None else max(right, plan + spacing / 2)
+        held = self._x_view
+        if held is not None and held[0] <= lo and hi <= held[1] and \
+                hi - lo >= REFIT_BELOW * (held[1] - held[0]):
+            return
+        margin = X_MARGIN * (hi - lo)
+        self._x_view = (lo - margin, hi + margin)
+        self.plot.setXRange(*self._x_view, padding=0)
 
     def cell_at(self, x: float, y: float) -> tuple[int, int] | None:
         """(layer row, column) of the cell under data point (x, y), None outside the image."""
@@ -134,6 +171,7 @@ class QtSparsityHeatmap(QtLivePlot):
         self.columns = []
         self.stages = []
         self.xs = []
+        self._x_view = self._ticks = None
         self.image.clear()
         self.plot.getAxis("left").setTicks(None)
         self.mark_dirty()

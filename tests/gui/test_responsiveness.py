@@ -209,3 +209,24 @@ def test_a_run_is_drained_every_frame_until_its_first_step(make_window, qtbot) -
     assert worker._timer.interval() == STEADY_DRAIN_MS
     with qtbot.waitSignal(window.run_ended, timeout=20_000):
         window.stop_run()
+
+
+def test_a_planned_run_holds_the_x_range_over_the_plan() -> None:
+    """held_range with a plan (RunStarted's epochs × steps): one range from the first point to
+    the plan's end, headroom but no growth room; past the plan, the growth rule as before."""
+    from kdgui.gui.qt_steady_view import held_range
+
+    first = held_range((1.0, 1.0), None, 0, plan=600.0)
+    assert first[0] == 0.0 and 600.0 <= first[1] <= 660.0
+    held = first
+    for hi in range(10, 601, 10):
+        held = held_range((1.0, float(hi)), held, 0, plan=600.0)
+        assert held == first
+    # The pen's pixel padding (a few px either side of the data) is not data past the plan
+    # or below zero.
+    assert held_range((-3.0, 603.0), first, 0, plan=600.0) == first
+    assert held_range((-2.0, 300.0), None, 0)[0] == 0.0  # was −100: 25 % blank on the left
+    assert held_range((-50.0, 300.0), None, 1)[0] < -50.0  # negative data keeps its room
+    past = held_range((1.0, 700.0), first, 0, plan=600.0)
+    assert past[1] >= 700.0 * 1.4  # fine-tuning past the plan: the growth rule
+    assert held_range((1.0, 10.0), None, 0, plan=None)[1] < 50.0  # no plan: as before
