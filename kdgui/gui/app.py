@@ -107,13 +107,13 @@ def _initial_config(args: argparse.Namespace) -> object:
 def configure_application(app: object) -> None:
     """What every window process sets up after its theme (the bench calls it too, so that it
     measures the window as users run it): garbage collection on the UI thread only, the start-up
-    heap frozen once torch is in (:mod:`kdgui.gui.ui_gc`), plots that follow the palette."""
+    heap frozen once torch is in (:mod:`kdgui.gui.ui_thread`), plots that follow the palette."""
     import pyqtgraph as pg
 
-    from kdgui.gui import ui_gc
+    from kdgui.gui import ui_thread
     from kdgui.gui.qt_plot_base import background, foreground
 
-    ui_gc.install()
+    ui_thread.install()
     # Every plot, including those made by views created later, follows the palette.
     pg.setConfigOptions(antialias=True, background=background(), foreground=foreground())
 

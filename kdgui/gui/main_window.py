@@ -72,9 +72,9 @@ def show_what_to_try(window: QtMainWindow) -> None:
 
 def _start_engine_warm_up() -> QtWorker:
     from kdgui.engine import jobs
-    from kdgui.gui import qt_choice_sources, ui_gc
+    from kdgui.gui import qt_choice_sources, ui_thread
     worker = QtWorker(jobs.warm_up, needs_engine=False, name="kdgui-engine-warm-up")
-    worker.returned.connect(lambda _r: ui_gc.freeze_start_up())  # no full GC pause in a run
+    worker.returned.connect(lambda _r: ui_thread.freeze_start_up())  # no full GC pause in a run
     worker.returned.connect(qt_choice_sources.publish_warm_up)  # e.g. this machine's GPUs
     return worker.start()
 

@@ -36,7 +36,7 @@ from kdgui.gui.qt_steady_view import SteadyViewBox, cache_axes
 #: The frame clock's period: at most one plot redraws per frame (≤ 30 redraws a second).
 FRAME_MS = 33
 #: The share of the UI thread's time (and of the GIL) that redrawing plots may take.
-UI_BUDGET = 0.02
+UI_BUDGET = 0.01
 #: Longest pause the budget imposes after one redraw, so a slow machine still updates.
 MAX_PAUSE_S = 1.0
 

@@ -43,9 +43,11 @@ from kdgui.gui.qt_bars import QtBars, stages_from_summary
 from kdgui.gui.qt_config_state import QtConfigState
 from kdgui.gui.qt_loss_plot import QtLossPlot
 from kdgui.gui.qt_panel_base import QtPanel
-from kdgui.gui.qt_plot_base import FRAME_MS, QtLivePlot
+from kdgui.gui.qt_plot_base import QtLivePlot
 from kdgui.gui.qt_sparsity_heatmap import QtSparsityHeatmap
 
+#: Step labels' and progress bar's period (ms): each new value repaints the bar at once (~1 ms).
+LABELS_MS = 250
 PROBLEM_STYLE = (
     "QLabel#runProblems { background: rgba(255, 176, 0, 0.18); border: 1px solid #e0a000;"
     " border-radius: 4px; padding: 6px; }"
@@ -180,7 +182,7 @@ class QtRunPanel(QtPanel):
         self._running = self._paused = False
         self._label_timer = QTimer(self)
         self._label_timer.setSingleShot(True)
-        self._label_timer.setInterval(4 * FRAME_MS)
+        self._label_timer.setInterval(LABELS_MS)
         self._label_timer.timeout.connect(self._show_step)
         self.set_running(False)
         self.show_issues()

@@ -138,20 +138,20 @@ def test_no_setup_check_starts_while_a_run_holds_it(qtbot) -> None:
 
 
 def test_the_start_up_heap_is_frozen_once_torch_is_in() -> None:
-    """After :func:`ui_gc.freeze_start_up`, a collection walks only what was made since (in a
+    """After :func:`ui_thread.freeze_start_up`, a collection walks only what was made since (in a
     fresh process: freezing is for the application, not for the test session)."""
     code = textwrap.dedent("""
         import gc, sys
         sys.path.insert(0, %r)
         from PySide6.QtCore import QCoreApplication
         app = QCoreApplication([])
-        from kdgui.gui import ui_gc
-        assert ui_gc.freeze_start_up() == 0  # not installed: nothing frozen
+        from kdgui.gui import ui_thread
+        assert ui_thread.freeze_start_up() == 0  # not installed: nothing frozen
         import pyqtgraph  # noqa: F401
-        ui_gc.install()
-        assert not gc.isenabled() and ui_gc.installed()
+        ui_thread.install()
+        assert not gc.isenabled() and ui_thread.installed()
         before = len(gc.get_objects())
-        frozen = ui_gc.freeze_start_up()
+        frozen = ui_thread.freeze_start_up()
         after = len(gc.get_objects())
         print(before, frozen, after)
         assert before > 20000 and frozen >= before // 2 and after < before // 20

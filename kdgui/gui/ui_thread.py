@@ -1,6 +1,13 @@
-"""Garbage collection in the window: on the UI thread only, and never a long pause in a run.
+"""The UI thread's share of the interpreter while a run trains in the same process.
 
-Two rules, one owner:
+The run's thread and the UI thread share one GIL. Three rules, one owner:
+
+* **The UI thread gets the GIL within half a millisecond.** Every event the UI handles in
+  Python (a timer, a paint of a plot, a signal from the run) must first take the GIL from the
+  training thread, which releases it only inside torch kernels or when asked to: CPython asks
+  after the switch interval, 5 ms by default. A frame's few handlers each waited up to that long
+  behind the demo's Python-heavy steps. :func:`install` sets :data:`SWITCH_INTERVAL_S`; the
+  interval only matters while another thread waits, so a run alone is not slowed.
 
 * **Only the UI thread collects.** Python's cyclic collector runs in whichever thread happens to
   allocate; a Qt object collected on a worker thread (while torch runs there) deadlocked against
@@ -13,7 +20,7 @@ Two rules, one owner:
   engine warm-up has imported torch) moves them to the permanent generation
   (:func:`gc.freeze`), so later collections only walk what was created since: well under 1 ms.
 
-Both are no-ops until :func:`install` was called (the application and the bench call it; window
+All are no-ops until :func:`install` was called (the application and the bench call it; window
 tests keep their own collection around each test).
 """
 
@@ -21,15 +28,21 @@ from __future__ import annotations
 
 import atexit
 import gc
+import sys
+
+#: How long the training thread may keep the GIL once the UI thread asks for it (seconds).
+SWITCH_INTERVAL_S = 0.0005
 
 #: The UI-thread collector (and its timer), kept alive for the process.
 _COLLECTOR: list[object] = []
 
 
 def install(interval_s: float = 1.0) -> None:
-    """Collect on the UI thread every ``interval_s`` (call once, after the QApplication)."""
+    """Collect on the UI thread every ``interval_s`` and hand the GIL over quickly (call once,
+    after the QApplication)."""
     if _COLLECTOR:
         return
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     from pyqtgraph.util.garbage_collector import GarbageCollector
 
     _COLLECTOR.append(GarbageCollector(interval=interval_s))
@@ -53,4 +66,4 @@ def freeze_start_up() -> int:
     return gc.get_freeze_count()
 
 
-__all__ = ["freeze_start_up", "install", "installed"]
+__all__ = ["SWITCH_INTERVAL_S", "freeze_start_up", "install", "installed"]
