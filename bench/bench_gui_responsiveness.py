@@ -41,12 +41,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def demo(epochs: int, log_every: int, data: str | None = None):
-    """The demo config; with ``data`` (e.g. mnist:../shared/data) a teacher is trained first."""
+def demo(epochs: int, log_every: int, data: str | None = None, threads: int = 0):
+    """The demo config; with ``data`` (e.g. mnist:../shared/data) a teacher is trained first;
+    ``threads`` > 0 pins torch's CPU threads in both the window and the headless run."""
     from kdgui.core.config import demo_config
     from kdgui.core.config_io import apply_overrides
 
     overrides = [f"training.epochs={epochs}", f"training.log_every={log_every}"]
+    if threads:
+        overrides.append(f"training.num_threads={threads}")
     if data:
         overrides += [f"data.spec={data}", "teacher.path=null", "teacher.arch=preset:cnn-small",
                       "teacher.train_epochs=1"]
@@ -86,7 +89,7 @@ def threads_chosen(events: list) -> str:
     from kdgui.core.events import LogEvent
 
     return next((e.message.split(":")[0] for e in events
-                 if isinstance(e, LogEvent) and "CPU thread" in e.message), "threads: not said")
+                 if isinstance(e, LogEvent) and "CPU thread" in e.message), "threads: pinned (not timed)")
 
 
 def headless(config, out: Path) -> tuple[float, str]:
@@ -193,6 +196,9 @@ def main() -> int:
     parser.add_argument("--data", default=None,
                         help="dataset spec instead of the 8×8 digits demo, e.g. "
                         "mnist:../shared/data (28×28: steps dominated by torch kernels)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="pin training.num_threads in both runs (default: auto, each run "
+                        "times 1 thread against torch's default; the choice is printed)")
     parser.add_argument("--startup-repeats", type=int, default=3)
     parser.add_argument("--settle", action="store_true",
                         help="press Run once the window's start-up work (torch import, set-up "
@@ -210,7 +216,7 @@ def main() -> int:
     from kdgui.gui.app import configure_application
 
     configure_application(app)  # as the window process does: GC on the UI thread, frozen heap
-    config = demo(args.epochs, args.log_every, args.data)
+    config = demo(args.epochs, args.log_every, args.data, args.threads)
     headless_rates, window_rates, lateness, firsts = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.rounds):
