@@ -139,7 +139,8 @@ def test_no_setup_check_starts_while_a_run_holds_it(qtbot) -> None:
 
 def test_the_start_up_heap_is_frozen_once_torch_is_in() -> None:
     """After :func:`ui_thread.freeze_start_up`, a collection walks only what was made since (in a
-    fresh process: freezing is for the application, not for the test session)."""
+    fresh process: freezing is for the application, not for the test session); and the window
+    process hands the GIL to its UI thread within half a millisecond, not CPython's 5 ms."""
     code = textwrap.dedent("""
         import gc, sys
         sys.path.insert(0, %r)
@@ -148,8 +149,10 @@ def test_the_start_up_heap_is_frozen_once_torch_is_in() -> None:
         from kdgui.gui import ui_thread
         assert ui_thread.freeze_start_up() == 0  # not installed: nothing frozen
         import pyqtgraph  # noqa: F401
+        assert sys.getswitchinterval() == 0.005
         ui_thread.install()
         assert not gc.isenabled() and ui_thread.installed()
+        assert sys.getswitchinterval() == ui_thread.SWITCH_INTERVAL_S == 0.0005
         before = len(gc.get_objects())
         frozen = ui_thread.freeze_start_up()
         after = len(gc.get_objects())
