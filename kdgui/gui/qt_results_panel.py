@@ -35,7 +35,8 @@ from kdgui.gui.qt_bars import QtBars, format_value, metric_values, stages_from_s
 from kdgui.gui.qt_config_state import QtConfigState
 from kdgui.gui.qt_histogram import QtHistogram
 from kdgui.gui.qt_panel_base import QtPanel
-from kdgui.gui.qt_run_panel import PROBLEM_STYLE, run_problems
+from kdgui.gui.qt_run_panel import PROBLEM_STYLE
+from kdgui.gui.run_problems import run_problems
 
 #: Rows of the comparison table: (label, how to read it from a summary).
 COMPARE_ROWS: list[tuple[str, str, str]] = [

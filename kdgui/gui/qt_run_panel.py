@@ -45,6 +45,7 @@ from kdgui.gui.qt_loss_plot import QtLossPlot
 from kdgui.gui.qt_panel_base import QtPanel
 from kdgui.gui.qt_plot_base import QtLivePlot
 from kdgui.gui.qt_sparsity_heatmap import QtSparsityHeatmap
+from kdgui.gui.run_problems import export_failure, summary_problems
 
 #: Step labels' and progress bar's period (ms): each new value repaints the bar at once (~1 ms).
 LABELS_MS = 250
@@ -52,40 +53,6 @@ PROBLEM_STYLE = (
     "QLabel#runProblems { background: rgba(255, 176, 0, 0.18); border: 1px solid #e0a000;"
     " border-radius: 4px; padding: 6px; }"
 )
-
-
-def export_failure(what: str, details: dict[str, Any] | None) -> str | None:
-    """The message for an ``export:<fmt>`` artifact whose export failed, else None."""
-    if not what.startswith("export:") or not isinstance(details, dict) or \
-            details.get("ok", True) is not False:
-        return None
-    fmt = what.partition(":")[2]
-    return f"{fmt} export failed: {details.get('error') or 'no file written'}"
-
-
-def summary_problems(summary: dict[str, Any]) -> list[str]:
-    """Failed exports recorded in a run's summary (``exports`` entries with ``ok: false``)."""
-    out = []
-    for record in summary.get("exports") or []:
-        if isinstance(record, dict) and record.get("ok") is False:
-            out.append(f"{record.get('format', '?')} export failed: "
-                       f"{record.get('error') or 'no file written'}")
-    return out
-
-
-def run_problems(summary: dict[str, Any], events: list[Event]) -> list[str]:
-    """Everything that went wrong in a finished run: failed exports, then errors and warnings
-    the engine logged (a reopened run shows the same list as the live one)."""
-    out = summary_problems(summary)
-    for ev in events:
-        text = None
-        if isinstance(ev, LogEvent) and ev.level in ("error", "warning"):
-            text = ev.message.strip()
-        elif isinstance(ev, ArtifactEvent):
-            text = export_failure(ev.what, ev.details)
-        if text and not any(text in p or p in text for p in out):
-            out.append(text)
-    return out
 
 
 def _esc(text: str) -> str:
@@ -310,6 +277,12 @@ class QtRunPanel(QtPanel):
                     self.bars.set_stage(name, metrics)
             if not ev.stopped:
                 self.progress.setValue(1000)
+            # The plan becomes what was trained: a stopped run's curves fill their plots again.
+            steps = [b.view()[-1] for b in self.loss_plot.steps.values() if len(b)]
+            self.loss_plot.plan_x(max(steps) if steps else None)
+            self.accuracy_plot.plan_x(len(self.accuracy_plot.x) or None)
+            self.heatmap.plan_x(self.heatmap.xs[-1] if self.heatmap.xs else None,
+                                self.heatmap.unit)
             self.eta_label.setText("ETA –")
             self.status_label.setText(self._finished_text(ev))
             self._log(self._finished_text(ev))

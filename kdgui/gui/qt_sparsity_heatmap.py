@@ -56,6 +56,8 @@ class QtSparsityHeatmap(QtLivePlot):
 
     def plan_x(self, upper: float | None, unit: str = "epoch") -> None:
         """Columns in ``unit`` will reach at least ``upper`` (None: forget every unit's plan)."""
+        if upper is not None and self.plans.get(unit) == float(upper):
+            return
         if upper is None:
             self.plans.clear()
         else:

@@ -94,8 +94,8 @@ class SteadyViewBox(pg.ViewBox):
     def plan_x(self, upper: float | None) -> None:
         """The x data will reach at least ``upper`` (None: forget the plan); see the module
         docstring. The x range is fitted to the plan now, before the first point comes."""
-        if upper is None and self._plan is None:
-            return
+        if upper == self._plan:
+            return  # a finished run's plan, said again: the range stays as it is
         self._plan = None if upper is None else float(upper)
         self._held[0] = None  # the range held for another run, or for no plan
         self.enableAutoRange(x=True)

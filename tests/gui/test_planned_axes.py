@@ -124,3 +124,35 @@ def test_the_run_panel_plans_the_axes_from_run_started(qtbot, tmp_path) -> None:
     (x0, x1), = loss_ranges
     assert x0 <= 1 and 120 <= x1 <= 140
     assert len(accuracy_ranges) == 1 and 3 <= next(iter(accuracy_ranges))[1] <= 4
+
+
+def test_a_stopped_runs_plots_fit_what_it_trained_not_the_plan(qtbot, tmp_path) -> None:
+    """Stopped after 2 of 20 planned epochs, the curves fill their plots again (with the plan
+    kept, they sat squeezed against the left tenth of an axis for the epochs never trained)."""
+    from kdgui.core.events import EpochEvent, RunControl, RunFinished
+    from tests.gui.fake_engine import fake_run
+
+    config = demo_config()
+    config.training.epochs = 20
+    panel = QtRunPanel(QtConfigState(config))
+    qtbot.addWidget(panel)
+    panel.resize(1000, 700)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.reset()
+    control = RunControl()
+    during = None
+    for ev in fake_run(config, tmp_path / "run", control=control, step_s=0.0,
+                       steps_per_epoch=40):
+        panel.handle(ev)
+        if isinstance(ev, EpochEvent) and ev.epoch == 2:
+            during = (_x_range(panel.loss_plot, qtbot), _x_range(panel.accuracy_plot, qtbot))
+            control.stop()
+    assert isinstance(ev, RunFinished) and ev.stopped
+    (_, loss_during), (_, accuracy_during) = during
+    assert loss_during >= 800 and accuracy_during >= 20  # the plan: 20 epochs of 40 steps
+    _, loss_after = _x_range(panel.loss_plot, qtbot)
+    _, accuracy_after = _x_range(panel.accuracy_plot, qtbot)
+    last_step = panel.loss_plot.steps["total"].view()[-1]
+    assert last_step <= loss_after <= 2 * last_step, (last_step, loss_after)
+    assert 2 <= accuracy_after <= 5, accuracy_after
