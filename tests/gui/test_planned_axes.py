@@ -99,19 +99,25 @@ def test_the_heatmap_keeps_its_x_range_while_columns_fill_the_plan(qtbot) -> Non
     assert ranges[-1][0] <= 1 - 4.5 and ranges[-1][1] >= 600
 
 
-def test_the_run_panel_plans_the_axes_from_run_started(qtbot, tmp_path) -> None:
-    """RunStarted's epochs × steps per epoch: the loss plot's x range is the planned run's from
-    the first step (steps are global and 1-based), the accuracy plot's the planned epochs."""
-    from tests.gui.fake_engine import fake_run
-
+def _run_panel(qtbot, epochs: int) -> tuple:
+    """The demo config for ``epochs`` and a shown, reset Run panel observing it."""
     config = demo_config()
-    config.training.epochs = 3
+    config.training.epochs = epochs
     panel = QtRunPanel(QtConfigState(config))
     qtbot.addWidget(panel)
     panel.resize(1000, 700)
     panel.show()
     qtbot.waitExposed(panel)
     panel.reset()
+    return config, panel
+
+
+def test_the_run_panel_plans_the_axes_from_run_started(qtbot, tmp_path) -> None:
+    """RunStarted's epochs × steps per epoch: the loss plot's x range is the planned run's from
+    the first step (steps are global and 1-based), the accuracy plot's the planned epochs."""
+    from tests.gui.fake_engine import fake_run
+
+    config, panel = _run_panel(qtbot, epochs=3)
     loss_ranges, accuracy_ranges, heatmap_ranges = set(), set(), set()
     for ev in fake_run(config, tmp_path / "run", step_s=0.0, steps_per_epoch=40):
         panel.handle(ev)
@@ -132,14 +138,7 @@ def test_a_stopped_runs_plots_fit_what_it_trained_not_the_plan(qtbot, tmp_path) 
     from kdgui.core.events import EpochEvent, RunControl, RunFinished
     from tests.gui.fake_engine import fake_run
 
-    config = demo_config()
-    config.training.epochs = 20
-    panel = QtRunPanel(QtConfigState(config))
-    qtbot.addWidget(panel)
-    panel.resize(1000, 700)
-    panel.show()
-    qtbot.waitExposed(panel)
-    panel.reset()
+    config, panel = _run_panel(qtbot, epochs=20)
     control = RunControl()
     during = None
     for ev in fake_run(config, tmp_path / "run", control=control, step_s=0.0,
