@@ -18,12 +18,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -33,8 +31,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -53,6 +49,7 @@ from kdgui.core.events import (
 from kdgui.core.run_folders import new_run_dir
 from kdgui.gui import lesson_results
 from kdgui.gui.qt_lesson_chart import QtLessonChart
+from kdgui.gui.qt_lesson_table import QtLessonTable
 from kdgui.gui.qt_worker import QtWorker
 
 #: ``lesson_fn(name, out_dir, control=..., data=...)`` -> the job's events (jobs.run_lesson).
@@ -95,6 +92,7 @@ class QtClassroomView(QWidget):
             item.setToolTip(f"{lesson.title} ({lesson.name})")
             self.list.addItem(item)
         self.list.currentItemChanged.connect(lambda *_: self._show_lesson())
+        self._fit_list()
         self.text = QTextBrowser()
         self.text.setOpenExternalLinks(False)
         self.data = QLineEdit()
@@ -118,17 +116,7 @@ class QtClassroomView(QWidget):
         self.headline = QLabel()
         self.headline.setWordWrap(True)
         self.headline.setStyleSheet("font-weight: bold")
-        self.compare = QTableWidget(0, 3)
-        self.compare.setHorizontalHeaderLabels(["", "published", "measured here"])
-        self.compare.verticalHeader().setVisible(False)
-        self.compare.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.compare.setWordWrap(True)
-        self.compare.setTextElideMode(Qt.TextElideMode.ElideNone)
-        header = self.compare.horizontalHeader()
-        header.sectionResized.connect(lambda *_: self.compare.resizeRowsToContents())
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        for col in (1, 2):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
+        self.compare = QtLessonTable()
         self.chart = QtLessonChart()
         self.log = QPlainTextEdit(readOnly=True)
         self.log.setMaximumBlockCount(500)
@@ -176,6 +164,23 @@ class QtClassroomView(QWidget):
         last = next((f.name.split("-", 2)[-1] for f in self._folders()
                      if f.name.split("-", 2)[-1] in self.lessons), None)
         self.list.setCurrentRow(list(self.lessons).index(last) if last else 0)
+
+    def _fit_list(self) -> int:
+        """The lesson list is at least as wide as the longest word of a title in the current
+        font, so wrapping never cuts a word ("What distillat", "How far can w" in presentation
+        mode at 1024×640); returns that width."""
+        metrics = self.list.fontMetrics()
+        longest = max(metrics.horizontalAdvance(word) for lesson in self.lessons.values()
+                      for word in lesson.title.split())
+        width = (longest + self.list.verticalScrollBar().sizeHint().width()
+                 + 2 * self.list.frameWidth() + metrics.height())
+        self.list.setMinimumWidth(width)
+        return width
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:  # presentation mode: 1.5× the font
+            self._fit_list()
 
     # -- choosing -------------------------------------------------------------------------------
     @property
@@ -376,19 +381,9 @@ class QtClassroomView(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.headline.setText(outcome.headline)
-        self._set_rows(outcome.compare)
+        self.compare.set_rows(outcome.compare)
         if outcome.chart is not None:
             self.chart.show_chart(outcome.chart)
-
-    def _set_rows(self, rows: list[list[str]]) -> None:
-        self.compare.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            for c, text in enumerate(row[:3]):
-                item = QTableWidgetItem(text)
-                item.setToolTip(text)
-                self.compare.setItem(r, c, item)
-        self.compare.resizeRowsToContents()
-        QTimer.singleShot(0, self.compare.resizeRowsToContents)  # once the columns are laid out
 
 
 __all__ = ["QtClassroomView"]

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetrics, QResizeEvent
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from kdgui.gui.lesson_results import Chart
@@ -35,12 +36,13 @@ class QtLessonChart(QWidget):
         self.plot.hideButtons()
         self.plot.setLabel("left", "accuracy (%)")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.plot.setMinimumWidth(240)
+        self.plot.setMinimumWidth(200)  # with the table beside it, 1024 px in presentation mode
         self.plot.getPlotItem().titleLabel.setMinimumWidth(0)  # a long title must not widen it
         self.legend = QLabel(wordWrap=True)
         self.legend.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder = QLabel("The lesson's chart appears here when it has run.")
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)  # a wide label would widen the window (presentation)
         self.placeholder.setEnabled(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -65,7 +67,7 @@ class QtLessonChart(QWidget):
         self.chart = chart
         self.placeholder.setVisible(False)
         self.plot.setVisible(True)
-        self.plot.setTitle(chart.title)
+        self._fit_title()
         n = max(len(chart.series), 1)
         width = 0.8 / n
         labelled = len(chart.categories) * n <= MAX_LABELLED_BARS
@@ -101,6 +103,22 @@ class QtLessonChart(QWidget):
         bottom.setHeight(10 + 16 * lines)  # room for two-line labels (value and its name)
         self.plot.setXRange(-0.6, max(len(chart.categories), 1) - 0.4, padding=0)
         self.plot.setYRange(0, 108 if labelled else 102, padding=0)
+
+    def _fit_title(self) -> str:
+        """The chart's title elided ("…") to the plot's width: a title wider than the plot made
+        the plot wider than its widget, which then showed only its left part (digits 0–6 of 10
+        in presentation mode at 1024×640)."""
+        full = self.chart.title if self.chart is not None else ""
+        font = self.plot.getPlotItem().titleLabel.item.font()
+        text = QFontMetrics(font).elidedText(full, Qt.TextElideMode.ElideRight,
+                                             max(40, self.plot.width() - 72))
+        self.plot.setTitle(text)
+        return text
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self.chart is not None:
+            self._fit_title()
 
     def _fg(self) -> str:
         return self.palette().windowText().color().name()

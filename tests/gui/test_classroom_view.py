@@ -151,3 +151,43 @@ def test_closing_the_window_stops_a_running_lesson(qtbot, tmp_path) -> None:
     qtbot.waitUntil(lambda: "teacher" in view.log.toPlainText(), timeout=30000)
     view.shutdown()  # what the main window calls on close
     assert not view._worker._thread.isRunning()
+
+
+def test_presentation_mode_at_1024x640_cuts_no_header_or_lesson_title(qtbot, tmp_path) -> None:
+    """Issue 12.6: on a 1024×640 projector in presentation mode (1.5× the font) the table's
+    headers read "ublished" / "asured h", the titles "What distillat" and the chart lost its
+    right-hand bars: each column now shows its whole header, the list its longest word, the chart
+    all its bars under an elided title, and the window still fits 1024 pixels."""
+    from PySide6.QtWidgets import QMainWindow
+
+    from kdgui.gui.presentation import set_presentation_mode
+
+    view = QtClassroomView(lessons_root=tmp_path, lesson_fn=fake_lesson())
+    window = QMainWindow()
+    window.setCentralWidget(view)
+    qtbot.addWidget(window)
+    window.resize(1024, 640)
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        set_presentation_mode(window, True)
+        view.select("missing-digit")
+        with qtbot.waitSignal(view.lesson_finished, timeout=30000):
+            assert view.start(tmp_path / "md")
+        qtbot.wait(50)  # the layout after the font change and the rows
+        assert window.width() <= 1024
+        header = view.compare.horizontalHeader()
+        metrics = header.fontMetrics()
+        for col in (1, 2):
+            text = view.compare.horizontalHeaderItem(col).text()
+            assert header.sectionSize(col) >= metrics.horizontalAdvance(text), text
+        assert header.length() <= view.compare.viewport().width() + 1  # nothing scrolled away
+        words = [w for i in range(view.list.count()) for w in view.list.item(i).text().split()]
+        longest = max(view.list.fontMetrics().horizontalAdvance(w) for w in words)
+        assert view.list.viewport().width() >= longest
+        # The chart's plot fits its widget (a wide title made it wider: digits 7-9 cut off).
+        plot = view.chart.plot
+        assert plot.getPlotItem().geometry().width() <= plot.viewport().width() + 1
+        assert plot.getPlotItem().titleLabel.geometry().width() <= plot.viewport().width()
+    finally:
+        set_presentation_mode(window, False)
