@@ -292,6 +292,7 @@ class QtLivePlot(QWidget):
                                              available)
         if text != title.text:
             title.setText(text, size=size)
+        title.setMinimumWidth(0)  # setText sets it to the text's width: the plot got wider
         return text
 
     def add_legend(self, offset: tuple[int, int]) -> pg.LegendItem:
