@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QPainter, QPalette
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -59,6 +59,22 @@ def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+class _ElidedLabel(QLabel):
+    """One line ending in "…" where it is narrower than its text (presentation mode at 1024 px
+    cut "Finished: … · 2026112" at the edge); ``text()`` and the tooltip stay whole."""
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text)
+
+    def paintEvent(self, event: Any) -> None:
+        rect = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight,
+                                             rect.width())
+        self.style().drawItemText(QPainter(self), rect, int(self.alignment()), self.palette(),
+                                  self.isEnabled(), text, QPalette.ColorRole.WindowText)
+
+
 class QtRunPanel(QtPanel):
     key = "run"
     title = "6 · Run"
@@ -90,10 +106,10 @@ class QtRunPanel(QtPanel):
         self.progress.setFormat("%p%")
         self.eta_label = QLabel("ETA –")
         self.eta_label.setMinimumWidth(90)
-        self.status_label = QLabel("Ready.")
+        self.status_label = _ElidedLabel("Ready.")
         # A long line must not widen the panel past the window (which pushed the right-hand
         # plots out of view at 1024 px and in presentation mode); word wrap would make the
-        # scroll area size the plots by their height-for-width instead, so the label may clip.
+        # scroll area size the plots by their height-for-width instead, so it is elided.
         self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored,
                                         QSizePolicy.Policy.Preferred)
         self.problems_label = QLabel()

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
 
 from kdgui.gui.main_window import QtMainWindow
 
@@ -58,3 +60,24 @@ def test_results_and_run_plots_fit_their_widgets_at_1024x640(window, qtbot) -> N
             qtbot.wait(50)
             assert window.width() <= 1024
             _plots_fit(window.stack.currentWidget())
+
+
+def test_run_status_line_is_elided_not_cut_at_1024x640(window, qtbot) -> None:
+    """"Finished: student 95.00% vs teacher 97.00% with 5.0× fewer parameters · <run>" was
+    cut at the window's edge mid-word; it now ends in "…", its text and tooltip whole."""
+    _run_demo(window, qtbot)
+    with presenting(window, qtbot, (1024, 640)):
+        window.show_panel("run")
+        qtbot.wait(50)
+        label = window.run_panel.status_label
+        full = label.text()
+        assert full.startswith("Finished") and label.toolTip() == full
+        metrics = label.fontMetrics()
+        assert metrics.horizontalAdvance(full) > label.contentsRect().width()  # it cannot fit
+        shown = window.run_panel.status_label.grab()  # paints: the elided text is drawn
+        assert not shown.isNull()
+        elided = metrics.elidedText(full, Qt.TextElideMode.ElideRight,
+                                    label.contentsRect().width())
+        assert elided.endswith("…")
+        assert label.contentsRect().right() <= window.run_panel.scroll.viewport().width()
+        assert type(label).paintEvent is not QLabel.paintEvent  # it draws the elided text
