@@ -17,6 +17,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QApplication, QWidget
 
+from kdgui.gui import presentation
 from kdgui.gui.qt_plot_base import SERIES_COLORS, QtLivePlot, foreground
 
 
@@ -56,6 +57,12 @@ METRICS = (
            lambda v: f"{100 * v:.1f}%" if v <= 1 else f"{v:.1f}%"),
 )
 GROUPS = ("params", "size", "MACs", "latency", "accuracy")
+#: What a group's tick says when its full name does not fit under it (the hover names it whole).
+SHORT = {"params": "par.", "zip size": "zip", "size": "size", "MACs": "MACs", "latency": "lat.",
+         "accuracy": "acc."}
+#: The smallest tick font (pt) and the free pixels between two groups' tick labels.
+MIN_TICK_PT = 7.0
+TICK_GAP_PX = 6
 #: Bars taller than this (% of the first stage) are cut off and marked "↑" (e.g. a slow stage).
 CLIP_PERCENT = 150.0
 
@@ -124,8 +131,55 @@ class QtBars(QtLivePlot):
         self._items: list[Any] = []
 
     def _set_ticks(self, zip_size: bool) -> None:
-        labels = [("zip size" if g == "size" and zip_size else g) for g in GROUPS]
-        self.plot.getAxis("bottom").setTicks([list(enumerate(labels)), []])
+        self._tick_names = [("zip size" if g == "size" and zip_size else g) for g in GROUPS]
+        self.fit_ticks()
+
+    def fit_ticks(self) -> tuple[list[str], float]:
+        """Give every group a tick label that fits under it; returns (labels, font size in pt).
+
+        pyqtgraph drops a label that sticks out of the axis and lets the others run together:
+        in presentation mode at 1024×640 (a 50 px group) "params" and "accuracy" vanished and
+        "zip size MACs latency" read as one. Tried in order: the full names in the current font
+        shrunk down to 85 % of the normal (non-presentation) font, then the short names (the
+        hover readout names the group whole) in the largest font that fits, then the full names
+        at MIN_TICK_PT. The axis is as tall as the chosen font (pyqtgraph reserves 80 % of a
+        line, which cut the text's bottom)."""
+        axis = self.plot.getAxis("bottom")
+        wanted = QFont(self.font())
+        normal = wanted.pointSizeF() / (presentation.FONT_SCALE if presentation.is_on() else 1)
+        view = self.plot.getViewBox().sceneBoundingRect().width()
+        slot = (view if view > 50 else max(50, self.plot_widget.width() - 60)) / len(GROUPS)
+        short = [SHORT.get(n, n) for n in self._tick_names]
+        sizes = [wanted.pointSizeF() - 0.5 * i for i in range(64)]
+        sizes = [pt for pt in sizes if pt >= MIN_TICK_PT] or [MIN_TICK_PT]
+
+        def fits(labels: list[str], pt: float) -> bool:
+            font = QFont(wanted)
+            font.setPointSizeF(pt)
+            metrics = QFontMetrics(font)
+            return max(metrics.horizontalAdvance(t) for t in labels) + TICK_GAP_PX <= slot
+
+        choice = next(((self._tick_names, pt) for pt in sizes
+                       if pt >= 0.85 * normal and fits(self._tick_names, pt)), None)
+        choice = choice or next(((short, pt) for pt in sizes if fits(short, pt)), None)
+        labels, pt = choice or (self._tick_names, sizes[-1])
+        font = QFont(wanted)
+        font.setPointSizeF(pt)
+        if axis.style.get("tickFont") != font:
+            axis.setStyle(tickFont=font)
+        offset = axis.style["tickTextOffset"][1] + max(0, axis.style["tickLength"])
+        axis.setHeight(QFontMetrics(font).height() + offset + 2)
+        if labels != getattr(self, "_tick_labels", None):
+            axis.setTicks([list(enumerate(labels)), []])
+            self._tick_labels = labels
+        return labels, pt
+
+    def fit_title(self) -> str:
+        """The title (elided) and the group labels follow the plot's width and font."""
+        text = super().fit_title()
+        if hasattr(self, "_tick_names"):
+            self.fit_ticks()
+        return text
 
     def set_stage(self, name: str, metrics: dict[str, Any]) -> None:
         values = metric_values(metrics)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -61,6 +61,8 @@ class QtHistoryPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.setSortingEnabled(False)
+        self.table.horizontalHeader().installEventFilter(self)
+        self.fit_headers()
         self.table.cellDoubleClicked.connect(
             lambda r, _c: self.open_run.emit(self.records[r].path))
         self.message = QLabel(wordWrap=True)
@@ -87,6 +89,21 @@ class QtHistoryPanel(QWidget):
                                  f"rebuilt from the run folders ({self.history.count()} runs).")
         self._fill_tags()
         self.refresh()
+
+    def fit_headers(self) -> list[int]:
+        """No column narrower than its header in the current font (the default 100 px cut
+        "compression", 114 px in presentation mode's 1.5× font, to "ompressio"); the table
+        scrolls sideways instead. Re-measured when the font changes; returns the widths."""
+        header = self.table.horizontalHeader()
+        for col in range(len(COLUMNS)):
+            header.resizeSection(col, max(header.defaultSectionSize(),
+                                          header.sectionSizeFromContents(col).width()))
+        return [header.sectionSize(col) for col in range(len(COLUMNS))]
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.table.horizontalHeader() and event.type() == QEvent.Type.FontChange:
+            self.fit_headers()
+        return super().eventFilter(watched, event)
 
     # -- listing --------------------------------------------------------------------------------
     def _fill_tags(self) -> None:

@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -36,6 +38,7 @@ from kdgui.core.config import ExperimentConfig, demo_config
 from kdgui.core.errors import UserError
 from kdgui.core.events import EpochEvent, RunControl
 from kdgui.core.run_folders import new_run_dir
+from kdgui.gui.qt_plot_base import background, foreground
 from kdgui.gui.qt_worker import QtWorker
 
 KEYS = ("distill.temperature", "distill.alpha", "student.width", "prune.sparsity",
@@ -104,19 +107,32 @@ class QtSweepPanel(QWidget):
         self.table.setHorizontalHeaderLabels(
             ["value", "accuracy", "size (zip)", "latency", "Pareto size", "Pareto latency"])
         self.table.verticalHeader().setVisible(False)
+        # Each column as wide as its header in the current font (re-measured when presentation
+        # mode changes it): "Pareto latency" was cut to "areto latenc" at the fixed 100 px.
+        self.table.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents)
 
-        self.curve_plot = pg.PlotWidget(title="Trade-off: accuracy against the knob")
+        # The palette's colours, not pyqtgraph's global ones (black unless the app set them).
+        self.curve_plot = pg.PlotWidget(background=background())
         self.curve_plot.setLabel("left", "accuracy (%)")
         self.curve = self.curve_plot.plot([], [], pen=pg.mkPen("#1f77b4", width=2), symbol="o")
-        self.size_plot = pg.PlotWidget(title="Accuracy against size · Pareto front")
+        self.size_plot = pg.PlotWidget(background=background())
         self.size_plot.setLabel("left", "accuracy (%)")
         self.size_plot.setLabel("bottom", "size (KB)")
-        self.latency_plot = pg.PlotWidget(title="Accuracy against latency · Pareto front")
+        self.latency_plot = pg.PlotWidget(background=background())
         self.latency_plot.setLabel("left", "accuracy (%)")
-        self.latency_plot.setLabel("bottom", "latency, batch 1 (ms)")
-        for plot in (self.curve_plot, self.size_plot, self.latency_plot):
+        self.latency_plot.setLabel("bottom", "latency (ms)")  # batch 1: in the title
+        self.titles = {self.curve_plot: "Trade-off: accuracy against the knob",
+                       self.size_plot: "Accuracy against size · Pareto front",
+                       self.latency_plot: "Accuracy against latency (batch 1) · Pareto front"}
+        for plot, title in self.titles.items():
+            plot.setTitle(title, color=foreground())
             for axis in ("left", "bottom"):  # "distill.alpha (x0.001)" 0–800 read as wrong
                 plot.getAxis(axis).enableAutoSIPrefix(False)
+                plot.getAxis(axis).setPen(foreground())
+                plot.getAxis(axis).setTextPen(foreground())
+            plot.getPlotItem().getViewBox().sigResized.connect(lambda *_a: self.fit_title())
+        self.fit_title()
         self.size_points = pg.ScatterPlotItem(size=10, brush="#1f77b4")
         self.size_front = pg.PlotDataItem(pen=pg.mkPen("#ff7f0e", width=2), stepMode=None)
         self.latency_points = pg.ScatterPlotItem(size=10, brush="#1f77b4")
@@ -136,6 +152,27 @@ class QtSweepPanel(QWidget):
         layout.addWidget(self.status)
         layout.addLayout(plots, 2)
         layout.addWidget(self.table, 1)
+
+    def fit_title(self) -> list[str]:
+        """Elide each plot's title to its view box ("…"; presentation mode calls this after it
+        enlarges the titles) and let the plot, not its title, decide the width: three titles
+        in the 1.5× font made each plot ≈490 px wide in a 261 px widget, cut at both ends."""
+        shown = []
+        for plot, full in self.titles.items():
+            title = plot.getPlotItem().titleLabel
+            size = str(title.opts.get("size") or "")
+            font = QFont(self.font())
+            if size.endswith("pt"):
+                font.setPointSizeF(float(size[:-2]))
+            view_width = plot.getPlotItem().getViewBox().width()
+            available = max(40, int(view_width if view_width > 40 else plot.width()) - 8)
+            text = QFontMetrics(font).elidedText(full, Qt.TextElideMode.ElideRight, available)
+            if text != title.text:
+                title.setText(text, **({"size": size} if size else {}))
+            title.setMinimumWidth(0)  # setText makes it the text's width, the plot's minimum
+            title.setToolTip(full)
+            shown.append(text)
+        return shown
 
     # -- configuration --------------------------------------------------------------------------
     def _on_lesson(self) -> None:

@@ -81,3 +81,82 @@ def test_run_status_line_is_elided_not_cut_at_1024x640(window, qtbot) -> None:
         assert elided.endswith("…")
         assert label.contentsRect().right() <= window.run_panel.scroll.viewport().width()
         assert type(label).paintEvent is not QLabel.paintEvent  # it draws the elided text
+
+
+def _headers_whole(table) -> None:
+    """Each header's text fits its column, with the header's margins on both sides."""
+    from PySide6.QtWidgets import QStyle
+
+    header = table.horizontalHeader()
+    pad = 2 * header.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMargin, None, header)
+    for col in range(table.columnCount()):
+        text = table.horizontalHeaderItem(col).text()
+        assert header.sectionSize(col) >= header.fontMetrics().horizontalAdvance(text) + pad, text
+
+
+def test_bar_groups_keep_a_whole_label_each_at_1024x640_and_1280x800(window, qtbot) -> None:
+    """The five group labels under the before/after bars overlapped in the 1.5× font and
+    pyqtgraph dropped "params" and "accuracy" (wider than their group, they stuck out of the
+    axis); the line's bottom was cut. Every group now has its label, side by side, whole."""
+    from PySide6.QtGui import QImage, QPainter
+
+    from kdgui.gui.qt_bars import QtBars
+
+    _run_demo(window, qtbot)
+    window.show_panel("results")
+    for size in ((1024, 640), (1280, 800)):
+        with presenting(window, qtbot, size):
+            bars = window.stack.currentWidget().findChild(QtBars)
+            bars.flush()
+            qtbot.wait(50)
+            axis = bars.plot.getAxis("bottom")
+            image = QImage(8, 8, QImage.Format.Format_ARGB32)
+            painter = QPainter(image)
+            try:
+                painter.setFont(axis.style["tickFont"])
+                _axis, _ticks, texts = axis.generateDrawSpecs(painter)  # as axis.paint draws
+                need = [painter.boundingRect(rect, flags, text) for rect, flags, text in texts]
+            finally:
+                painter.end()
+            assert len(texts) == 5, [t for *_r, t in texts]
+            rights = [r.right() for r in need]
+            assert all(right < left for right, left in zip(rights, [r.left() for r in need][1:],
+                                                          strict=False))  # none overlap
+            assert max(r.bottom() for r in need) <= axis.geometry().height() + 1  # not cut
+            assert axis.style["tickFont"].pointSizeF() >= 7
+            assert bars.hover_text(4, 50).startswith("accuracy")  # the full name, if shortened
+
+
+def test_sweep_plots_titles_and_headers_fit_in_presentation_mode(window, qtbot) -> None:
+    """The sweep panel's three plots were ≈490 px wide in 261 px widgets, titles cut at both
+    ends, and "Pareto latency" read "areto latenc". The panel is shown first and presentation
+    mode switched on after, as a user does (the font then changes under a built view)."""
+    window.show_panel("sweeps")
+    qtbot.wait(50)
+    page = window.stack.currentWidget()
+    from kdgui.gui.qt_sweep_panel import QtSweepPanel
+
+    panel = page if isinstance(page, QtSweepPanel) else page.findChild(QtSweepPanel)
+    for size in ((1024, 640), (1280, 800)):
+        with presenting(window, qtbot, size):
+            qtbot.wait(50)
+            _plots_fit(panel)
+            shown = panel.fit_title()
+            assert any(t.endswith("…") for t in shown)  # the 1.5× titles cannot all fit
+            _headers_whole(panel.table)
+        assert panel.curve_plot.backgroundBrush().color().lightness() > 128  # the light palette
+
+
+def test_history_headers_are_whole_in_presentation_mode(window, qtbot) -> None:
+    """"compression" (114 px in the 1.5× font) was cut to "ompressio" in a 100 px column; the
+    table may scroll sideways, but no header loses letters."""
+    window.show_panel("history")
+    qtbot.wait(50)
+    from kdgui.gui.qt_history_panel import QtHistoryPanel
+
+    page = window.stack.currentWidget()
+    panel = page if isinstance(page, QtHistoryPanel) else page.findChild(QtHistoryPanel)
+    with presenting(window, qtbot, (1024, 640)):
+        qtbot.wait(50)
+        _headers_whole(panel.table)
+    _headers_whole(panel.table)
