@@ -1,7 +1,8 @@
 """Two models of a run side by side: two Netron graphs, the changed layers coloured on both, and
 the layer-by-layer diff table beside them (the Models view's *Compare…* mode).
 
-Pick A and B (teacher, student or any stage), press **Compare**: the engine prepares both graphs
+Entering compare mode compares the run's last two models at once (A and B by default); pick
+others and press **Compare** (or change run) to compare them: the engine prepares both graphs
 and diffs their layer tables on the worker (:func:`kdgui.engine.jobs.compare_models`; with
 *measure* ticked it also times every layer and takes each quantized layer's error). Each graph's
 changed layers get an outline in the colour of what happened to them (pruned, quantized, shared,
@@ -12,6 +13,10 @@ What is synchronised: clicking a node in either graph selects its layer's row in
 outlines (and scrolls to) the same-named layer in the other graph; clicking a row does that in
 both graphs. Scrolling and zooming are *not* synchronised: the two graphs have different layouts,
 so one scroll position has no counterpart in the other.
+
+One comparison runs at a time; the latest request wins (:class:`WorkerRequest`): a press while
+another pair is being compared supersedes it, so the pair picked last is the one shown, without
+pressing again once the first ends (the button was disabled, or a press ignored, meanwhile).
 """
 
 from __future__ import annotations
@@ -60,6 +65,16 @@ def _jobs() -> Any:
     return jobs
 
 
+class WorkerRequest:
+    """One job a view asked of the worker, ``key`` saying what; ``cancelled`` once a newer one
+    supersedes it (read on the worker thread before the work starts: one superseded while it
+    waited for the engine warm-up does nothing; and by the slots that would show its result);
+    ``started`` once the work began. Also the Models view's."""
+
+    def __init__(self, key: Any) -> None:
+        self.key, self.cancelled, self.started = key, False, False
+
+
 def _cell(kind: str, value: Any) -> str:
     if value is None:
         return "—"
@@ -84,6 +99,10 @@ class CompareView(QWidget):
         self._work = Path(tempfile.mkdtemp(prefix="kdgui-compare-"))
         self._sources: list[Any] = []
         self._task: QtWorker | None = None
+        self._request: WorkerRequest | None = None  # the worker's (or the last one's)
+        self._pending: Any = None  # the pair to compare once the worker's one has ended
+        self._shown: Any = None  # the (A, B, measure) of the comparison on screen
+        self.compare_count = 0  # comparisons started on the worker (tests count them)
         self.result: Any = None
         self.a_combo, self.b_combo = QComboBox(), QComboBox()
         self.measure_box = QCheckBox("measure latency && quantization error")
@@ -156,32 +175,70 @@ class CompareView(QWidget):
             self.a_combo.setCurrentIndex(max(0, len(self._sources) - 2))
             self.b_combo.setCurrentIndex(len(self._sources) - 1)
         self.compare_button.setEnabled(len(self._sources) > 1)
+        if self.isVisible():
+            self.compare_picked()  # a new run's models, in compare mode
+
+    def _picked(self) -> tuple[Any, Any, bool] | None:
+        a, b = self.a_combo.currentIndex(), self.b_combo.currentIndex()
+        if len(self._sources) < 2 or min(a, b) < 0:
+            return None
+        return self._sources[a], self._sources[b], self.measure_box.isChecked()
+
+    def compare_picked(self) -> None:
+        """Compare the picked pair unless it is the one on screen (entering compare mode)."""
+        if self._picked() is None or self._picked() != self._shown:
+            self.compare()
 
     def compare(self, measure: bool | None = None) -> None:
         """Prepare, diff (and, with ``measure`` or the box ticked, measure) A and B on the
-        worker, then show them."""
+        worker, then show them; with fewer than two models, a notice says why not."""
         if measure is not None:
             self.measure_box.setChecked(measure)
-        a, b = self.a_combo.currentIndex(), self.b_combo.currentIndex()
-        if (self._task is not None and self._task.running) or min(a, b) < 0:
+        key = self._picked()
+        if key is None:
+            only = f" ({self._sources[0].label})" if self._sources else ""
+            self._set_notice(f"Nothing to compare: this run has {len(self._sources) or 'no'} "
+                             f"model{only}. Pick a run with a teacher and a student, or with "
+                             "compression stages, in Run above.")
             return
-        source_a, source_b, measure = self._sources[a], self._sources[b], self.measure_box.isChecked()
-        out = self._work / f"c{a}_{b}_{int(measure)}"
-        self.compare_button.setEnabled(False)
-        self._set_notice(f"Preparing {source_a.label} and {source_b.label}"
-                         + (" and measuring their layers" if measure else "") + " …")
-        task = QtWorker(lambda: _jobs().compare_models(source_a, source_b, out, overlays=measure),
-                        name="kdgui-compare", owner=self)
-        task.returned.connect(self._on_compared)
-        task.errored.connect(lambda e: self._set_notice(
+        self._set_notice(f"Preparing {key[0].label} and {key[1].label}"
+                         + (" and measuring their layers" if key[2] else "") + " …")
+        busy = self._request if self._task is not None and self._task.running else None
+        if busy is not None and not busy.cancelled and busy.key == key:
+            self._pending = None  # the pair asked for is the one being compared
+        elif busy is not None:
+            busy.cancelled = True  # not started: skipped; started: its result is dropped
+            self._pending = key
+        else:
+            self._start(WorkerRequest(key))
+
+    def _start(self, request: WorkerRequest) -> None:
+        source_a, source_b, measure = request.key
+        out = self._work / f"c{id(request)}_{int(measure)}"
+
+        def work() -> Any:
+            if request.cancelled:
+                return None
+            request.started = True
+            self.compare_count += 1
+            return _jobs().compare_models(source_a, source_b, out, overlays=measure)
+
+        task = QtWorker(work, name="kdgui-compare", owner=self)
+        task.returned.connect(lambda r: request.cancelled or self._on_compared(r, request.key))
+        task.errored.connect(lambda e: request.cancelled or self._set_notice(
             f"Cannot compare: {e.get('what', 'unknown error')}. {e.get('fix', '')}".strip()))
-        task.finished.connect(lambda: self.compare_button.setEnabled(len(self._sources) > 1))
-        self._task = task
+        task.finished.connect(self._compare_ended)
+        self._task, self._request, self._pending = task, request, None
         task.start()
 
+    def _compare_ended(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._start(WorkerRequest(pending))
+
     # -- showing ---------------------------------------------------------------------------------
-    def _on_compared(self, result: Any) -> None:
-        self.result = result
+    def _on_compared(self, result: Any, key: Any = None) -> None:
+        self.result, self._shown = result, key
         self._fill(result)
         notes = list(result.notes)
         for pane, side, name in zip(self.panes, (result.a, result.b), "AB", strict=True):
@@ -299,4 +356,4 @@ class CompareView(QWidget):
         shutil.rmtree(self._work, ignore_errors=True)
 
 
-__all__ = ["COLOUR_BY", "DIFF_COLUMNS", "CompareView"]
+__all__ = ["COLOUR_BY", "DIFF_COLUMNS", "CompareView", "WorkerRequest"]

@@ -7,8 +7,13 @@ and the teacher / student / final-stage summaries side by side. The model handed
 ONNX file whose nodes carry each layer's compression (see :mod:`kdgui.engine.netron_graph`).
 
 Preparing a model (loading it, exporting ONNX) takes seconds, so it runs on the window's worker
-(:class:`~kdgui.gui.qt_worker.QtWorker`, after the engine warm-up); the
-Netron server listens on 127.0.0.1 only and is stopped when the view closes or the app quits.
+(:class:`~kdgui.gui.qt_worker.QtWorker`, after the engine warm-up), one at a time (the ONNX
+exporter is not thread-safe). The latest request wins: a model picked while another is queued or
+being prepared supersedes it (one still waiting for the warm-up does no work, one exporting
+finishes unseen), so the picked model is prepared once (opening on a run's final model then
+picking another prepared and showed both). Automatic shows (first show, a new run) share one
+timer. The Netron server listens on 127.0.0.1 only and is stopped when the view closes or the
+app quits.
 Nothing here fails when netron or QtWebEngine is missing: the table and summaries still work and
 a notice says what is missing and how to get it.
 """
@@ -37,6 +42,7 @@ from PySide6.QtWidgets import (
 
 from kdgui.core.errors import UserError
 from kdgui.core.run_folders import find_runs
+from kdgui.gui.qt_compare_view import WorkerRequest
 from kdgui.gui.qt_graph_paint import QtColourLegend, overlay_fills, overlay_title
 from kdgui.gui.qt_graph_pane import QtGraphPane
 from kdgui.gui.qt_model_tables import COLUMNS, QtLayerTable, QtModelSummaries
@@ -67,6 +73,13 @@ class ModelsView(QWidget):
         self._current: Any = None
         self._sources: list[Any] = []
         self._task: QtWorker | None = None
+        self._request: WorkerRequest | None = None  # the one the worker has (or had last)
+        self._pending: Any = None  # the source to prepare once the worker's one has ended
+        self.prepare_count = 0  # preparations started on the worker (tests count them)
+        self._auto = QTimer(self)  # the automatic show: several requests in a row make one
+        self._auto.setSingleShot(True)
+        self._auto.setInterval(0)
+        self._auto.timeout.connect(self.show_selected)
         self._build()
         app = QApplication.instance()
         if app is not None:
@@ -103,7 +116,7 @@ class ModelsView(QWidget):
 
         self.graph = QtGraphPane(
             "", self, embed=self.embed, open_url=lambda url: self._open_url(url),
-            placeholder="Pick a model and press Show to draw its graph.",
+            placeholder="Pick a model to draw its graph.",
             cannot_draw="The graph cannot be drawn. The layer table and summaries still work.")
         self.placeholder = self.graph.placeholder
         self.graph.loadFailed.connect(lambda text: self._set_notice(text))
@@ -137,6 +150,7 @@ class ModelsView(QWidget):
 
         self.run_combo.currentIndexChanged.connect(self._on_run)
         self.open_button.clicked.connect(self.show_selected)
+        self.model_combo.activated.connect(self._on_model_picked)  # the user's pick, not ours
         self.file_button.clicked.connect(self._pick_file)
         self.browser_button.clicked.connect(self.open_in_browser)
         self.overlay_combo.currentIndexChanged.connect(self._on_overlay)
@@ -159,8 +173,10 @@ class ModelsView(QWidget):
         if index < 0:
             self.run_combo.addItem(Path(path).name, path)
             index = self.run_combo.count() - 1
-        self.run_combo.setCurrentIndex(index)
-        self._on_run()
+        if index != self.run_combo.currentIndex():
+            self.run_combo.setCurrentIndex(index)  # _on_run, through the signal
+        else:
+            self._on_run()  # the same run, re-read (a run that just ended has new models)
 
     def _on_run(self, *_: Any) -> None:
         self.model_combo.clear()
@@ -180,7 +196,7 @@ class ModelsView(QWidget):
             # the view draws it when next shown.
             self._measured = None
             if self.isVisible():
-                QTimer.singleShot(0, self.show_selected)
+                self._auto.start()
             else:
                 self._auto_shown = False
 
@@ -189,7 +205,7 @@ class ModelsView(QWidget):
         super().showEvent(event)
         if not getattr(self, "_auto_shown", False) and self._sources:
             self._auto_shown = True
-            QTimer.singleShot(0, self.show_selected)
+            self._auto.start()
 
     def _show_summaries(self) -> None:
         self.summary_table.show_sources(self._sources)
@@ -204,6 +220,13 @@ class ModelsView(QWidget):
         if 0 <= index < len(self._sources):
             self.show_source(self._sources[index])
 
+    def _on_model_picked(self, index: int) -> None:
+        """A model picked in the list is drawn at once (unless it is the one on screen)."""
+        shown = self._current.source if self._current is not None else None
+        if 0 <= index < len(self._sources) and (self._sources[index] != shown or (
+                self._task is not None and self._task.running)):
+            self.show_source(self._sources[index])
+
     def show_path(self, path: str | Path, **kwargs: Any) -> None:
         """A model file, run folder or stage folder (as ``kdgui netron`` takes)."""
         try:
@@ -216,30 +239,44 @@ class ModelsView(QWidget):
     def show_source(self, source: Any) -> None:
         """Prepare ``source`` on the worker (load it, write its ONNX; with an overlay chosen,
         measure its layers too), then show it."""
-        if self._task is not None and self._task.running:
-            self._pending = source  # shown when the one being prepared is
-            return
-        self._pending = None
-        self.open_button.setEnabled(False)
+        self._auto.stop()  # an automatic show still waiting is superseded by this request
         measure = self.overlay_combo.currentIndex() > 0
         self._set_notice(f"Preparing {source.label}" + (" and measuring its layers" if measure
                                                          else "") + " …")
+        busy = self._request if self._task is not None and self._task.running else None
+        if busy is not None and not busy.cancelled and busy.key == (source, measure):
+            self._pending = None  # the one asked for is the one being prepared
+        elif busy is not None:
+            busy.cancelled = True  # not started: skipped; started: its result is dropped
+            self._pending = source  # prepared as soon as the worker is free
+        else:
+            self._pending = None
+            self._start(WorkerRequest((source, measure)))
+
+    def _start(self, request: WorkerRequest) -> None:
+        source, measure = request.key
         out = self._work / f"m{id(source)}_{int(measure)}"
-        task = QtWorker(lambda: _jobs().measure_model(source, out, overlays=True) if measure
-                        else _jobs().prepare_model(source, out), name="kdgui-netron-prepare",
-                        owner=self)
-        task.returned.connect(self._on_prepared)
-        task.errored.connect(self._on_prepare_failed)
+
+        def work() -> Any:
+            if request.cancelled:  # superseded while it waited for the engine warm-up
+                return None
+            request.started = True
+            self.prepare_count += 1
+            return (_jobs().measure_model(source, out, overlays=True) if measure
+                    else _jobs().prepare_model(source, out))
+
+        task = QtWorker(work, name="kdgui-netron-prepare", owner=self)
+        task.returned.connect(lambda result: request.cancelled or self._on_prepared(result))
+        task.errored.connect(lambda error: request.cancelled or self._on_prepare_failed(error))
         task.finished.connect(self._prepare_ended)
-        self._task = task
+        self._task, self._request = task, request
         task.start()
 
     # -- showing ---------------------------------------------------------------------------------
     def _prepare_ended(self) -> None:
-        self.open_button.setEnabled(bool(self._sources))
-        pending, self._pending = getattr(self, "_pending", None), None
+        pending, self._pending = self._pending, None
         if pending is not None:
-            QTimer.singleShot(0, lambda: self.show_source(pending))
+            self._start(WorkerRequest((pending, self.overlay_combo.currentIndex() > 0)))
 
     def _on_prepare_failed(self, error: dict[str, str]) -> None:
         fix = f" {error['fix']}" if error.get("fix") else ""
@@ -297,7 +334,18 @@ class ModelsView(QWidget):
             self.legend.set_swatches(f"no {self.overlay_combo.currentText()}: {why[0] if why else ''}", [])
 
     def set_compare(self, on: bool) -> None:
-        """Switch between one model and two side by side (the Compare… button)."""
+        """Switch between one model and two side by side (the Compare… button). Entering it
+        compares the picked pair at once (it took a second press, of Compare, before anything
+        showed); a graph not yet being prepared is dropped (the comparison would wait for it)
+        and drawn when compare mode is left."""
+        busy = self._request if self._task is not None and self._task.running else None
+        if on:
+            self._auto.stop()
+            if busy is not None and not busy.started:
+                busy.cancelled = True
+                self._pending = None
+        elif self._current is None and self._sources and (busy is None or busy.cancelled):
+            self._auto.start()
         if on and self.compare_view is None:
             from kdgui.gui.qt_compare_view import CompareView
 
@@ -311,6 +359,8 @@ class ModelsView(QWidget):
         if self.compare_view is not None:
             self.compare_view.setVisible(on)
         self.compare_button.setChecked(on)
+        if on:
+            self.compare_view.compare_picked()
 
     def open_in_browser(self) -> None:
         if self.server is not None and self.server.address is not None:

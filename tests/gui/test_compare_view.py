@@ -6,10 +6,12 @@ checks skip and the rest (diff table, browser fallback) still runs."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
+from kdgui.engine import jobs
 from kdgui.engine import netron_server as ns
 from kdgui.gui import qt_netron_web
 from kdgui.gui.qt_compare_view import DIFF_COLUMNS
@@ -142,3 +144,64 @@ def test_single_model_overlay_measures_on_the_worker_and_shows_a_scale(
     view.overlay_combo.setCurrentText("latency")
     assert "latency" in view.legend.title and view.legend.range is not None
     view.close()
+
+
+def _record_compares(monkeypatch: pytest.MonkeyPatch, hold: bool = False):
+    """Record every pair the engine compares; with ``hold``, the first waits for the event."""
+    calls: list[tuple[str, str]] = []
+    release, real = threading.Event(), jobs.compare_models
+
+    def compare_models(a, b, out, **kwargs):
+        calls.append((a.label, b.label))
+        if hold and len(calls) == 1:
+            release.wait(60)
+        return real(a, b, out, **kwargs)
+
+    monkeypatch.setattr(jobs, "compare_models", compare_models)
+    monkeypatch.setattr(qt_netron_web, "_STATUS", (False, "simulated"))  # the browser: quicker
+    return calls, release
+
+
+def test_one_press_of_compare_shows_the_last_two_models(
+        qtbot, view: ModelsView, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compare… compares the run's last two models at once; it took a second press (of
+    Compare) before anything showed. A run with one model says why nothing is compared."""
+    calls, _ = _record_compares(monkeypatch)
+    view.compare_button.click()
+    compare = view.compare_view
+    with qtbot.waitSignal(compare.compared, timeout=TIMEOUT_MS) as blocker:
+        pass
+    assert calls == [("stage 1: prune", "stage 2: int8")]
+    assert blocker.args[0].a.prepared.source.label == "stage 1: prune"
+    assert compare.table.rowCount() == 5 and "2 of 5 layers differ" in compare.summary.text()
+    assert [p.title.text() for p in compare.panes] == ["A: stage 1: prune", "B: stage 2: int8"]
+    view.compare_button.click()  # back to one model, and compare mode again: nothing redone
+    view.compare_button.click()
+    qtbot.wait(300)
+    assert len(calls) == 1 and compare.compare_button.isEnabled()
+    compare.set_sources(view._sources[:1])
+    assert "Nothing to compare: this run has 1 model (stage 0: before)" in compare.notice.text()
+
+
+def test_a_press_while_comparing_supersedes_the_pair_being_compared(
+        qtbot, view: ModelsView, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another pair picked while the first is being compared is compared next, after one press
+    (the button was disabled meanwhile), and only it is shown."""
+    calls, release = _record_compares(monkeypatch, hold=True)
+    view.compare_button.click()
+    compare = view.compare_view
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=TIMEOUT_MS)
+    shown: list[tuple[str, str]] = []
+    compare.compared.connect(lambda r: shown.append((r.a.prepared.source.label,
+                                                     r.b.prepared.source.label)))
+    compare.a_combo.setCurrentIndex(0)
+    compare.b_combo.setCurrentIndex(1)
+    assert compare.compare_button.isEnabled()
+    compare.compare_button.click()
+    compare.compare_button.click()  # twice: still one comparison
+    release.set()
+    qtbot.waitUntil(lambda: bool(shown), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not compare._task.running, timeout=TIMEOUT_MS)
+    qtbot.wait(300)
+    assert calls == [("stage 1: prune", "stage 2: int8"), ("stage 0: before", "stage 1: prune")]
+    assert shown == [("stage 0: before", "stage 1: prune")]

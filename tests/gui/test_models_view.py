@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import threading
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
+from kdgui.engine import jobs
 from kdgui.engine import netron_server as ns
-from kdgui.gui import qt_netron_web
+from kdgui.gui import qt_netron_web, qt_worker
 from kdgui.gui.qt_models_view import COLUMNS, ModelsView
 from tests.engine.netron_run import make_run
 
@@ -50,8 +53,8 @@ def make_view(qtbot, runs_root: Path):
 
 
 def show_and_wait(qtbot, view: ModelsView, index: int | None = None):
-    """Show the selected model and return *its* preparation: a model the view was already
-    preparing (e.g. the run's final one on opening) is shown first, then the one asked for."""
+    """Show the selected model and return *its* preparation (one the view was already
+    preparing, e.g. the run's final one on opening, is superseded and never shown)."""
     if index is not None:
         view.model_combo.setCurrentIndex(index)
     wanted = view.model_combo.currentText()
@@ -80,8 +83,7 @@ def test_embedded_netron_renders_the_graph_offscreen_and_stays_on_loopback(
         "stage 0: before", "stage 1: prune", "stage 2: int8"]
     prepared = show_and_wait(qtbot, view, 1)
     assert view.web is not None, view.notice.text()
-    # The model the view was preparing when it opened (the final one) is drawn first, on its
-    # own server: wait until the page of the one asked for has fetched its graph and drawn it.
+    # Wait until the page of the one asked for has fetched its graph from its server and drawn it.
     qtbot.waitUntil(lambda: view._task is None or not view._task.running, timeout=PREPARE_TIMEOUT_MS)
     qtbot.waitUntil(lambda: view.web.drawn and any(
         u.startswith(f"http://127.0.0.1:{view.server.port}/data/") for u in view.web.allowed),
@@ -159,3 +161,98 @@ def test_a_bad_path_is_a_notice_not_a_crash(qtbot, make_view, tmp_path: Path) ->
     view = make_view(embed=False)
     view.show_path(tmp_path / "missing.pt")
     assert "does not exist" in view.notice.text()
+
+
+# -- one preparation per model asked for (the latest request wins) -------------------------------
+FINAL, PICKED = "stage 2: int8", "stage 1: prune"
+
+
+def _record_prepares(monkeypatch: pytest.MonkeyPatch, hold: str = "") -> tuple[list, threading.Event]:
+    """Record every model the engine prepares; with ``hold``, that model's first preparation
+    waits for the returned event (it is exporting when the test picks another)."""
+    calls: list[str] = []
+    release, real = threading.Event(), jobs.prepare_model
+
+    def prepare(source, out, *args, **kwargs):
+        calls.append(source.label)
+        if source.label == hold and calls.count(hold) == 1:
+            release.wait(60)
+        return real(source, out, *args, **kwargs)
+
+    monkeypatch.setattr(jobs, "prepare_model", prepare)
+    return calls, release
+
+
+def _shown(view: ModelsView) -> list[str]:
+    shown: list[str] = []
+    view.prepared.connect(lambda p: shown.append(p.source.label))
+    return shown
+
+
+def _until_idle(qtbot, view: ModelsView) -> None:
+    qtbot.waitUntil(lambda: not view._task.running, timeout=PREPARE_TIMEOUT_MS)
+    qtbot.wait(300)  # nothing more is queued after it
+
+
+def test_a_pick_while_the_opening_model_waits_for_the_engine_prepares_only_the_pick(
+        qtbot, make_view, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The view opens on the final model; the user picks another before the engine is warm.
+    Before: both were prepared and shown (final first). Now: only the pick."""
+    warm = threading.Event()
+    real_ensure = qt_worker.ensure_engine
+    monkeypatch.setattr(qt_worker, "ensure_engine", lambda: (warm.wait(60), real_ensure()))
+    calls, _ = _record_prepares(monkeypatch)
+    view = make_view(embed=False)
+    shown = _shown(view)
+    qtbot.waitUntil(lambda: view._task is not None and view._task.running, timeout=5000)
+    view.model_combo.setCurrentIndex(1)
+    view.show_selected()  # what Show does (it is pressable while a model is being prepared)
+    warm.set()
+    _until_idle(qtbot, view)
+    assert calls == [PICKED] and shown == [PICKED]
+    assert view._current.source.label == PICKED and "Preparing" not in view.notice.text()
+
+
+def test_a_pick_while_the_opening_model_exports_drops_its_late_result(
+        qtbot, make_view, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The final model is already exporting when the user picks another: it cannot be cut
+    off, but it is not shown (before: shown, then replaced) and the pick is prepared once."""
+    calls, release = _record_prepares(monkeypatch, hold=FINAL)
+    view = make_view(embed=False)
+    shown = _shown(view)
+    qtbot.waitUntil(lambda: calls == [FINAL], timeout=PREPARE_TIMEOUT_MS)
+    view.model_combo.setCurrentIndex(1)
+    view.show_selected()
+    view.show_selected()  # pressed twice: still one preparation
+    release.set()
+    _until_idle(qtbot, view)
+    assert calls == [FINAL, PICKED] and shown == [PICKED]
+    assert {"conv1", "fc2"} <= set(_layer_names(view)) and view._current.source.label == PICKED
+
+
+def test_picking_in_the_list_draws_it_and_a_new_run_is_prepared_once(
+        qtbot, monkeypatch: pytest.MonkeyPatch, runs_root: Path, tmp_path: Path) -> None:
+    """A model picked in the list is drawn without pressing Show, and Show stays usable;
+    ``set_run`` to another run prepared its model twice (the third, unexplained reload)."""
+    for name in ("a", "b"):
+        shutil.copytree(runs_root / "run", tmp_path / name)
+    calls, _ = _record_prepares(monkeypatch)
+    view = ModelsView(runs_root=tmp_path, embed=False, open_url=lambda url: None)
+    qtbot.addWidget(view)
+    shown = _shown(view)
+    view.show()
+    qtbot.waitUntil(lambda: shown == [FINAL], timeout=PREPARE_TIMEOUT_MS)
+    _until_idle(qtbot, view)
+    view.model_combo.setCurrentIndex(0)
+    view.model_combo.activated.emit(0)  # the user picks stage 0 in the list
+    assert view.open_button.isEnabled()
+    qtbot.waitUntil(lambda: len(shown) == 2, timeout=PREPARE_TIMEOUT_MS)
+    _until_idle(qtbot, view)
+    other = next(i for i in range(view.run_combo.count()) if i != view.run_combo.currentIndex())
+    view.set_run(view.run_combo.itemData(other))
+    _until_idle(qtbot, view)
+    qtbot.waitUntil(lambda: len(shown) == 3, timeout=PREPARE_TIMEOUT_MS)
+    _until_idle(qtbot, view)
+    assert calls == shown == [FINAL, "stage 0: before", FINAL]
+    assert view._current.source.run_dir == Path(view.run_combo.itemData(other))
+    view.close()
