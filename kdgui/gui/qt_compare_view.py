@@ -51,7 +51,7 @@ from kdgui.gui.qt_graph_paint import (
 )
 from kdgui.gui.qt_graph_pane import QtGraphPane
 from kdgui.gui.qt_model_tables import fmt_value
-from kdgui.gui.qt_worker import QtWorker
+from kdgui.gui.qt_worker import QtWorker, WorkerRequest
 
 DIFF_COLUMNS = ("layer", "change", "output shape", "params", "sparsity", "bits", "rank",
                 "latency ms A → B", "quant. error B", "type")
@@ -63,16 +63,6 @@ def _jobs() -> Any:
     from kdgui.engine import jobs
 
     return jobs
-
-
-class WorkerRequest:
-    """One job a view asked of the worker, ``key`` saying what; ``cancelled`` once a newer one
-    supersedes it (read on the worker thread before the work starts: one superseded while it
-    waited for the engine warm-up does nothing; and by the slots that would show its result);
-    ``started`` once the work began. Also the Models view's."""
-
-    def __init__(self, key: Any) -> None:
-        self.key, self.cancelled, self.started = key, False, False
 
 
 def _cell(kind: str, value: Any) -> str:

@@ -42,11 +42,10 @@ from PySide6.QtWidgets import (
 
 from kdgui.core.errors import UserError
 from kdgui.core.run_folders import find_runs
-from kdgui.gui.qt_compare_view import WorkerRequest
 from kdgui.gui.qt_graph_paint import QtColourLegend, overlay_fills, overlay_title
 from kdgui.gui.qt_graph_pane import QtGraphPane
 from kdgui.gui.qt_model_tables import COLUMNS, QtLayerTable, QtModelSummaries
-from kdgui.gui.qt_worker import QtWorker
+from kdgui.gui.qt_worker import QtWorker, WorkerRequest
 
 
 def _jobs() -> Any:

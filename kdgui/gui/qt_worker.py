@@ -103,6 +103,20 @@ def wait_for_workers(timeout_ms: int = 10000, *, deliver: bool = True) -> bool:
 atexit.register(wait_for_workers, 30000, deliver=False)
 
 
+class WorkerRequest:
+    """One job a view asked of its worker, ``key`` saying what, that a newer request supersedes.
+
+    ``cancelled`` once a newer one supersedes it: read on the worker thread before the work
+    starts (one superseded while it waited for the engine warm-up does nothing) and by the slots
+    that would show its result (a late result is dropped); ``started`` once the work began. The
+    Models view's prepares and the Compare view's comparisons use it: the user's latest pick
+    wins, and a pick made while an earlier one waits costs no work for the earlier one.
+    """
+
+    def __init__(self, key: Any) -> None:
+        self.key, self.cancelled, self.started = key, False, False
+
+
 class _Thread(QThread):
     """Runs :meth:`QtWorker._work`; a QThread subclass so no object has to change threads."""
 
@@ -300,5 +314,5 @@ def run_off_ui_thread(fn: Callable[[], Any], *, needs_engine: bool = True) -> An
     return result.get("value")
 
 
-__all__ = ["DRAIN_MS", "STEADY_DRAIN_MS", "QtWorker", "engine_run_fn", "ensure_engine", "error_dict", "run_off_ui_thread",
+__all__ = ["DRAIN_MS", "STEADY_DRAIN_MS", "QtWorker", "WorkerRequest", "engine_run_fn", "ensure_engine", "error_dict", "run_off_ui_thread",
            "wait_for_workers"]
