@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from kdgui.core.errors import UserError
 from kdgui.core.history import History, RunRecord
+from kdgui.gui.qt_header_fit import keep_headers_whole
 
 COLUMNS = ("id", "name", "status", "accuracy", "size (zip)", "latency", "data", "compression",
            "tags")
@@ -61,7 +62,6 @@ class QtHistoryPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.setSortingEnabled(False)
-        self.table.horizontalHeader().installEventFilter(self)
         self.fit_headers()
         self.table.cellDoubleClicked.connect(
             lambda r, _c: self.open_run.emit(self.records[r].path))
@@ -93,17 +93,8 @@ class QtHistoryPanel(QWidget):
     def fit_headers(self) -> list[int]:
         """No column narrower than its header in the current font (the default 100 px cut
         "compression", 114 px in presentation mode's 1.5× font, to "ompressio"); the table
-        scrolls sideways instead. Re-measured when the font changes; returns the widths."""
-        header = self.table.horizontalHeader()
-        for col in range(len(COLUMNS)):
-            header.resizeSection(col, max(header.defaultSectionSize(),
-                                          header.sectionSizeFromContents(col).width()))
-        return [header.sectionSize(col) for col in range(len(COLUMNS))]
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.table.horizontalHeader() and event.type() == QEvent.Type.FontChange:
-            self.fit_headers()
-        return super().eventFilter(watched, event)
+        scrolls sideways instead (:mod:`kdgui.gui.qt_header_fit`); returns the floors."""
+        return keep_headers_whole(self.table, scroll=True)
 
     # -- listing --------------------------------------------------------------------------------
     def _fill_tags(self) -> None:

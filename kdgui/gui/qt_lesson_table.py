@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kdgui.gui.qt_header_fit import header_floors
+
 HEADERS = ["", "published", "measured here"]
 
 
@@ -43,9 +45,9 @@ class QtLessonTable(QTableWidget):
 
     def fit_headers(self) -> int:
         """Each column's floor in the current font, and the table's minimum width (returned)."""
-        metrics = self.horizontalHeader().fontMetrics()
-        pad = metrics.height()  # the header's margins on both sides of the text
-        self.floors = [metrics.horizontalAdvance(text or "accuracy") + pad for text in HEADERS]
+        self.floors = header_floors(self)
+        metrics = self.horizontalHeader().fontMetrics()  # the first column: the word "accuracy"
+        self.floors[0] = max(self.floors[0], metrics.horizontalAdvance("accuracy") + metrics.height())
         width = (sum(self.floors) + self.verticalScrollBar().sizeHint().width()
                  + 2 * self.frameWidth())
         self.setMinimumWidth(width)

@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QTableWidgetItem,
 )
 
+from kdgui.gui.qt_header_fit import keep_headers_whole
+
 COLUMNS = ("name", "type", "output shape", "params", "MACs", "sparsity", "bits", "rank",
            "removed channels")
 SUMMARY_ROWS = (("params", "params"), ("nonzero_params", "non-zero params"), ("macs", "MACs"),
@@ -126,6 +128,7 @@ class QtModelSummaries(QTableWidget):
         self.setVerticalHeaderLabels([label for _, label in SUMMARY_ROWS])
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        keep_headers_whole(self, scroll=False)  # "final stage" was cut in presentation mode
 
     def show_sources(self, sources: list[Any]) -> None:
         """Fill from a run's model sources (``kind`` teacher / student / stage, ``metrics``)."""

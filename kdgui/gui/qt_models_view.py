@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSplitter,
+    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -87,10 +88,9 @@ class ModelsView(QWidget):
 
     # -- layout ----------------------------------------------------------------------------------
     def _build(self) -> None:
-        self.run_combo = QComboBox()
-        self.run_combo.setMinimumContentsLength(24)
-        self.model_combo = QComboBox()
-        self.model_combo.setMinimumContentsLength(24)
+        self.run_combo, self.model_combo = QComboBox(), QComboBox()
+        for combo in (self.run_combo, self.model_combo):
+            combo.setMinimumContentsLength(12)  # 24 widened the window to 1666 px at 1.5× font
         self.open_button = QPushButton("Show")
         self.file_button = QPushButton("Open file…")
         self.browser_button = QPushButton("Open in browser")
@@ -105,9 +105,11 @@ class ModelsView(QWidget):
         for label, widget in (("Run", self.run_combo), ("Model", self.model_combo)):
             bar.addWidget(QLabel(label))
             bar.addWidget(widget, 1)
+        actions = QToolBar()  # what does not fit (presentation mode, 1024 px) goes behind "»"
         for button in (self.open_button, self.file_button, self.browser_button,
                        self.overlay_combo, self.compare_button):
-            bar.addWidget(button)
+            actions.addWidget(button)
+        bar.addWidget(actions)
         self.notice = QLabel("")
         self.notice.setWordWrap(True)
         self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

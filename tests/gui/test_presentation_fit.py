@@ -160,3 +160,17 @@ def test_history_headers_are_whole_in_presentation_mode(window, qtbot) -> None:
         qtbot.wait(50)
         _headers_whole(panel.table)
     _headers_whole(panel.table)
+
+
+def test_the_models_view_fits_1024_px_with_whole_summary_headers(window, qtbot) -> None:
+    """The Models view's bar (two combos of 24 characters and five buttons) widened the window to
+    1666 px in presentation mode, and its summaries read "inal stage": the bar's buttons now
+    overflow into a tool bar's "»", and the summaries keep their headers whole."""
+    window.show_panel("models")
+    qtbot.wait(50)
+    models = window.view("models")
+    with presenting(window, qtbot, (1024, 640)):
+        qtbot.wait(100)
+        assert window.width() <= 1024
+        _headers_whole(models.summary_table)
+    _headers_whole(models.summary_table)
