@@ -64,12 +64,12 @@ def choose_student(
 
 #: Torch's default thread count is kept only when a whole training step is this much faster
 #: with it than on one thread. An extra thread that does not speed the run up only competes for
-#: the cores (with the window's UI thread, with other programs), and a step timed alone
-#: overstates the gain for small models: the 8×8 demo's step timed 1.35× faster on 2 threads,
-#: yet its whole run headless was not faster (18,500 vs 18,600 samples/s) and in the window it
-#: trained at 0.80× its headless speed on 2 threads against 0.98× on 1 (UI lateness p99 15.9 vs
-#: 9.4 ms). The MNIST pair's step is 1.72× faster on 2 threads, and so is its run (1.7×).
-THREADS_GAIN = 1.5
+#: the cores (with the window's UI thread, with other programs): the 8×8 demo, whose step times
+#: under 1.1× faster on 2 threads headless, trained in the window at 0.80× its headless speed on
+#: 2 threads against 0.98× on 1 (UI lateness p99 15.9 vs 9.4 ms). Not higher: the MNIST pair's
+#: step is 1.5–1.7× faster on 2 threads (its run 1.7×), and at a 1.5× bar its first run in the
+#: window, timed while the window painted, fell to 1 thread.
+THREADS_GAIN = 1.25
 #: The default count's first pass this many times slower than one thread's warm-up pass (which
 #: also pays one-time set-up) decides at once: under heavy load a 2-thread pass took seconds
 #: (54x one thread's). Not lower: the window's paints at Run made one MNIST 2-thread pass 3.6x
