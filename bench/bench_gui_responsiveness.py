@@ -89,7 +89,8 @@ def threads_chosen(events: list) -> str:
     from kdgui.core.events import LogEvent
 
     return next((e.message.split(":")[0] for e in events
-                 if isinstance(e, LogEvent) and "CPU thread" in e.message), "threads: pinned (not timed)")
+                 if isinstance(e, LogEvent) and "CPU thread" in e.message),
+                "threads: not timed (pinned, or too short a run)")
 
 
 def headless(config, out: Path) -> tuple[float, str]:

@@ -180,12 +180,36 @@ class _Lesson:
     def log(self, message: str) -> Event:
         return LogEvent(level="info", message=message)
 
-    def finish(self, result: dict[str, Any]) -> Event:
+    def data(self, spec: str, chosen: bool) -> Generator[Event, None, tuple[DataConfig, Any]]:
+        """Where the data comes from (log lines), its split, and the full train/validation
+        arrays ``(x_tr, y_tr, x_va, y_va, k)``."""
+        for line in _data_lines(spec, chosen):
+            yield self.log(line)
+        base = DataConfig(spec=spec, val_fraction=0.2, split="ordered")
+        return base, _arrays(base)
+
+    def teacher(self, arrays: Any, size: dict[str, Any]
+                ) -> Generator[Event, None, tuple[nn.Module, Tensor]]:
+        """The teacher, trained with every label of the training split (its first step), and
+        its validation logits."""
+        x_tr, y_tr, x_va, y_va, k = arrays
+        teacher = mlp(x_tr.shape[1], size["teacher_hidden"], k, size["dropout"])
+        train(teacher, x_tr, y_tr, epochs=size["teacher_epochs"], seed=0, control=self.control)
+        t_val = logits_of(teacher, x_va)
+        yield from self.step(f"teacher: val accuracy {_accuracy(t_val, y_va):.1%}")
+        return teacher, t_val
+
+    def end(self, result: dict[str, Any], rows: dict[str, Any]
+            ) -> Generator[Event, None, dict[str, Any]]:
+        """The chart, the last step and ``lesson.json``; returns the result."""
+        bar_chart(self.out, rows, result["class_names"])
+        yield from self.step("results written", last=True)
         result["seconds"] = round(time.perf_counter() - self.start, 1)
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.out / "lesson.json", json.dumps(result, indent=2) + "\n")
-        return JobFinished(job=f"lesson:{self.name}", out_dir=str(self.out), result=result,
-                           stopped=self.control.stop_requested)
+        yield JobFinished(job=f"lesson:{self.name}", out_dir=str(self.out), result=result,
+                          stopped=self.control.stop_requested)
+        return result
 
 
 def run_missing_digit(out_dir: str | Path, *, control: RunControl | None = None,
@@ -197,17 +221,12 @@ def run_missing_digit(out_dir: str | Path, *, control: RunControl | None = None,
     lesson = _Lesson("missing-digit", Path(out_dir), control or RunControl(), 5)
     with one_thread():
         try:
-            for line in _data_lines(spec, chosen):
-                yield lesson.log(line)
-            base = DataConfig(spec=spec, val_fraction=0.2, split="ordered")
-            x_tr, y_tr, x_va, y_va, k = _arrays(base)
+            base, arrays = yield from lesson.data(spec, chosen)
+            x_tr, _, x_va, y_va, k = arrays
             tx, ty, _, _, _ = _arrays(base.model_copy(update={"exclude_classes": [MISSING]}))
             yield lesson.log(f"data: {spec} · {len(x_tr):,} train ({len(tx):,} without "
                              f"{MISSING}s: the transfer set) · {len(x_va):,} validation")
-            teacher = mlp(x_tr.shape[1], size["teacher_hidden"], k, size["dropout"])
-            train(teacher, x_tr, y_tr, epochs=size["teacher_epochs"], seed=0, control=lesson.control)
-            t_val = logits_of(teacher, x_va)
-            yield from lesson.step(f"teacher: val accuracy {_accuracy(t_val, y_va):.1%}")
+            teacher, t_val = yield from lesson.teacher(arrays, size)
 
             hard_only = mlp(x_tr.shape[1], size["student_hidden"], k, seed=1)
             train(hard_only, tx, ty, epochs=size["student_epochs"], seed=1, control=lesson.control)
@@ -242,11 +261,7 @@ def run_missing_digit(out_dir: str | Path, *, control: RunControl | None = None,
             result["compare"] = missing_digit_compare(result)
             for line in missing_digit_lines(result):
                 yield lesson.log(line)
-            bar_chart(lesson.out, rows, result["class_names"])
-            yield from lesson.step("results written", last=True)
-            event = lesson.finish(result)
-            yield event
-            return result
+            return (yield from lesson.end(result, rows))
         except _Stopped:
             return (yield from lesson.stopped())
 
@@ -272,20 +287,15 @@ def run_unlabelled(out_dir: str | Path, *, control: RunControl | None = None,
     lesson = _Lesson("unlabelled", Path(out_dir), control or RunControl(), 4)
     with one_thread():
         try:
-            for line in _data_lines(spec, chosen):
-                yield lesson.log(line)
-            base = DataConfig(spec=spec, val_fraction=0.2, split="ordered")
-            x_tr, y_tr, x_va, y_va, k = _arrays(base)
+            base, arrays = yield from lesson.data(spec, chosen)
+            x_tr, _, x_va, y_va, k = arrays
             masked = base.model_copy(update={"ignore_labels": True,
                                              "labelled_count": size["labels"]})
             ux, uy, _, _, _ = _arrays(masked)
             labelled = uy >= 0
             yield lesson.log(f"data: {spec} · {len(ux):,} training images, {int(labelled.sum())} "
                              f"of them labelled · {len(x_va):,} validation")
-            teacher = mlp(x_tr.shape[1], size["teacher_hidden"], k, size["dropout"])
-            train(teacher, x_tr, y_tr, epochs=size["teacher_epochs"], seed=0, control=lesson.control)
-            t_val = logits_of(teacher, x_va)
-            yield from lesson.step(f"teacher: val accuracy {_accuracy(t_val, y_va):.1%}")
+            teacher, t_val = yield from lesson.teacher(arrays, size)
 
             # Same number of optimizer steps as the distilled student: the comparison is the data.
             few = mlp(x_tr.shape[1], size["student_hidden"], k, seed=1)
@@ -324,10 +334,6 @@ def run_unlabelled(out_dir: str | Path, *, control: RunControl | None = None,
                 yield lesson.log(f"{name:<24} validation accuracy {row['accuracy']:.1%}")
             yield lesson.log(f"distillation on unlabelled images adds {result['gain_points']:.1f} "
                              "points")
-            bar_chart(lesson.out, rows, result["class_names"])
-            yield from lesson.step("results written", last=True)
-            event = lesson.finish(result)
-            yield event
-            return result
+            return (yield from lesson.end(result, rows))
         except _Stopped:
             return (yield from lesson.stopped())
